@@ -1,0 +1,225 @@
+"""Every error the service reports, as ZITADEL reports it.
+
+A ZITADEL error carries a kind (which *is* a gRPC status code), a stable id such as
+``COMMAND-3M0fs`` and an i18n key such as ``Errors.User.Password.Invalid``. Clients branch on
+the HTTP status and the id, so both are part of the wire contract. The HTTP status is never
+chosen per class: it is derived from the gRPC code by grpc-gateway's table (``HTTP_STATUS``).
+
+Tree::
+
+    ServiceError                 gRPC code                HTTP
+    ├── InvalidArgument          3  INVALID_ARGUMENT      400
+    │   └── ValidationFailed         (plain message, no details: bad JSON, schema)
+    ├── NotFound                 5  NOT_FOUND             404
+    ├── AlreadyExists            6  ALREADY_EXISTS        409
+    ├── PermissionDenied         7  PERMISSION_DENIED     403
+    ├── ResourceExhausted        8  RESOURCE_EXHAUSTED    429  (MailboxFull)
+    ├── FailedPrecondition       9  FAILED_PRECONDITION   400
+    ├── Aborted                  10 ABORTED               409  (LeaseLost: lease held elsewhere)
+    ├── Unimplemented            12 UNIMPLEMENTED         501
+    ├── Internal                 13 INTERNAL              500
+    ├── Unavailable              14 UNAVAILABLE           503  (ActorStopped: safe to retry)
+    ├── DeadlineExceeded         4  DEADLINE_EXCEEDED     504
+    └── Unauthenticated          16 UNAUTHENTICATED       401
+
+This module imports nothing from the project, so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+#: grpc-gateway's HTTPStatusFromCode. FAILED_PRECONDITION is 400, not 412, on purpose.
+HTTP_STATUS: dict[int, int] = {
+    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403,
+    8: 429, 9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}
+
+#: English texts of the i18n keys we emit; a key without text is shown raw, as ZITADEL does.
+MESSAGES: dict[str, str] = {
+    "Errors.User.NotFound": "User could not be found",
+    "Errors.User.Password.Invalid": "Password is invalid",
+    "Errors.User.Password.NotSet": "User has not set a password",
+    "Errors.User.Locked": "User is locked",
+    "Errors.User.UserIDMissing": "User ID missing",
+    "Errors.User.AlreadyExists": "User already exists",
+    "Errors.User.NotHuman": "The User is not a human",
+    "Errors.User.NotMachine": "The User is not a machine",
+    "Errors.User.AlreadyInactive": "User is already deactivated",
+    "Errors.User.NotInactive": "User is not deactivated",
+    "Errors.User.NotLocked": "User is not locked",
+    "Errors.User.Code.Invalid": "Code is invalid",
+    "Errors.User.Code.NotFound": "Code not found",
+    "Errors.User.Code.Expired": "Code is expired",
+    "Errors.User.Email.AlreadyVerified": "Email is already verified",
+    "Errors.User.Phone.AlreadyVerified": "Phone is already verified",
+    "Errors.User.Phone.NotFound": "Phone not found",
+    "Errors.Org.NotFound": "Organisation not found",
+    "Errors.Org.AlreadyExists": "Organisation already exists",
+    "Errors.Session.NotExisting": "Session does not exist",
+    "Errors.Session.Terminated": "Session already terminated",
+    "Errors.Session.Expired": "Session has expired",
+    "Errors.Session.PositiveLifetime": "Lifetime must be positive",
+    "Errors.Session.Token.Invalid": "Session Token is invalid",
+    "Errors.Session.Busy": "Session is being updated by another worker, retry",
+    "Errors.Session.MailboxFull": "Too many concurrent updates of this session, retry",
+    "Errors.Session.Unavailable": "Session actor stopped before handling the request, retry",
+    "Errors.Session.Timeout": "The session update did not finish in time",
+    "Errors.PermissionDenied": "No matching permissions found",
+    "Errors.Token.Invalid": "Token is invalid",
+    "Errors.Query.LimitExceeded": "Limit exceeded",
+    "List.Query.Invalid": "Invalid query",
+    "Errors.Internal": "Internal error",
+    "Errors.Storage.Unavailable": "Storage is not reachable",
+    "Errors.Member.AlreadyExists": "Member already exists",
+    "Errors.Member.InvalidRole": "Invalid role",
+}
+
+ERROR_DETAIL_TYPE = "type.googleapis.com/zitadel.v1.ErrorDetail"
+CREDENTIALS_CHECK_ERROR_TYPE = "type.googleapis.com/zitadel.v1.CredentialsCheckError"
+
+
+class ServiceError(Exception):
+    """Base of every error the API reports; carries the gRPC code, id and i18n key."""
+
+    code: ClassVar[int] = 2
+
+    def __init__(self, error_id: str, key: str, *, extra: dict[str, Any] | None = None) -> None:
+        self.error_id = error_id
+        self.key = key
+        self.extra = extra or {}
+        super().__init__(self.message)
+
+    @property
+    def text(self) -> str:
+        return MESSAGES.get(self.key, self.key)
+
+    @property
+    def message(self) -> str:
+        return f"{self.text} ({self.error_id})" if self.error_id else self.text
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def body(self) -> dict[str, Any]:
+        """The REST error body ZITADEL's gateway writes (google.rpc.Status shape)."""
+        detail_type = CREDENTIALS_CHECK_ERROR_TYPE if self.extra else ERROR_DETAIL_TYPE
+        detail: dict[str, Any] = {"@type": detail_type, "id": self.error_id, "message": self.text}
+        detail.update(self.extra)
+        return {"code": self.code, "message": self.message, "details": [detail]}
+
+
+class InvalidArgument(ServiceError):
+    """Raised when the request itself is wrong (gRPC 3)."""
+
+    code = 3
+
+
+class ValidationFailed(InvalidArgument):
+    """Raised for malformed bodies: a plain message and no details, like proto validation."""
+
+    def __init__(self, message: str) -> None:
+        self._plain = message
+        super().__init__("", message)
+
+    @property
+    def message(self) -> str:
+        return self._plain
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self._plain, "details": []}
+
+
+class NotFound(ServiceError):
+    """Raised when the addressed resource does not exist (gRPC 5)."""
+
+    code = 5
+
+
+class AlreadyExists(ServiceError):
+    """Raised when a unique resource would be created twice (gRPC 6)."""
+
+    code = 6
+
+
+class PermissionDenied(ServiceError):
+    """Raised when the caller may not do this (gRPC 7)."""
+
+    code = 7
+
+
+class ResourceExhausted(ServiceError):
+    """Raised when a bound is hit; the client should back off (gRPC 8)."""
+
+    code = 8
+
+
+class FailedPrecondition(ServiceError):
+    """Raised when the state of a resource forbids the operation (gRPC 9)."""
+
+    code = 9
+
+
+class Aborted(ServiceError):
+    """Raised on a concurrency conflict; retrying is safe (gRPC 10)."""
+
+    code = 10
+
+
+class Unimplemented(ServiceError):
+    """Raised for routes or methods we do not serve (gRPC 12)."""
+
+    code = 12
+
+
+class Internal(ServiceError):
+    """Raised when an invariant broke; the generic fallback (gRPC 13)."""
+
+    code = 13
+
+
+class Unavailable(ServiceError):
+    """Raised when a dependency is down or the service is shutting down (gRPC 14)."""
+
+    code = 14
+
+
+class DeadlineExceeded(ServiceError):
+    """Raised when waiting for an actor took too long; the update may still land (gRPC 4)."""
+
+    code = 4
+
+
+class Unauthenticated(ServiceError):
+    """Raised when the caller's bearer token is missing or invalid (gRPC 16)."""
+
+    code = 16
+
+
+class LeaseLost(Aborted):
+    """Raised when another process holds (or took over) the session's write lease."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__("SESSION-lease", "Errors.Session.Busy")
+
+
+class MailboxFull(ResourceExhausted):
+    """Raised when a session actor's mailbox is full."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__("SESSION-mailbox", "Errors.Session.MailboxFull")
+
+
+class ActorStopped(Unavailable):
+    """Raised for messages still queued when an actor stopped; safe to retry."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__("SESSION-stopped", "Errors.Session.Unavailable")
+
+
+def permission_denied(error_id: str = "AUTHZ-HKJD33") -> PermissionDenied:
+    return PermissionDenied(error_id, "Errors.PermissionDenied")

@@ -1,0 +1,102 @@
+"""Facts appended to a session's history, named and shaped as ZITADEL's eventstore names them.
+
+Each event is a tagged msgspec Struct; the tag is ZITADEL's event type. ``stream_payload``
+gives the payload published on the Redis streams: it never carries a token, a token hash or a
+password, only what ZITADEL itself publishes.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import msgspec
+
+from actors.model import UserAgent
+from actors.timefmt import rfc3339_ms
+
+NS_PER_MS = 1_000_000
+
+
+class SessionAdded(msgspec.Struct, frozen=True, kw_only=True, tag="session.added"):
+    creator_id: str
+    user_agent: UserAgent | None = None
+
+
+class UserChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.user.checked"):
+    user_id: str
+    user_org_id: str
+    checked_at_ms: int
+    login_name: str = ""
+    display_name: str = ""
+    preferred_language: str = ""
+    view_version: int = 0
+
+
+class PasswordChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.password.checked"):
+    checked_at_ms: int
+
+
+class MetadataSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.metadata.set"):
+    metadata: dict[str, bytes]
+
+
+class LifetimeSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.lifetime.set"):
+    lifetime_ms: int
+
+
+class TokenSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.token.set"):
+    token_id: str
+    token_hash: str
+
+
+class Terminated(msgspec.Struct, frozen=True, kw_only=True, tag="session.terminated"):
+    pass
+
+
+Event = SessionAdded | UserChecked | PasswordChecked | MetadataSet | LifetimeSet | TokenSet | Terminated
+
+
+def event_type(event: Event) -> str:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)  # noqa: S101 - every event class above declares a str tag
+    return tag
+
+
+def _user_agent_payload(ua: UserAgent) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if ua.fingerprint_id is not None:
+        out["fingerprint_id"] = ua.fingerprint_id
+    if ua.ip is not None:
+        out["ip"] = ua.ip
+    if ua.description is not None:
+        out["description"] = ua.description
+    if ua.header:
+        out["header"] = ua.header
+    return out
+
+
+def stream_payload(event: Event) -> dict[str, Any]:  # noqa: C901 - one flat case per event type
+    """The payload ZITADEL writes for this event (secrets left out)."""
+    match event:
+        case SessionAdded(user_agent=ua):
+            return {"user_agent": _user_agent_payload(ua)} if ua else {}
+        case UserChecked():
+            payload: dict[str, Any] = {
+                "userID": event.user_id,
+                "userResourceOwner": event.user_org_id,
+                "checkedAt": rfc3339_ms(event.checked_at_ms),
+            }
+            if event.preferred_language:
+                payload["preferredLanguage"] = event.preferred_language
+            return payload
+        case PasswordChecked(checked_at_ms=at):
+            return {"checkedAt": rfc3339_ms(at)}
+        case MetadataSet(metadata=metadata):
+            return {"metadata": {k: base64.b64encode(v).decode() for k, v in metadata.items()}}
+        case LifetimeSet(lifetime_ms=lifetime_ms):
+            return {"lifetime": lifetime_ms * NS_PER_MS}
+        case TokenSet(token_id=token_id):
+            return {"tokenID": token_id}
+        case Terminated():
+            return {}

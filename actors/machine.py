@@ -1,0 +1,241 @@
+"""The session rules: ``decide`` turns (state, command, evidence) into events, ``evolve`` folds
+an event into the state. Pure: no I/O, no clock, no randomness; those come in via ``Context``.
+
+Theory of operation (ZITADEL's order, spec §3–§4):
+
+1. A user check resolves the user first; a user that is not enabled fails before anything.
+2. Permissions are checked on the session as loaded (or the instance for a new session).
+3. Writes to a terminated or expired session fail.
+4. Checks run in the fixed order user → password; a check other than ``user`` needs a user on
+   the session, stored or checked earlier in the same request. The first failure aborts the
+   whole command and no event is produced.
+5. Metadata (merge; one event with the full map), then lifetime, then — only if something was
+   produced — a new token. A command that changes nothing produces nothing and keeps the token.
+
+``preflight`` runs steps 1–4 without evidence of the password, so the actor knows which user's
+password to verify before calling ``decide``; ``decide`` repeats it, so it alone is the spec.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from actors import tokens
+from actors.commands import Checks, Command, CreateSession, DeleteSession, Evidence, SetSession
+from actors.errors import (
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    permission_denied,
+)
+from actors.events import (
+    Event,
+    LifetimeSet,
+    MetadataSet,
+    PasswordChecked,
+    SessionAdded,
+    Terminated,
+    TokenSet,
+    UserChecked,
+)
+from actors.model import CheckedFactor, Factors, SessionState, UserFactor
+from actors.permissions import Caller
+from actors.tokens import IssuedToken
+
+
+class Context(msgspec.Struct, frozen=True, kw_only=True):
+    """What the outside world contributes to one decision."""
+
+    now_ms: int
+    caller: Caller
+    token: IssuedToken
+
+
+def _user_not_active() -> FailedPrecondition:
+    return FailedPrecondition("SESSION-Gj4ko", "Errors.User.NotActive")
+
+
+def session_not_found() -> NotFound:
+    return NotFound("QUERY-SFeaa", "Errors.Session.NotExisting")
+
+
+def _target_user(state: SessionState | None, checks: Checks, evidence_user_id: str | None,
+                 ) -> str | None:
+    """The user the password (and later factors) must belong to."""
+    if checks.user is not None:
+        return evidence_user_id
+    return state.user_id if state else None
+
+
+def preflight(state: SessionState | None, command: Command, evidence: Evidence,
+              ctx: Context) -> str | None:
+    """Validate everything that needs no password evidence; return the password's user id."""
+    match command:
+        case CreateSession(checks=checks):
+            _check_user_evidence(checks, evidence)
+            if not ctx.caller.has("session.write"):
+                raise permission_denied()
+            return _check_factor_prerequisites(None, checks, evidence)
+        case SetSession(checks=checks):
+            _check_user_evidence(checks, evidence)
+            live = _writable(state, ctx)
+            return _check_factor_prerequisites(live, checks, evidence)
+        case DeleteSession():
+            return None
+
+
+def _check_user_evidence(checks: Checks, evidence: Evidence) -> None:
+    if checks.user is None:
+        return
+    if evidence.user is None:
+        raise Internal("SESSION-noUser", "Errors.Internal")
+    if not evidence.user.is_enabled:
+        raise _user_not_active()
+
+
+def _writable(state: SessionState | None, ctx: Context) -> SessionState:
+    if state is None:
+        raise NotFound("COMMAND-Flk38", "Errors.Session.NotExisting")
+    if not ctx.caller.has("session.write", state.user_org_id):
+        raise permission_denied()
+    if state.terminated:
+        raise FailedPrecondition("COMMAND-Hewfq", "Errors.Session.Terminated")
+    if state.is_expired(ctx.now_ms):
+        raise FailedPrecondition("COMMAND-Hkl3d", "Errors.Session.Expired")
+    return state
+
+
+def _check_factor_prerequisites(state: SessionState | None, checks: Checks,
+                                evidence: Evidence) -> str | None:
+    evidence_user_id = evidence.user.id if evidence.user else None
+    if checks.user is not None and state is not None and state.user_id not in (
+        None, evidence_user_id,
+    ):
+        raise InvalidArgument("", "user change not possible")
+    target = _target_user(state, checks, evidence_user_id)
+    if checks.password is not None and target is None:
+        raise FailedPrecondition("COMMAND-Sfw3f", "Errors.User.UserIDMissing")
+    return target if checks.password is not None else None
+
+
+def decide(state: SessionState | None, command: Command, evidence: Evidence,
+           ctx: Context) -> list[Event]:
+    """The events this command produces, or a ServiceError; never a partial list."""
+    preflight(state, command, evidence, ctx)
+    if isinstance(command, DeleteSession):
+        return _decide_delete(state, command, ctx)
+    events: list[Event] = []
+    current = state
+    if isinstance(command, CreateSession):
+        events.append(SessionAdded(creator_id=ctx.caller.user_id, user_agent=command.user_agent))
+    events.extend(_check_events(command.checks, evidence, ctx.now_ms))
+    metadata = merge_metadata(current.metadata if current else {}, command.metadata)
+    if metadata is not None and (current is not None or metadata):
+        events.append(MetadataSet(metadata=metadata))
+    if command.lifetime_ms is not None:
+        if command.lifetime_ms <= 0:
+            raise InvalidArgument("COMMAND-asEG4", "Errors.Session.PositiveLifetime")
+        events.append(LifetimeSet(lifetime_ms=command.lifetime_ms))
+    if events:
+        events.append(TokenSet(token_id=ctx.token.token_id, token_hash=ctx.token.token_hash))
+    return events
+
+
+def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event]:
+    events: list[Event] = []
+    if checks.user is not None and evidence.user is not None:
+        user = evidence.user
+        events.append(UserChecked(
+            user_id=user.id, user_org_id=user.org_id, checked_at_ms=now_ms,
+            login_name=user.login_name, display_name=user.display_name,
+            preferred_language=user.preferred_language, view_version=user.view_version,
+        ))
+    if checks.password is not None:
+        if not evidence.password_verified:
+            raise Internal("SESSION-noPassword", "Errors.Internal")
+        events.append(PasswordChecked(checked_at_ms=now_ms))
+    return events
+
+
+def merge_metadata(current: dict[str, bytes], update: dict[str, bytes]) -> dict[str, bytes] | None:
+    """ZITADEL's merge: set differing non-empty values, delete on empty; None if unchanged."""
+    merged = dict(current)
+    for key, value in update.items():
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    return None if merged == current else merged
+
+
+def _decide_delete(state: SessionState | None, command: DeleteSession,
+                   ctx: Context) -> list[Event]:
+    if command.session_token is not None:
+        if state is None or not tokens.verify(
+            command.session_token, prefix=tokens.SESSION_PREFIX, owner_id=state.id,
+            stored_hash=state.token_hash,
+        ):
+            raise PermissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid")
+    elif not (state is not None and state.user_id and state.user_id == ctx.caller.user_id):
+        org = state.user_org_id if state else None
+        if not ctx.caller.has("session.delete", org):
+            raise permission_denied()
+    if state is None or state.terminated:
+        return []
+    return [Terminated()]
+
+
+def can_read(state: SessionState, caller: Caller) -> bool:
+    """GetSession/ListSessions visibility without a token (spec §3.3 step 3, §6.3)."""
+    return (
+        (bool(state.creator_id) and state.creator_id == caller.user_id)
+        or (state.user_id is not None and state.user_id == caller.user_id)
+        or (bool(caller.agent_id) and state.user_agent is not None
+            and state.user_agent.fingerprint_id == caller.agent_id)
+        or caller.has("session.read", state.user_org_id)
+    )
+
+
+def evolve(state: SessionState | None, event: Event, *, session_id: str,
+           at_ms: int) -> SessionState:
+    """Fold one event into the state; every event bumps ``sequence`` and ``change_ms``."""
+    if state is None:
+        if not isinstance(event, SessionAdded):
+            raise Internal("SESSION-evolve", "Errors.Internal")
+        state = SessionState(id=session_id, creation_ms=at_ms, change_ms=at_ms,
+                             creator_id=event.creator_id, user_agent=event.user_agent)
+        return msgspec.structs.replace(state, sequence=1)
+    changes = _changes(state, event, at_ms)
+    return msgspec.structs.replace(state, sequence=state.sequence + 1, change_ms=at_ms, **changes)
+
+
+def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]:
+    match event:
+        case UserChecked():
+            user = UserFactor(id=event.user_id, org_id=event.user_org_id,
+                              verified_at_ms=event.checked_at_ms, login_name=event.login_name,
+                              display_name=event.display_name,
+                              view_version=event.view_version)
+            return {"factors": msgspec.structs.replace(state.factors, user=user)}
+        case PasswordChecked(checked_at_ms=at):
+            password = CheckedFactor(verified_at_ms=at)
+            return {"factors": msgspec.structs.replace(state.factors, password=password)}
+        case MetadataSet(metadata=metadata):
+            return {"metadata": metadata}
+        case LifetimeSet(lifetime_ms=lifetime_ms):
+            return {"lifetime_ms": lifetime_ms, "expiration_ms": at_ms + lifetime_ms}
+        case TokenSet(token_id=token_id, token_hash=token_hash):
+            return {"token_id": token_id, "token_hash": token_hash}
+        case SessionAdded():
+            raise Internal("SESSION-added-twice", "Errors.Internal")
+        case _:  # Terminated
+            return {"terminated": True, "factors": Factors()}
+
+
+def evolve_all(state: SessionState | None, events: list[Event], *, session_id: str,
+               at_ms: int) -> SessionState | None:
+    for event in events:
+        state = evolve(state, event, session_id=session_id, at_ms=at_ms)
+    return state

@@ -1,0 +1,59 @@
+"""Who may do what: ZITADEL's default role → permission table and the caller it applies to.
+
+A role is held either on the instance (it then applies everywhere) or on one organization
+(it then applies to resources owned by that organization, e.g. sessions of its users).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+_SESSION_ALL = frozenset({"session.read", "session.write", "session.delete", "session.link"})
+_READ_ALL = frozenset({"session.read", "user.read", "org.read", "iam.read"})
+_USER_ALL = frozenset({"user.read", "user.write", "user.delete", "user.credential.write"})
+
+#: Default role → permissions, after ZITADEL's cmd/defaults.yaml (session rows verbatim).
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "IAM_OWNER": _SESSION_ALL | _READ_ALL | _USER_ALL
+    | {"org.write", "org.create", "iam.write", "iam.member.write", "user.pat.write"},
+    "IAM_LOGIN_CLIENT": _SESSION_ALL | {"user.read", "user.write", "user.credential.write",
+                                        "org.read"},
+    "IAM_OWNER_VIEWER": _READ_ALL,
+    "IAM_ORG_MANAGER": frozenset({"session.read", "session.delete", "org.read", "org.write",
+                                  "org.create", "user.read"}),
+    "IAM_USER_MANAGER": frozenset({"session.read", "session.delete"}) | _USER_ALL | {"org.read"},
+    "ORG_OWNER": frozenset({"session.read", "session.delete", "org.read", "org.write",
+                            "user.pat.write", "org.member.write"}) | _USER_ALL,
+    "ORG_USER_MANAGER": frozenset({"session.read", "session.delete", "org.read"}) | _USER_ALL,
+    "ORG_OWNER_VIEWER": frozenset({"session.read", "org.read", "user.read"}),
+}
+INSTANCE_ROLES = frozenset(r for r in ROLE_PERMISSIONS if r.startswith("IAM_"))
+ORG_ROLES = frozenset(r for r in ROLE_PERMISSIONS if r.startswith("ORG_"))
+
+
+class Grant(msgspec.Struct, frozen=True, kw_only=True):
+    """Roles held on the instance (``org_id`` empty) or on one organization."""
+
+    roles: tuple[str, ...]
+    org_id: str = ""
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """The authenticated caller of a request: a machine user's PAT or a user's session."""
+
+    user_id: str
+    org_id: str = ""
+    grants: tuple[Grant, ...] = ()
+    agent_id: str = ""
+
+    def has(self, permission: str, org_id: str | None = None) -> bool:
+        """True if an instance role grants it, or a role on ``org_id`` does."""
+        for grant in self.grants:
+            if grant.org_id and grant.org_id != org_id:
+                continue
+            if any(permission in ROLE_PERMISSIONS.get(role, ()) for role in grant.roles):
+                return True
+        return False
+
+
+SYSTEM = Caller(user_id="", grants=(Grant(roles=("IAM_OWNER",)),))

@@ -1,0 +1,69 @@
+"""What the actor runtime needs from the outside world, as Protocols.
+
+These exist for the import direction (actors never import storage or app) and for mypy; the
+tests use the real Redis implementations, not fakes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from actors.events import Event
+from actors.model import SessionState
+from actors.tokens import IssuedToken
+
+
+class Lease(msgspec.Struct, frozen=True, kw_only=True):
+    """Proof of being the one writer of a session: the owner id and its fencing token."""
+
+    session_id: str
+    owner: str
+    fence: int
+
+
+class Acquired(msgspec.Struct, frozen=True, kw_only=True):
+    lease: Lease
+    state: SessionState | None
+
+
+class SessionStore(Protocol):
+    async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:
+        """Take the lease and load the state in one step; None while another owner holds it."""
+
+    async def commit(self, lease: Lease, before: SessionState | None, after: SessionState,
+                     events: list[Event], *, at_ms: int, creator_id: str,
+                     release: bool) -> None:
+        """Write state, streams and indexes atomically, if ``lease`` is still current.
+
+        Raises ``LeaseLost`` when the lease expired or was taken over (the fencing check).
+        """
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up if we still own it."""
+
+    async def create(self, state: SessionState, events: list[Event], *, at_ms: int,
+                     creator_id: str) -> None:
+        """Write a brand-new session; raises ``AlreadyExists`` if the id is taken."""
+
+
+class PasswordVerifier(Protocol):
+    async def verify_password(self, user_id: str, password: str) -> None:
+        """Return if the password is right; else record the failure (and lockout) and raise.
+
+        Raises ServiceErrors in ZITADEL's order: user missing (COMMAND-3n77z), locked
+        (COMMAND-JLK35), no password (COMMAND-3nJ4t), wrong (COMMAND-3M0fs with
+        ``failedAttempts``), locked meanwhile (COMMAND-SFA3t).
+        """
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch."""
+
+
+class TokenMinter(Protocol):
+    def session_token(self, session_id: str) -> IssuedToken:
+        """A fresh session token for ``session_id`` (random secret, stored as hash)."""
+

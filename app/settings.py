@@ -1,0 +1,109 @@
+"""Configuration: every ``SESSIOND_*`` environment variable, typed, with its default.
+
+``Settings.from_env`` is pure (it takes the mapping); only ``app.__main__`` passes
+``os.environ``. Tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+PREFIX = "SESSIOND_"
+#: Variables of the test harness share the prefix but are not settings of the service.
+TEST_PREFIX = "SESSIOND_TEST_"
+_SPAN_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_span_ms(text: str) -> int:
+    """"1h", "90m", "300s", "250ms" or bare seconds ("300") to milliseconds."""
+    value = text.strip().lower()
+    for unit in ("ms", "s", "m", "h", "d"):
+        if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
+            return int(value[: -len(unit)]) * _SPAN_UNITS_MS[unit]
+    if value.isdigit():
+        return int(value) * 1000
+    raise ValueError(f"not a time span: {text!r}")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One field per ``SESSIOND_<FIELD>`` variable (upper-cased)."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    #: Redis/Valkey URL (redis://, rediss://, unix://). Empty: start an embedded Valkey.
+    redis_url: str = ""
+    #: Where the embedded Valkey keeps its socket, AOF and logs, and where admin.pat goes.
+    data_dir: str = "./var"
+    #: Worker processes sharing the port (SO_REUSEPORT); stateless apart from Redis.
+    workers: int = 1
+    #: Ensured at start as a PAT of an IAM_OWNER machine user ("admin").
+    admin_token: str = ""
+    #: Tenant id; sessions' resourceOwner. Empty: generated once and kept in Redis.
+    instance_id: str = ""
+    #: Domain suffix of organization domains (login names ``user@<org>.<domain>``).
+    domain: str = "localhost"
+    #: Failed password checks before a user is locked; 0 = lockout off.
+    lockout_max_password_attempts: int = 0
+    #: How long expired sessions stay readable/listable/deletable ("1h", "90m", "300s", "300").
+    expired_retention: str = "1h"
+    #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
+    event_partitions: int = 16
+    event_stream_maxlen: int = 1_000_000
+    #: Events kept per session in its own stream.
+    session_stream_maxlen: int = 1000
+    #: Write lease of one session: its TTL and how long a writer waits for it.
+    lease_ttl_ms: int = 5000
+    lease_wait_ms: int = 2000
+    #: Session actor: idle stop, mailbox bound (full → 429), and ask() deadline.
+    actor_idle_s: float = 10.0
+    mailbox_size: int = 256
+    ask_timeout_s: float = 10.0
+    #: Largest accepted request body; larger → 413.
+    max_body_bytes: int = 1_048_576
+    #: argon2id parameters (OWASP minimum by default) and the hashing thread pool size.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19_456
+    argon2_parallelism: int = 1
+    hash_threads: int = 2
+    #: In-process cache of PAT callers and user views; bounds cross-worker staleness.
+    cache_ttl_ms: int = 1000
+    #: Interval of the expired-session sweeper.
+    sweep_interval_s: float = 30.0
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+    uvloop: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read ``SESSIOND_*`` variables; unknown ones are an error (typos must not pass)."""
+        values = {
+            name[len(PREFIX):].lower(): value
+            for name, value in environ.items()
+            if name.startswith(PREFIX) and not name.startswith(TEST_PREFIX)
+        }
+        try:
+            settings = msgspec.convert(values, cls, strict=False)
+            settings.validate()
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise SystemExit(f"invalid configuration: {exc}") from None
+        return settings
+
+    def validate(self) -> None:
+        """Reject values that would only fail later, deep inside a request."""
+        if self.workers < 1 or self.event_partitions < 1 or self.mailbox_size < 1:
+            raise ValueError("workers, event_partitions and mailbox_size must be >= 1")
+        if self.lease_ttl_ms < 100:
+            raise ValueError("lease_ttl_ms must be >= 100")
+        if self.expired_retention_ms < 0:
+            raise ValueError("expired_retention must not be negative")
+
+    @property
+    def expired_retention_ms(self) -> int:
+        return parse_span_ms(self.expired_retention)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url

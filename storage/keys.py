@@ -1,0 +1,99 @@
+"""The Redis key schema. Every key is built here and nowhere else.
+
+All keys of one session share the hash tag ``{<sessionId>}``, so every per-session script is
+legal on Redis Cluster. Index keys live in other slots: on a single node the commit script
+updates them in the same atomic step; in cluster mode they would be maintained in a second,
+idempotent step (ZADD/ZREM of a member are idempotent).
+
+| key                               | type   | TTL                                  | written by              |
+|-----------------------------------|--------|--------------------------------------|-------------------------|
+| ``sess:{S}``                      | hash   | expiration + retention + grace; none | create/commit/purge.lua |
+| ``sess:{S}:lease``                | string | lease TTL                            | acquire/commit/release  |
+| ``sess:{S}:fence``                | string | like ``sess:{S}``                    | acquire.lua (INCR)      |
+| ``sess:{S}:events``               | stream | like ``sess:{S}``                    | create/commit.lua       |
+| ``idx:sessions:created``          | zset   | none (members removed by purge)      | create/commit/purge.lua |
+| ``idx:sessions:purge``            | zset   | none; score = expiration + retention | create/commit/purge.lua |
+| ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | create/commit/purge.lua |
+| ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | create/purge.lua        |
+| ``idx:fp:{sha256(F)}:sessions``   | zset   | none; score = creation ms            | create/purge.lua        |
+| ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | every committing script |
+| ``user:{U}``                      | hash   | none                                 | user scripts            |
+| ``user:{U}:attempts``             | zset   | none; in-flight password checks      | user attempt scripts    |
+| ``users:loginnames``              | hash   | none; lower(login name) → user id    | user scripts            |
+| ``org:{O}``                       | hash   | none                                 | org scripts             |
+| ``orgs:names``                    | hash   | none; lower(name) → org id           | org scripts             |
+| ``pat:{T}``                       | hash   | PAT expiration, else none            | PAT scripts             |
+| ``sessiond:instance``             | hash   | none; instance id, default org       | bootstrap               |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+
+def session(session_id: str) -> str:
+    return f"sess:{{{session_id}}}"
+
+
+def session_lease(session_id: str) -> str:
+    return f"sess:{{{session_id}}}:lease"
+
+
+def session_fence(session_id: str) -> str:
+    return f"sess:{{{session_id}}}:fence"
+
+
+def session_events(session_id: str) -> str:
+    return f"sess:{{{session_id}}}:events"
+
+
+SESSIONS_BY_CREATION = "idx:sessions:created"
+SESSIONS_BY_PURGE = "idx:sessions:purge"
+
+
+def sessions_of_user(user_id: str) -> str:
+    return f"idx:user:{{{user_id}}}:sessions"
+
+
+def sessions_of_creator(user_id: str) -> str:
+    return f"idx:creator:{{{user_id}}}:sessions"
+
+
+def sessions_of_fingerprint(fingerprint_id: str) -> str:
+    """Hashed: a fingerprint is client text and must not shape the key or its hash tag."""
+    digest = hashlib.sha256(fingerprint_id.encode()).hexdigest()[:32]
+    return f"idx:fp:{{{digest}}}:sessions"
+
+
+def event_partition(aggregate_id: str, partitions: int) -> int:
+    return zlib.crc32(aggregate_id.encode()) % partitions
+
+
+def event_stream(partition: int) -> str:
+    return f"sessiond:events:{{{partition}}}"
+
+
+def user(user_id: str) -> str:
+    return f"user:{{{user_id}}}"
+
+
+def user_attempts(user_id: str) -> str:
+    return f"user:{{{user_id}}}:attempts"
+
+
+LOGIN_NAMES = "users:loginnames"
+
+
+def org(org_id: str) -> str:
+    return f"org:{{{org_id}}}"
+
+
+ORG_NAMES = "orgs:names"
+
+
+def pat(token_id: str) -> str:
+    return f"pat:{{{token_id}}}"
+
+
+INSTANCE = "sessiond:instance"
