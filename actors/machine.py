@@ -1,7 +1,8 @@
-"""The session rules: ``decide`` turns (state, command, evidence) into events, ``evolve`` folds
-an event into the state. Pure: no I/O, no clock, no randomness; those come in via ``Context``.
+"""The session rules: ``decide`` turns a command into events, ``evolve`` folds them in.
 
-Theory of operation (ZITADEL's order, spec §3–§4):
+Pure: no I/O, no clock, no randomness; those come in via ``Context`` and ``Evidence``.
+
+Theory of operation (ZITADEL's order, spec §3-§4):
 
 1. A user check resolves the user first; a user that is not enabled fails before anything.
 2. Permissions are checked on the session as loaded (or the instance for a new session).
@@ -12,7 +13,7 @@ Theory of operation (ZITADEL's order, spec §3–§4):
 5. Metadata (merge; one event with the full map), then lifetime, then — only if something was
    produced — a new token. A command that changes nothing produces nothing and keeps the token.
 
-``preflight`` runs steps 1–4 without evidence of the password, so the actor knows which user's
+``preflight`` runs steps 1-4 without evidence of the password, so the actor knows which user's
 password to verify before calling ``decide``; ``decide`` repeats it, so it alone is the spec.
 """
 

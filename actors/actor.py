@@ -1,0 +1,175 @@
+"""SessionActor: the single writer of one session inside one worker process.
+
+Theory of operation:
+
+- One actor (one task) per live session per process; commands queue in a bounded mailbox
+  and run strictly one after another, so the rules always see the latest state.
+- Across processes, the actor holds the session's Redis lease (with a fencing token) only
+  while it has work: it takes the lease and the state in one script, handles every queued
+  command, and gives the lease back with the last commit. Other workers' actors wait for it
+  (bounded by ``lease_wait_ms``, then 409 Aborted), so contention costs milliseconds, not an
+  idle timeout.
+- A commit whose lease expired or was taken over is refused by the storage (fencing), the
+  command fails with 409 and the cached state is dropped; nothing half-written survives.
+- After ``idle_s`` without messages the actor stops; checking the mailbox and deregistering
+  happen with no ``await`` in between, so no message can slip in unseen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.commands import Command
+from actors.errors import ActorStopped, LeaseLost, MailboxFull, ServiceError
+from actors.execute import Deps, Outcome, execute
+from actors.model import SessionState, UserRef
+from actors.permissions import Caller
+from actors.ports import Acquired, Lease, SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A command and the future its asker awaits."""
+
+    command: Command
+    user: UserRef | None
+    caller: Caller
+    reply: asyncio.Future[Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class ActorConfig:
+    lease_ttl_ms: int
+    lease_wait_ms: int
+    idle_s: float
+    mailbox_size: int
+
+
+class SessionActor:
+    """Serialises all writes to one session within this process (see module docstring)."""
+
+    def __init__(self, session_id: str, store: SessionStore, deps: Deps, config: ActorConfig,
+                 on_exit: Callable[[SessionActor], None]) -> None:
+        self.session_id = session_id
+        self._store = store
+        self._deps = deps
+        self._config = config
+        self._on_exit = on_exit
+        #: ``None`` is the stop message: it queues behind pending work, so that work finishes.
+        self._mailbox: asyncio.Queue[Envelope | None] = asyncio.Queue(
+            maxsize=config.mailbox_size + 1)
+        self._capacity = config.mailbox_size
+        self._owner = f"{secrets.token_hex(8)}:{session_id}"
+
+    def tell(self, envelope: Envelope) -> None:
+        """Queue a command; a full mailbox is refused at once (429), never awaited."""
+        if self._mailbox.qsize() >= self._capacity:
+            raise MailboxFull(self.session_id)
+        self._mailbox.put_nowait(envelope)
+
+    def stop(self) -> None:
+        """Ask the actor to stop once the work already queued is done."""
+        self._mailbox.put_nowait(None)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._config.idle_s):
+                        envelope = await self._mailbox.get()
+                except TimeoutError:
+                    if self._mailbox.empty():  # no await between this check ...
+                        self._exit(ActorStopped(self.session_id))  # ... and deregistering
+                        return
+                    continue
+                if envelope is None:
+                    self._exit(ActorStopped(self.session_id))
+                    return
+                await self._work(envelope)
+        except BaseException:
+            self._exit(ActorStopped(self.session_id))
+            raise
+
+    async def _work(self, first: Envelope) -> None:
+        """Take the lease, handle ``first`` and everything queued behind it, give it back."""
+        try:
+            acquired = await self._acquire()
+        except ServiceError as exc:
+            _fail(first, exc)
+            return
+        lease, state, released = acquired.lease, acquired.state, False
+        envelope = first
+        try:
+            while True:
+                state, released = await self._handle(envelope, lease, state)
+                if released or self._mailbox.empty():
+                    break
+                queued = self._mailbox.get_nowait()
+                if queued is None:
+                    self._mailbox.put_nowait(None)  # handled by run() after the lease is back
+                    break
+                envelope = queued
+        except LeaseLost:
+            pass  # the command was failed with it; the next message re-acquires and reloads
+        finally:
+            if not released:
+                await asyncio.shield(self._store.release(lease))
+
+    async def _acquire(self) -> Acquired:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.lease_wait_ms / 1000
+        pause_s = 0.002
+        while True:
+            acquired = await self._store.acquire(self.session_id, self._owner,
+                                                 self._config.lease_ttl_ms)
+            if acquired is not None:
+                return acquired
+            if loop.time() >= deadline:
+                raise LeaseLost(self.session_id)
+            await asyncio.sleep(pause_s * (1 + random.random()))  # noqa: S311 - jitter only
+            pause_s = min(pause_s * 2, 0.05)
+
+    async def _handle(self, envelope: Envelope, lease: Lease, state: SessionState | None,
+                      ) -> tuple[SessionState | None, bool]:
+        """Run one command; returns the state to continue with and whether the lease is gone."""
+        try:
+            outcome = await execute(state, self.session_id, envelope.command, envelope.user,
+                                    envelope.caller, self._deps)
+        except ServiceError as exc:
+            _fail(envelope, exc)
+            return state, False
+        if not outcome.events:
+            _reply(envelope, outcome)
+            return state, False
+        assert outcome.state is not None  # noqa: S101 - events always evolve into a state
+        release = self._mailbox.empty()
+        try:
+            await self._store.commit(lease, state, outcome.state, list(outcome.events),
+                                     at_ms=outcome.at_ms, creator_id=envelope.caller.user_id,
+                                     release=release)
+        except ServiceError as exc:
+            _fail(envelope, exc)
+            raise LeaseLost(self.session_id) from exc  # state unknown now: reload next time
+        _reply(envelope, outcome)
+        return outcome.state, release
+
+    def _exit(self, exc: ServiceError) -> None:
+        self._on_exit(self)  # deregister first, synchronously
+        while not self._mailbox.empty():
+            queued = self._mailbox.get_nowait()
+            if queued is not None:
+                _fail(queued, exc)
+
+
+def _reply(envelope: Envelope, outcome: Outcome) -> None:
+    if not envelope.reply.done():  # the asker may have given up
+        envelope.reply.set_result(outcome)
+
+
+def _fail(envelope: Envelope, exc: BaseException) -> None:
+    if not envelope.reply.done():
+        envelope.reply.set_exception(exc)

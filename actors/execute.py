@@ -1,0 +1,55 @@
+"""Running one command against one state: the I/O around the pure rules.
+
+``execute`` asks ``preflight`` which password to verify, verifies it through the
+``PasswordVerifier`` port (a failure is recorded on the user and raised), then lets ``decide``
+produce the events and ``evolve`` the next state. Nothing is written here; the caller commits.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from actors import machine
+from actors.commands import Command, Evidence
+from actors.events import Event, TokenSet
+from actors.model import SessionState, UserRef
+from actors.permissions import Caller
+from actors.ports import Clock, PasswordVerifier, TokenMinter
+
+
+class Deps(msgspec.Struct, frozen=True, kw_only=True):
+    """The ports a command needs besides storage."""
+
+    passwords: PasswordVerifier
+    clock: Clock
+    minter: TokenMinter
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A handled command: the state after it, and the new token if one was issued."""
+
+    state: SessionState | None
+    token: str | None = None
+    events: tuple[Event, ...] = ()
+    at_ms: int = 0
+
+
+async def execute(state: SessionState | None, session_id: str, command: Command,
+                  user: UserRef | None, caller: Caller, deps: Deps) -> Outcome:
+    """Decide and evolve; raises a ServiceError if the command is refused."""
+    ctx = machine.Context(now_ms=deps.clock.now_ms(), caller=caller,
+                          token=deps.minter.session_token(session_id))
+    evidence = Evidence(user=user)
+    password_user = machine.preflight(state, command, evidence, ctx)
+    password = getattr(getattr(command, "checks", None), "password", None)
+    if password_user is not None and password is not None:
+        await deps.passwords.verify_password(password_user, password)
+        evidence = Evidence(user=user, password_verified=True)
+    events = machine.decide(state, command, evidence, ctx)
+    if not events:
+        return Outcome(state=state)
+    at_ms = max(deps.clock.now_ms(), ctx.now_ms)
+    after = machine.evolve_all(state, events, session_id=session_id, at_ms=at_ms)
+    issued = any(isinstance(event, TokenSet) for event in events)
+    return Outcome(state=after, token=ctx.token.plain if issued else None,
+                   events=tuple(events), at_ms=at_ms)

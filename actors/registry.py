@@ -1,0 +1,93 @@
+"""SessionRegistry: finds or starts the actor of a session and asks it; creates sessions.
+
+Like aiojobs' Scheduler: it keeps strong references to every actor task, refuses new work
+once closing, and on close tells every actor to stop, waits, then cancels stragglers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from actors.actor import ActorConfig, Envelope, SessionActor
+from actors.commands import Command, CreateSession
+from actors.errors import AlreadyExists, DeadlineExceeded, ServiceError, Unavailable
+from actors.execute import Deps, Outcome, execute
+from actors.model import UserRef
+from actors.permissions import Caller
+from actors.ports import SessionStore
+
+CREATE_ATTEMPTS = 3
+
+
+class SessionRegistry:
+    def __init__(self, store: SessionStore, deps: Deps, config: ActorConfig, *,
+                 ask_timeout_s: float, new_session_id: Callable[[], str]) -> None:
+        self._store = store
+        self._deps = deps
+        self._config = config
+        self._ask_timeout_s = ask_timeout_s
+        self._new_session_id = new_session_id
+        self._actors: dict[str, SessionActor] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def live_actors(self) -> int:
+        return len(self._actors)
+
+    async def ask(self, session_id: str, command: Command, *, user: UserRef | None,
+                  caller: Caller) -> Outcome:
+        """Have the session's actor run ``command``; its reply survives our cancellation."""
+        if self._closing:
+            raise Unavailable("SESSION-closing", "Errors.Session.Unavailable")
+        reply: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._actor(session_id).tell(Envelope(command=command, user=user, caller=caller,
+                                              reply=reply))
+        try:
+            async with asyncio.timeout(self._ask_timeout_s):
+                return await asyncio.shield(reply)
+        except TimeoutError:
+            raise DeadlineExceeded("SESSION-timeout", "Errors.Session.Timeout") from None
+
+    async def create(self, command: CreateSession, *, user: UserRef | None,
+                     caller: Caller) -> Outcome:
+        """A new session needs no actor: its fresh id has no other writer (create.lua guards)."""
+        for _ in range(CREATE_ATTEMPTS):
+            session_id = self._new_session_id()
+            outcome = await execute(None, session_id, command, user, caller, self._deps)
+            assert outcome.state is not None  # noqa: S101 - a create always produces events
+            try:
+                await self._store.create(outcome.state, list(outcome.events),
+                                         at_ms=outcome.at_ms, creator_id=caller.user_id)
+            except AlreadyExists:
+                continue
+            return outcome
+        raise ServiceError("SESSION-idspace", "Errors.Internal")
+
+    def _actor(self, session_id: str) -> SessionActor:
+        actor = self._actors.get(session_id)
+        if actor is None:
+            actor = SessionActor(session_id, self._store, self._deps, self._config,
+                                 on_exit=self._forget)
+            self._actors[session_id] = actor
+            task = asyncio.create_task(actor.run(), name=f"session-actor:{session_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return actor
+
+    def _forget(self, actor: SessionActor) -> None:
+        if self._actors.get(actor.session_id) is actor:
+            del self._actors[actor.session_id]
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop accepting work, let actors finish what they hold, cancel what is left."""
+        self._closing = True
+        for actor in list(self._actors.values()):
+            actor.stop()
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

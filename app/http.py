@@ -1,0 +1,93 @@
+"""Request decoding and response encoding shared by all handlers.
+
+ZITADEL's gateway accepts both the JSON (camelCase) and the proto (snake_case) field names and
+discards unknown fields. We decode camelCase straight into typed msgspec Structs; only a body
+that contains a ``_`` takes the slower path that renames snake_case keys first. Keys *inside*
+free-form maps (metadata, headers, WebAuthn data) are data and are never renamed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from actors.errors import Unauthenticated, ValidationFailed
+from actors.permissions import Caller
+
+T = TypeVar("T")
+
+#: Fields whose values are maps keyed by client data, not by field names.
+OPAQUE_FIELDS = frozenset({
+    "metadata", "header", "credentialAssertionData", "publicKeyCredential", "rawInformation",
+})
+CALLER = "sessiond.caller"
+_SNAKE = re.compile(r"_([a-z0-9])")
+_ENCODER = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def camel(name: str) -> str:
+    return _SNAKE.sub(lambda m: m.group(1).upper(), name)
+
+
+def _camelize(value: Any) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = camel(key) if isinstance(key, str) else key
+            out[name] = item if name in OPAQUE_FIELDS else _camelize(item)
+        return out
+    if isinstance(value, list):
+        return [_camelize(item) for item in value]
+    return value
+
+
+def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = msgspec.json.Decoder(kind, strict=False)
+        _decoders[kind] = decoder
+    return decoder
+
+
+def decode(raw: bytes, kind: type[T]) -> T:
+    """Bytes of a JSON object → ``kind``; any problem is a 400 with a plain message."""
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        if b"_" not in raw:
+            return _decoder(kind).decode(raw)
+        generic = msgspec.json.decode(raw)
+        if not isinstance(generic, dict):
+            raise ValidationFailed("invalid request: the body must be a JSON object")
+        return msgspec.convert(_camelize(generic), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"invalid request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(f"invalid JSON: {exc}") from None
+
+
+async def decode_body(request: web.Request, kind: type[T]) -> T:
+    """Read and decode the body; the size limit is enforced by aiohttp (413)."""
+    return decode(await request.read(), kind)
+
+
+def respond(payload: object, status: int = 200) -> web.Response:
+    return web.Response(body=_ENCODER.encode(payload), status=status,
+                        content_type="application/json")
+
+
+def respond_raw(body: bytes, status: int = 200) -> web.Response:
+    """For bodies spliced together from pre-encoded JSON (see the session read path)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def caller(request: web.Request) -> Caller:
+    """The authenticated caller, set by the auth middleware."""
+    found = request.get(CALLER)
+    if not isinstance(found, Caller):
+        raise Unauthenticated("AUTH-B7s2k", "Errors.Token.Invalid")
+    return found

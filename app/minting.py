@@ -1,0 +1,25 @@
+"""Randomness at the edge: session ids and tokens (the rules receive them ready-made)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from actors import tokens
+from actors.tokens import IssuedToken
+
+#: 2023-01-01T00:00:00Z; ids are (ms since then) << 22 | 22 random bits, like Sonyflake ids:
+#: numeric strings that sort roughly by creation time.
+_ID_EPOCH_MS = 1_672_531_200_000
+
+
+def new_id() -> str:
+    return str(((time.time_ns() // 1_000_000 - _ID_EPOCH_MS) << 22) | secrets.randbits(22))
+
+
+class SecretsMinter:
+    """``actors.ports.TokenMinter`` backed by the OS CSPRNG."""
+
+    def session_token(self, session_id: str) -> IssuedToken:
+        return tokens.issue(tokens.SESSION_PREFIX, session_id, secrets.token_hex(8),
+                            secrets.token_bytes(tokens.SECRET_BYTES))

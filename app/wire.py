@@ -1,0 +1,256 @@
+"""Session API request/response types (ZITADEL's JSON names) and their mapping to commands.
+
+Decoding validates shape (types, lengths, enums); ``to_*`` functions turn requests into
+commands and raise ``ValidationFailed`` for what the schema cannot say (one-ofs, base64,
+durations). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from typing import Annotated
+
+import msgspec
+
+from actors.commands import Checks, CreateSession, SetSession, UserCheck
+from actors.errors import ValidationFailed
+from actors.model import UserAgent
+from actors.timefmt import parse_duration_ms, parse_rfc3339_ms
+from actors.views import SessionView
+
+Str200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+OptStr200 = Annotated[str, msgspec.Meta(max_length=200)]
+B64 = Annotated[str, msgspec.Meta(
+    max_length=1_000_000,
+    extra_json_schema={"contentEncoding": "base64", "pattern": r"^[A-Za-z0-9+/_=-]*$"})]
+Duration = Annotated[str, msgspec.Meta(
+    max_length=40, extra_json_schema={"pattern": r"^-?\d+(\.\d{1,9})?s$", "examples": ["300s"]})]
+Timestamp = Annotated[str, msgspec.Meta(
+    max_length=40, extra_json_schema={"format": "date-time"})]
+
+
+class Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    pass
+
+
+# -- requests ---------------------------------------------------------------------------------
+class CheckUser(Wire):
+    user_id: Str200 | None = None
+    login_name: Str200 | None = None
+
+
+class CheckPassword(Wire):
+    password: Str200
+
+
+class ChecksIn(Wire):
+    user: CheckUser | None = None
+    password: CheckPassword | None = None
+
+
+class HeaderValuesIn(Wire):
+    values: list[Annotated[str, msgspec.Meta(max_length=8192)]] = []
+
+
+class UserAgentIn(Wire):
+    fingerprint_id: OptStr200 | None = None
+    ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    header: dict[Annotated[str, msgspec.Meta(max_length=256)], HeaderValuesIn] = {}
+
+
+MetadataIn = dict[Annotated[str, msgspec.Meta(min_length=1, max_length=200)], B64]
+
+
+class CreateSessionRequest(Wire):
+    checks: ChecksIn | None = None
+    metadata: MetadataIn = {}
+    user_agent: UserAgentIn | None = None
+    lifetime: Duration | None = None
+
+
+class SetSessionRequest(Wire):
+    session_id: OptStr200 | None = None
+    session_token: Annotated[str, msgspec.Meta(max_length=400)] | None = None  # ignored
+    checks: ChecksIn | None = None
+    metadata: MetadataIn = {}
+    lifetime: Duration | None = None
+
+
+class DeleteSessionRequest(Wire):
+    session_token: Annotated[str, msgspec.Meta(max_length=400)] | None = None
+
+
+class ListQuery(Wire):
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=0, le=4_294_967_295)] = 0
+    asc: bool = False
+
+
+class IdsQuery(Wire):
+    ids: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+
+
+class UserIdQuery(Wire):
+    id: OptStr200 = ""
+
+
+class TimestampQuery(Wire):
+    creation_date: Timestamp | None = None
+    expiration_date: Timestamp | None = None
+    method: str | int = 0
+
+
+class CreatorQuery(Wire):
+    id: OptStr200 | None = None
+
+
+class UserAgentQuery(Wire):
+    fingerprint_id: OptStr200 | None = None
+
+
+class SearchQuery(Wire):
+    ids_query: IdsQuery | None = None
+    user_id_query: UserIdQuery | None = None
+    creation_date_query: TimestampQuery | None = None
+    creator_query: CreatorQuery | None = None
+    user_agent_query: UserAgentQuery | None = None
+    expiration_date_query: TimestampQuery | None = None
+
+
+class ListSessionsRequest(Wire):
+    query: ListQuery | None = None
+    queries: list[SearchQuery] = []
+    sorting_column: str | int = 0
+
+
+# -- responses --------------------------------------------------------------------------------
+class Details(Wire):
+    sequence: str = "0"
+    change_date: str | None = None
+    resource_owner: str = ""
+
+
+class CreateSessionResponse(Wire):
+    details: Details
+    session_id: str
+    session_token: str
+
+
+class SetSessionResponse(Wire):
+    details: Details
+    session_token: str | None = None
+
+
+class DeleteSessionResponse(Wire):
+    details: Details
+
+
+class ListDetails(Wire):
+    total_result: str = "0"
+    processed_sequence: str = "0"
+    timestamp: str | None = None
+
+
+class GetSessionResponse(Wire):
+    """Documentation only: the body is spliced from the stored, pre-encoded view."""
+
+    session: SessionView
+
+
+class ListSessionsResponse(Wire):
+    """Documentation only: the body is spliced from the stored, pre-encoded views."""
+
+    details: ListDetails
+    sessions: list[SessionView] = []
+
+
+# -- mapping ----------------------------------------------------------------------------------
+def decode_bytes(text: str, where: str) -> bytes:
+    """Standard or URL-safe base64, padded or not (protojson accepts all four)."""
+    cleaned = text.replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(f"invalid {where}: value is not valid base64") from None
+
+
+def _metadata(raw: dict[str, str], rpc: str) -> dict[str, bytes]:
+    return {key: decode_bytes(value, f"{rpc}.Metadata[{key!r}]") for key, value in raw.items()}
+
+
+def _lifetime_ms(raw: str | None, rpc: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        lifetime_ms = parse_duration_ms(raw)
+    except ValueError:
+        raise ValidationFailed(f"invalid {rpc}.Lifetime: value must be a duration") from None
+    if lifetime_ms <= 0:
+        raise ValidationFailed(f"invalid {rpc}.Lifetime: value must be greater than 0s")
+    return lifetime_ms
+
+
+def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
+    if raw is None:
+        return Checks()
+    user = None
+    if raw.user is not None:
+        given = [v for v in (raw.user.user_id, raw.user.login_name) if v is not None]
+        if len(given) != 1:
+            raise ValidationFailed(f"invalid {rpc}.Checks: embedded message failed validation "
+                                   "| caused by: invalid CheckUser.Search: value is required")
+        user = UserCheck(user_id=raw.user.user_id, login_name=raw.user.login_name)
+    password = raw.password.password if raw.password is not None else None
+    return Checks(user=user, password=password)
+
+
+def canonical_ip(raw: str | None) -> str | None:
+    """ZITADEL parses the IP; an unparsable value is silently dropped."""
+    if not raw:
+        return None
+    try:
+        return ipaddress.ip_address(raw.strip()).compressed
+    except ValueError:
+        return None
+
+
+def _user_agent(raw: UserAgentIn | None) -> UserAgent | None:
+    if raw is None:
+        return None
+    agent = UserAgent(
+        fingerprint_id=raw.fingerprint_id, ip=canonical_ip(raw.ip), description=raw.description,
+        header={name: list(values.values) for name, values in raw.header.items()},
+    )
+    return agent if agent != UserAgent() else None
+
+
+def to_create(request: CreateSessionRequest) -> CreateSession:
+    rpc = "CreateSessionRequest"
+    return CreateSession(
+        checks=_checks(request.checks, rpc),
+        metadata=_metadata(request.metadata, rpc),
+        user_agent=_user_agent(request.user_agent),
+        lifetime_ms=_lifetime_ms(request.lifetime, rpc),
+    )
+
+
+def to_set(request: SetSessionRequest) -> SetSession:
+    rpc = "SetSessionRequest"
+    return SetSession(
+        checks=_checks(request.checks, rpc),
+        metadata=_metadata(request.metadata, rpc),
+        lifetime_ms=_lifetime_ms(request.lifetime, rpc),
+    )
+
+
+def timestamp_ms(raw: str | None, where: str) -> int:
+    if raw is None:
+        raise ValidationFailed(f"invalid {where}: value is required")
+    try:
+        return parse_rfc3339_ms(raw)
+    except ValueError:
+        raise ValidationFailed(f"invalid {where}: value must be an RFC 3339 timestamp") from None

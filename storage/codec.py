@@ -1,0 +1,178 @@
+"""Session state ⇄ Redis hash fields and stream entries, and the index changes of a commit.
+
+The hash keeps the whole state as one JSON document (``doc``), the client view already
+encoded (``wire``, spliced into read responses without re-decoding), and the few fields reads
+filter on (user, org, creator, fingerprint, times, token hash). Pure: no Redis here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from actors import views
+from actors.events import Event, event_type, stream_payload
+from actors.model import SessionState
+from actors.queries import SessionSummary as SessionMeta
+from actors.timefmt import rfc3339_ms
+from storage import keys
+
+_STATE_ENCODER = msgspec.json.Encoder()
+_STATE_DECODER = msgspec.json.Decoder(SessionState)
+_PAYLOAD_ENCODER = msgspec.json.Encoder()
+
+#: Hash fields read for listing and permission checks, in this order.
+META_FIELDS = ("wire", "uid", "org", "creator", "fp", "ctime", "exp", "uver", "pwat", "term")
+
+
+def as_bytes(value: object) -> bytes | None:
+    """redis-py types replies as ``bytes | str``; our client always returns bytes."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def as_text(value: object) -> str:
+    raw = as_bytes(value)
+    return raw.decode() if raw else ""
+
+
+def _int_or_none(raw: bytes | None) -> int | None:
+    return int(raw) if raw else None
+
+
+def _text(raw: bytes | None) -> str:
+    return raw.decode() if raw else ""
+
+
+def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta | None:
+    """HMGET of ``META_FIELDS`` → meta, or None for a missing session."""
+    wire, uid, org, creator, fp, ctime, exp, uver, pwat, term = values
+    if term:
+        return SessionMeta(session_id=session_id, wire=b"", user_id="", org_id="",
+                           creator_id="", fingerprint_id="", creation_ms=0, expiration_ms=None,
+                           view_version=0, password_ms=None, terminated=True)
+    if not wire:
+        return None
+    return SessionMeta(
+        session_id=session_id, wire=wire, user_id=_text(uid), org_id=_text(org),
+        creator_id=_text(creator), fingerprint_id=_text(fp), creation_ms=int(ctime or 0),
+        expiration_ms=_int_or_none(exp), view_version=int(uver or 0),
+        password_ms=_int_or_none(pwat), terminated=False,
+    )
+
+
+def encode_state(state: SessionState) -> bytes:
+    return _STATE_ENCODER.encode(state)
+
+
+def decode_state(raw: bytes) -> SessionState:
+    return _STATE_DECODER.decode(raw)
+
+
+def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
+    """The hash of a live session; a terminated one gets ``tombstone_fields`` instead."""
+    ua = state.user_agent
+    password = state.factors.password
+    user = state.factors.user
+    return {
+        "doc": encode_state(state),
+        "wire": _STATE_ENCODER.encode(views.render(state)),
+        "seq": state.sequence,
+        "uid": state.user_id or "",
+        "org": state.user_org_id or "",
+        "creator": state.creator_id,
+        "fp": (ua.fingerprint_id or "") if ua else "",
+        "ctime": state.creation_ms,
+        "exp": state.expiration_ms if state.expiration_ms is not None else "",
+        "uver": user.view_version if user else 0,
+        "pwat": password.verified_at_ms if password else "",
+        "tok": state.token_hash,
+    }
+
+
+def tombstone_fields(state: SessionState) -> dict[str, bytes | str | int]:
+    """What stays of a terminated session: enough to answer "terminated" and be idempotent."""
+    return {"term": 1, "seq": state.sequence, "tok": state.token_hash,
+            "doc": encode_state(state)}
+
+
+class IndexOp(msgspec.Struct, frozen=True, array_like=True):
+    op: Literal["zadd", "zrem"]
+    key: str
+    score: int
+    member: str
+
+
+def _memberships(state: SessionState) -> list[str]:
+    found = [keys.SESSIONS_BY_CREATION]
+    if state.user_id:
+        found.append(keys.sessions_of_user(state.user_id))
+    if state.creator_id:
+        found.append(keys.sessions_of_creator(state.creator_id))
+    ua = state.user_agent
+    if ua is not None and ua.fingerprint_id:
+        found.append(keys.sessions_of_fingerprint(ua.fingerprint_id))
+    return found
+
+
+def purge_at_ms(state: SessionState, retention_ms: int) -> int | None:
+    return state.expiration_ms + retention_ms if state.expiration_ms is not None else None
+
+
+def index_ops(before: SessionState | None, after: SessionState,
+              retention_ms: int) -> list[IndexOp]:
+    """The ZADD/ZREM that move the indexes from ``before`` to ``after`` (idempotent ops)."""
+    sid = after.id
+    if after.terminated:
+        gone = _memberships(before) if before is not None else []
+        return [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
+    old = set(_memberships(before)) if before is not None else set()
+    ops = [IndexOp("zadd", key, after.creation_ms, sid)
+           for key in _memberships(after) if key not in old]
+    purge_at = purge_at_ms(after, retention_ms)
+    if purge_at is not None and purge_at != (
+        purge_at_ms(before, retention_ms) if before else None
+    ):
+        ops.append(IndexOp("zadd", keys.SESSIONS_BY_PURGE, purge_at, sid))
+    return ops
+
+
+def all_index_keys(meta: SessionMeta) -> list[str]:
+    """Every index a stored session can be in (used by the purge of expired sessions)."""
+    found = [keys.SESSIONS_BY_CREATION, keys.SESSIONS_BY_PURGE]
+    if meta.user_id:
+        found.append(keys.sessions_of_user(meta.user_id))
+    if meta.creator_id:
+        found.append(keys.sessions_of_creator(meta.creator_id))
+    if meta.fingerprint_id:
+        found.append(keys.sessions_of_fingerprint(meta.fingerprint_id))
+    return found
+
+
+class StreamContext(msgspec.Struct, frozen=True, kw_only=True):
+    instance_id: str
+    creator_id: str
+    at_ms: int
+
+
+def stream_entries(events: list[Event], first_sequence: int, session_id: str,
+                   ctx: StreamContext) -> list[dict[str, str]]:
+    """ZITADEL's event envelope per event; all events of one write share one timestamp."""
+    created_at = rfc3339_ms(ctx.at_ms)
+    return [
+        {
+            "type": event_type(event),
+            "aggregateType": "session",
+            "aggregateId": session_id,
+            "aggregateVersion": "v1",
+            "sequence": str(first_sequence + offset),
+            "instanceId": ctx.instance_id,
+            "resourceOwner": ctx.instance_id,
+            "creator": ctx.creator_id,
+            "createdAt": created_at,
+            "payload": _PAYLOAD_ENCODER.encode(stream_payload(event)).decode(),
+        }
+        for offset, event in enumerate(events)
+    ]

@@ -1,0 +1,53 @@
+-- Shared by create.lua and commit.lua (spliced in where a script says "--#include _write").
+-- apply_write(k_state, k_fence, k_events, k_partition, index_base, a) writes one session change:
+--   ARGV[a]   expected sequence of the stored session ("" = the session must not exist yet)
+--   ARGV[a+1] "1" = replace the hash (termination leaves a tombstone), else merge fields
+--   ARGV[a+2] absolute expiry in ms for the session's keys (0 = no expiry)
+--   ARGV[a+3] MAXLEN ~ of the session's own stream, ARGV[a+4] of the partition stream
+--   then: nfields, field/value pairs; nevents, per event: npairs, field/value pairs;
+--   nops, per op: "zadd"|"zrem", index key number (KEYS[index_base + n]), score, member.
+-- Returns the previous sequence, or an error reply: EXISTS, STALE.
+local function apply_write(k_state, k_fence, k_events, k_partition, index_base, a)
+  local expected = ARGV[a]
+  local current = redis.call('HGET', k_state, 'seq')
+  if expected == '' then
+    if redis.call('EXISTS', k_state) == 1 then return redis.error_reply('EXISTS') end
+  elseif current ~= expected then
+    return redis.error_reply('STALE')
+  end
+  if ARGV[a + 1] == '1' then redis.call('DEL', k_state) end
+  local expire_at = tonumber(ARGV[a + 2])
+  local session_maxlen, partition_maxlen = ARGV[a + 3], ARGV[a + 4]
+  local i = a + 5
+  local nfields = tonumber(ARGV[i]); i = i + 1
+  redis.call('HSET', k_state, unpack(ARGV, i, i + nfields * 2 - 1))
+  i = i + nfields * 2
+  local nevents = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, nevents do
+    local npairs = tonumber(ARGV[i]); i = i + 1
+    local last = i + npairs * 2 - 1
+    redis.call('XADD', k_events, 'MAXLEN', '~', session_maxlen, '*', unpack(ARGV, i, last))
+    redis.call('XADD', k_partition, 'MAXLEN', '~', partition_maxlen, '*', unpack(ARGV, i, last))
+    i = last + 1
+  end
+  local nops = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, nops do
+    local key = KEYS[index_base + tonumber(ARGV[i + 1])]
+    if ARGV[i] == 'zadd' then
+      redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 3])
+    else
+      redis.call('ZREM', key, ARGV[i + 3])
+    end
+    i = i + 4
+  end
+  if expire_at > 0 then
+    redis.call('PEXPIREAT', k_state, expire_at)
+    redis.call('PEXPIREAT', k_events, expire_at)
+    if redis.call('EXISTS', k_fence) == 1 then redis.call('PEXPIREAT', k_fence, expire_at) end
+  else
+    redis.call('PERSIST', k_state)
+    redis.call('PERSIST', k_events)
+    redis.call('PERSIST', k_fence)
+  end
+  return current or ''
+end

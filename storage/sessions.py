@@ -1,0 +1,211 @@
+"""RedisSessionStore: the session side of storage (implements ``actors.ports.SessionStore``).
+
+Writes go through one Lua script each (create/commit/purge), reads are single HMGETs or one
+``fetch`` call for many sessions. Index keys are passed as KEYS so every script declares what
+it touches; on a single node they are updated in the same atomic step as the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from actors.errors import LeaseLost
+from actors.events import Event
+from actors.model import SessionState
+from actors.ports import Acquired, Lease
+from storage import codec, keys
+from actors.queries import SessionSummary as SessionMeta
+from storage.codec import IndexOp, StreamContext, as_bytes, as_text
+from storage.errors import ScriptRefused, mapped_errors
+from storage.scripts import Scripts
+
+#: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
+#: moment and reads hide them, so this is only the backstop when no sweeper ran.
+PURGE_GRACE_MS = 600_000
+FETCH_CHUNK = 500
+
+
+class RedisSessionStore:
+    def __init__(self, client: aioredis.Redis, *, instance_id: str, retention_ms: int,
+                 partitions: int, session_stream_maxlen: int, stream_maxlen: int,
+                 lease_ttl_ms: int) -> None:
+        self.client = client
+        self._lease_ttl_ms = lease_ttl_ms
+        self.instance_id = instance_id
+        self._scripts = Scripts(client)
+        self._retention_ms = retention_ms
+        self._partitions = partitions
+        self._session_maxlen = session_stream_maxlen
+        self._stream_maxlen = stream_maxlen
+
+    async def ping(self) -> None:
+        with mapped_errors():
+            await self.client.ping()
+
+    # -- lease -------------------------------------------------------------------------
+    async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:
+        keys_ = [keys.session_lease(session_id), keys.session_fence(session_id),
+                 keys.session(session_id)]
+        with mapped_errors():
+            fence, doc = await self._scripts.run("acquire", keys_, [owner, ttl_ms])
+        if not fence:
+            return None
+        state = codec.decode_state(doc) if doc else None
+        return Acquired(lease=Lease(session_id=session_id, owner=owner, fence=int(fence)),
+                        state=state)
+
+    async def release(self, lease: Lease) -> None:
+        with mapped_errors():
+            await self._scripts.run("release", [keys.session_lease(lease.session_id)],
+                                    [lease.owner])
+
+    # -- writes ------------------------------------------------------------------------
+    async def create(self, state: SessionState, events: list[Event], *, at_ms: int,
+                     creator_id: str) -> None:
+        sid = state.id
+        args, index_keys = self._write_args(None, state, events, at_ms, creator_id)
+        keys_ = [keys.session(sid), keys.session_fence(sid), keys.session_events(sid),
+                 self._partition_key(sid), *index_keys]
+        with mapped_errors():
+            await self._scripts.run("create", keys_, args)
+
+    async def commit(self, lease: Lease, before: SessionState | None, after: SessionState,
+                     events: list[Event], *, at_ms: int, creator_id: str,
+                     release: bool) -> None:
+        sid = lease.session_id
+        args, index_keys = self._write_args(before, after, events, at_ms, creator_id)
+        keys_ = [keys.session_lease(sid), keys.session(sid), keys.session_fence(sid),
+                 keys.session_events(sid), self._partition_key(sid), *index_keys]
+        lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0,
+                                 self._lease_ttl_ms]
+        try:
+            with mapped_errors():
+                await self._scripts.run("commit", keys_, [*lease_args, *args])
+        except ScriptRefused as exc:
+            raise LeaseLost(sid) from exc
+
+    def _partition_key(self, session_id: str) -> str:
+        return keys.event_stream(keys.event_partition(session_id, self._partitions))
+
+    def _expire_at(self, state: SessionState, at_ms: int) -> int:
+        if state.terminated:
+            return at_ms + max(self._retention_ms, 1000)
+        purge_at = codec.purge_at_ms(state, self._retention_ms)
+        return purge_at + PURGE_GRACE_MS if purge_at is not None else 0
+
+    def _write_args(self, before: SessionState | None, after: SessionState,
+                    events: list[Event], at_ms: int, creator_id: str,
+                    ) -> tuple[list[Any], list[str]]:
+        fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
+        first_seq = (before.sequence if before else 0) + 1
+        entries = codec.stream_entries(events, first_seq, after.id, StreamContext(
+            instance_id=self.instance_id, creator_id=creator_id, at_ms=at_ms))
+        ops = codec.index_ops(before, after, self._retention_ms)
+        index_keys = sorted({op.key for op in ops})
+        args: list[Any] = [
+            str(before.sequence) if before else "",
+            1 if after.terminated else 0,
+            self._expire_at(after, at_ms),
+            self._session_maxlen,
+            self._stream_maxlen,
+            len(fields),
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        args.append(len(entries))
+        for entry in entries:
+            args.append(len(entry))
+            for name, text in entry.items():
+                args += [name, text]
+        args.append(len(ops))
+        args += _op_args(ops, index_keys)
+        return args, index_keys
+
+    # -- reads -------------------------------------------------------------------------
+    async def read_meta(self, session_id: str) -> tuple[SessionMeta | None, str]:
+        """The session's read fields and its current token hash (one round trip)."""
+        with mapped_errors():
+            values = await self.client.hmget(keys.session(session_id),
+                                             [*codec.META_FIELDS, "tok"])
+        meta = codec.meta_from_fields(session_id, [as_bytes(v) for v in values[:-1]])
+        token_hash = as_text(values[-1])
+        return meta, token_hash
+
+    async def read_state(self, session_id: str) -> SessionState | None:
+        with mapped_errors():
+            doc = as_bytes(await self.client.hget(keys.session(session_id), "doc"))
+        return codec.decode_state(doc) if doc else None
+
+    async def fetch_metas(self, session_ids: list[str]) -> list[SessionMeta | None]:
+        """Read fields of many sessions, one script call per chunk."""
+        found: list[SessionMeta | None] = []
+        for start in range(0, len(session_ids), FETCH_CHUNK):
+            chunk = session_ids[start:start + FETCH_CHUNK]
+            with mapped_errors():
+                rows = await self._scripts.run(
+                    "fetch", [keys.session(sid) for sid in chunk], list(codec.META_FIELDS))
+            found += [codec.meta_from_fields(sid, row) for sid, row in zip(chunk, rows,
+                                                                              strict=True)]
+        return found
+
+    async def index_range(self, index_key: str, min_ms: float, max_ms: float,
+                          *, descending: bool) -> list[str]:
+        """Session ids of an index by creation time, oldest or newest first."""
+        with mapped_errors():
+            if descending:
+                raw = await self.client.zrevrangebyscore(index_key, max_ms, min_ms)
+            else:
+                raw = await self.client.zrangebyscore(index_key, min_ms, max_ms)
+        return [as_text(member) for member in raw]
+
+    async def index_page(self, index_key: str, min_ms: float, max_ms: float, *, offset: int,
+                         limit: int, descending: bool) -> tuple[int, list[str]]:
+        """Count of an index's creation range and one page of it, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            _ = pipe.zcount(index_key, min_ms, max_ms)
+            if descending:
+                _ = pipe.zrevrangebyscore(index_key, max_ms, min_ms, start=offset, num=limit)
+            else:
+                _ = pipe.zrangebyscore(index_key, min_ms, max_ms, start=offset, num=limit)
+            with mapped_errors():
+                total, raw = await pipe.execute()
+        return int(total), [as_text(member) for member in raw]
+
+    async def forget(self, index_key: str, session_ids: list[str]) -> None:
+        """Drop index entries whose session is gone (lazy repair when the sweeper lagged)."""
+        if session_ids:
+            with mapped_errors():
+                await self.client.zrem(index_key, *session_ids)
+
+    # -- expiry ------------------------------------------------------------------------
+    async def purge_due(self, now_ms: int, limit: int = 200) -> int:
+        """Purge sessions whose expiration + retention has passed; returns how many."""
+        with mapped_errors():
+            due = await self.client.zrangebyscore(keys.SESSIONS_BY_PURGE, "-inf", now_ms,
+                                                  start=0, num=limit)
+        purged = 0
+        for sid in (as_text(member) for member in due):
+            purged += await self._purge_one(sid, now_ms)
+        return purged
+
+    async def _purge_one(self, session_id: str, now_ms: int) -> int:
+        metas = await self.fetch_metas([session_id])
+        meta = metas[0]
+        index_keys = (codec.all_index_keys(meta) if meta else [keys.SESSIONS_BY_CREATION])
+        others = [key for key in index_keys if key != keys.SESSIONS_BY_PURGE]
+        keys_ = [keys.session(session_id), keys.session_fence(session_id),
+                 keys.session_events(session_id), keys.SESSIONS_BY_PURGE, *others]
+        with mapped_errors():
+            done = await self._scripts.run("purge", keys_,
+                                           [now_ms, self._retention_ms, session_id])
+        return int(done)
+
+
+def _op_args(ops: list[IndexOp], index_keys: list[str]) -> list[Any]:
+    position = {key: number for number, key in enumerate(index_keys, start=1)}
+    out: list[Any] = []
+    for op in ops:
+        out += [op.op, position[op.key], op.score, op.member]
+    return out
