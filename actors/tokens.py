@@ -36,6 +36,18 @@ def issue(prefix: str, owner_id: str, token_id: str, random_bytes: bytes) -> Iss
                        plain=f"{prefix}.{owner_id}.{secret}")
 
 
+def as_pat(token: str) -> str:
+    """A configured token of any shape, as a PAT: ``p.static.<sha256(token)>``.
+
+    Lets ``SESSIOND_ADMIN_TOKEN`` be any high-entropy string; the stored hash is then the hash
+    of its SHA-256, so nothing reversible is kept either way.
+    """
+    parts = split(token)
+    if parts is not None and parts[0] == PAT_PREFIX:
+        return token
+    return f"{PAT_PREFIX}.static.{hashlib.sha256(token.encode()).hexdigest()}"
+
+
 def split(token: str) -> tuple[str, str, str] | None:
     """``(prefix, owner_id, secret)`` or None when the token is not of our shape."""
     prefix, _, rest = token.partition(".")

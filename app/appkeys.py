@@ -10,18 +10,17 @@ from app.clock import SystemClock
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from storage.users import RedisUserStore
+    from storage.users import InstanceInfo, RedisUserStore
 
     from actors.registry import SessionRegistry
     from app.credentials import PasswordService
     from app.hashing import PasswordHasher
-    from app.instance import Instance
     from app.userviews import UserViewCache
     from storage.sessions import RedisSessionStore
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
 CLOCK = web.AppKey("CLOCK", SystemClock)
-INSTANCE: web.AppKey[Instance] = web.AppKey("INSTANCE")
+INSTANCE: web.AppKey[InstanceInfo] = web.AppKey("INSTANCE")
 SESSIONS: web.AppKey[RedisSessionStore] = web.AppKey("SESSIONS")
 USERS: web.AppKey[RedisUserStore] = web.AppKey("USERS")
 HASHER: web.AppKey[PasswordHasher] = web.AppKey("HASHER")

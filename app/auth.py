@@ -54,14 +54,10 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Caller:
         parts = tokens.split(token)
-        if parts is None:
-            raise _invalid()
-        if parts[0] == tokens.PAT_PREFIX:
-            caller = await self._pat_caller(token)
-        elif parts[0] == tokens.SESSION_PREFIX:
+        if parts is not None and parts[0] == tokens.SESSION_PREFIX:
             caller = await self._session_caller(token, parts[1])
-        else:
-            caller = None
+        else:  # a PAT, or a configured admin token of any shape (see tokens.as_pat)
+            caller = await self._pat_caller(tokens.as_pat(token))
         if caller is None:
             raise _invalid()
         return caller

@@ -1,0 +1,67 @@
+"""First-start duties: the instance id, the default organization, and an administrator.
+
+``bootstrap`` runs once in the main process before workers start. With
+``SESSIOND_ADMIN_TOKEN`` it makes that token a PAT of the IAM_OWNER machine user "admin". In the
+embedded dev setup without one, it generates a PAT into ``<data dir>/admin.pat`` (mode 0600)
+and logs the file's path — never the token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+
+from actors import tokens
+from app.settings import Settings
+from storage.connection import connect
+from storage.users import InstanceInfo, RedisUserStore
+
+log = structlog.get_logger("sessiond.bootstrap")
+ADMIN_PAT_FILE = "admin.pat"
+MIN_ADMIN_TOKEN_CHARS = 20
+
+
+async def ensure_instance(client: aioredis.Redis, settings: Settings) -> InstanceInfo:
+    """Instance id and default organization; idempotent, so every worker may call it."""
+    return await RedisUserStore(client, settings).bootstrap()
+
+
+async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
+    if settings.admin_token and len(settings.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise SystemExit(f"SESSIOND_ADMIN_TOKEN must have at least {MIN_ADMIN_TOKEN_CHARS} "
+                         "characters")
+    client = connect(settings.redis_url)
+    try:
+        info = await ensure_instance(client, settings)
+        users = RedisUserStore(client, settings, instance_id=info.id)
+        if settings.admin_token:
+            await users.ensure_admin(tokens.as_pat(settings.admin_token))
+            log.info("admin token ensured", instance_id=info.id)
+        elif dev_mode:
+            path = await _ensure_dev_admin_file(users, Path(settings.data_dir))
+            log.warning("dev admin PAT written; use it as the Bearer token", path=str(path))
+    finally:
+        await client.aclose()
+
+
+async def _ensure_dev_admin_file(users: RedisUserStore, data_dir: Path) -> Path:
+    path = data_dir / ADMIN_PAT_FILE
+    if path.exists():
+        existing = path.read_text().strip()
+        parts = tokens.split(existing)
+        if parts is not None and await users.get_pat(parts[1]) is not None:
+            return path
+    token_id = secrets.token_hex(8)
+    issued = tokens.issue(tokens.PAT_PREFIX, token_id, token_id,
+                          secrets.token_bytes(tokens.SECRET_BYTES))
+    await users.ensure_admin(issued.plain)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(issued.plain + "\n")
+    path.chmod(0o600)
+    return path

@@ -1,0 +1,188 @@
+"""Several worker processes (real ``python -m app``) against one server: the concurrency claims.
+
+- 50 concurrent SetSession calls spread over two workers lose no update, the sequence grows
+  by exactly the events written, and exactly one token is valid at the end.
+- Concurrent wrong passwords across workers never exceed the lockout limit.
+- A worker killed in the middle of an update leaves the session readable, and writable once
+  its lease expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from support import ADMIN_TOKEN, PASSWORD, b64
+
+from storage import keys
+
+pytestmark = pytest.mark.slow
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes]) -> None:
+        self.url = url
+        self.proc = proc
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crashed or OOM-killed worker."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+
+@contextmanager
+def server(redis_url: str, **env: str | int) -> Iterator[Server]:
+    """``python -m app`` in its own process group; stopped (or killed) afterwards."""
+    port = _free_port()
+    variables = {
+        **os.environ,
+        "SESSIOND_REDIS_URL": redis_url, "SESSIOND_HTTP_PORT": str(port),
+        "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN, "SESSIOND_LOG_LEVEL": "warning",
+        "SESSIOND_LOG_FORMAT": "json", "SESSIOND_CACHE_TTL_MS": "0",
+        "SESSIOND_ARGON2_TIME_COST": "1", "SESSIOND_ARGON2_MEMORY_KIB": "1024",
+        **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "app"], env=variables,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield Server(url, proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+@pytest.fixture(name="http")
+async def _http() -> AsyncIterator[aiohttp.ClientSession]:
+    # new connection per request, so the kernel spreads requests over the workers
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        yield http
+
+
+async def _call(http: aiohttp.ClientSession, method: str, url: str,
+                body: Any = None) -> tuple[int, dict[str, Any]]:
+    async with http.request(method, url, json=body, headers=AUTH) as response:
+        return response.status, await response.json()
+
+
+async def _human(http: aiohttp.ClientSession, base: str) -> str:
+    status, body = await _call(http, "POST", f"{base}/v2/users/human", {
+        "username": f"w{time.time_ns()}", "profile": {"givenName": "W", "familyName": "K"},
+        "email": {"email": f"w{time.time_ns()}@example.com", "isVerified": True},
+        "password": {"password": PASSWORD}})
+    assert status == 201, body
+    return str(body["userId"])
+
+
+async def test_fifty_concurrent_sets_over_two_workers_lose_nothing(redis, redis_url, http):
+    with server(redis_url, workers=2) as running:
+        base = running.url
+        status, created = await _call(http, "POST", f"{base}/v2/sessions", {})
+        assert status == 201
+        sid = created["sessionId"]
+        first_sequence = int(created["details"]["sequence"])
+        calls = [_call(http, "PATCH", f"{base}/v2/sessions/{sid}",
+                       {"metadata": {f"key{i}": b64(str(i))}}) for i in range(50)]
+        results = await asyncio.gather(*calls)
+        assert {status for status, _ in results} <= {200, 409, 429}
+        succeeded = [i for i, (status, _) in enumerate(results) if status == 200]
+        assert succeeded, "no update succeeded"
+        status, got = await _call(http, "GET", f"{base}/v2/sessions/{sid}")
+        session = got["session"]
+        assert set(session["metadata"]) == {f"key{i}" for i in succeeded}
+        highest = max(int(results[i][1]["details"]["sequence"]) for i in succeeded)
+        assert int(session["sequence"]) == highest == first_sequence + 2 * len(succeeded)
+        tokens = [created["sessionToken"]] + [results[i][1]["sessionToken"] for i in succeeded]
+        valid = [t for t in tokens
+                 if (await _call(http, "GET", f"{base}/v2/sessions/{sid}?sessionToken={t}"))[0]
+                 == 200]
+        assert len(valid) == 1
+        stream = await redis.xrange(keys.session_events(sid))
+        assert len(stream) == int(session["sequence"])
+
+
+async def test_concurrent_wrong_passwords_never_exceed_the_lockout_limit(redis_url, http):
+    with server(redis_url, workers=2, lockout_max_password_attempts=3) as running:
+        base = running.url
+        user = await _human(http, base)
+        body = {"checks": {"user": {"userId": user}, "password": {"password": "wrong"}}}
+        results = await asyncio.gather(*[_call(http, "POST", f"{base}/v2/sessions", body)
+                                         for _ in range(30)])
+        wrong = [r for s, r in results if s == 400 and r["code"] == 3]
+        assert len(wrong) == 3
+        assert sorted(r["details"][0]["failedAttempts"] for r in wrong) == [1, 2, 3]
+        assert all(s in (400, 429) for s, _ in results)
+        status, got = await _call(http, "GET", f"{base}/v2/users/{user}")
+        assert status == 200
+        assert got["user"]["state"] == "USER_STATE_LOCKED"
+
+
+async def test_a_worker_killed_mid_update_leaves_the_session_usable(redis, redis_url, http):
+    slow = {"argon2_time_cost": 40, "argon2_memory_kib": 65536, "lease_ttl_ms": 1500,
+            "lease_wait_ms": 6000}
+    with server(redis_url, **slow) as doomed, server(redis_url, **slow) as alive:
+        doomed_url, survivor = doomed.url, alive.url
+        user = await _human(http, doomed_url)
+        status, created = await _call(http, "POST", f"{doomed_url}/v2/sessions",
+                                      {"checks": {"user": {"userId": user}}})
+        assert status == 201
+        sid = created["sessionId"]
+        update = asyncio.ensure_future(_call(
+            http, "PATCH", f"{doomed_url}/v2/sessions/{sid}",
+            {"checks": {"password": {"password": PASSWORD}}}))
+        for _ in range(200):  # the update holds the lease while it verifies the password
+            if await redis.exists(keys.session_lease(sid)):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the update never took the lease")
+        doomed.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await update
+        status, got = await _call(http, "GET", f"{survivor}/v2/sessions/{sid}")
+        assert status == 200
+        assert got["session"]["sequence"] == created["details"]["sequence"]
+        status, changed = await _call(http, "PATCH", f"{survivor}/v2/sessions/{sid}",
+                                      {"metadata": {"after": b64("crash")}})
+        assert status == 200, changed
+        assert int(changed["details"]["sequence"]) == int(created["details"]["sequence"]) + 2
+
