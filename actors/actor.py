@@ -52,8 +52,14 @@ class ActorConfig:
 class SessionActor:
     """Serialises all writes to one session within this process (see module docstring)."""
 
-    def __init__(self, session_id: str, store: SessionStore, deps: Deps, config: ActorConfig,
-                 on_exit: Callable[[SessionActor], None]) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        store: SessionStore,
+        deps: Deps,
+        config: ActorConfig,
+        on_exit: Callable[[SessionActor], None],
+    ) -> None:
         self.session_id = session_id
         self._store = store
         self._deps = deps
@@ -61,7 +67,8 @@ class SessionActor:
         self._on_exit = on_exit
         #: ``None`` is the stop message: it queues behind pending work, so that work finishes.
         self._mailbox: asyncio.Queue[Envelope | None] = asyncio.Queue(
-            maxsize=config.mailbox_size + 1)
+            maxsize=config.mailbox_size + 1
+        )
         self._capacity = config.mailbox_size
         self._owner = f"{secrets.token_hex(8)}:{session_id}"
 
@@ -124,8 +131,9 @@ class SessionActor:
         deadline = loop.time() + self._config.lease_wait_ms / 1000
         pause_s = 0.002
         while True:
-            acquired = await self._store.acquire(self.session_id, self._owner,
-                                                 self._config.lease_ttl_ms)
+            acquired = await self._store.acquire(
+                self.session_id, self._owner, self._config.lease_ttl_ms
+            )
             if acquired is not None:
                 return acquired
             if loop.time() >= deadline:
@@ -133,12 +141,17 @@ class SessionActor:
             await asyncio.sleep(pause_s * (1 + random.random()))  # noqa: S311 - jitter only
             pause_s = min(pause_s * 2, 0.05)
 
-    async def _handle(self, envelope: Envelope, lease: Lease, state: SessionState | None,
-                      ) -> tuple[SessionState | None, bool]:
+    async def _handle(
+        self,
+        envelope: Envelope,
+        lease: Lease,
+        state: SessionState | None,
+    ) -> tuple[SessionState | None, bool]:
         """Run one command; returns the state to continue with and whether the lease is gone."""
         try:
-            outcome = await execute(state, self.session_id, envelope.command, envelope.user,
-                                    envelope.caller, self._deps)
+            outcome = await execute(
+                state, self.session_id, envelope.command, envelope.user, envelope.caller, self._deps
+            )
         except ServiceError as exc:
             _fail(envelope, exc)
             return state, False
@@ -148,9 +161,15 @@ class SessionActor:
         assert outcome.state is not None  # noqa: S101 - events always evolve into a state
         release = self._mailbox.empty()
         try:
-            await self._store.commit(lease, state, outcome.state, list(outcome.events),
-                                     at_ms=outcome.at_ms, creator_id=envelope.caller.user_id,
-                                     release=release)
+            await self._store.commit(
+                lease,
+                state,
+                outcome.state,
+                list(outcome.events),
+                at_ms=outcome.at_ms,
+                creator_id=envelope.caller.user_id,
+                release=release,
+            )
         except ServiceError as exc:
             _fail(envelope, exc)
             raise LeaseLost(self.session_id) from exc  # state unknown now: reload next time

@@ -31,8 +31,23 @@ from typing import Any, ClassVar
 
 #: grpc-gateway's HTTPStatusFromCode. FAILED_PRECONDITION is 400, not 412, on purpose.
 HTTP_STATUS: dict[int, int] = {
-    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403,
-    8: 429, 9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+    0: 200,
+    1: 499,
+    2: 500,
+    3: 400,
+    4: 504,
+    5: 404,
+    6: 409,
+    7: 403,
+    8: 429,
+    9: 400,
+    10: 409,
+    11: 400,
+    12: 501,
+    13: 500,
+    14: 503,
+    15: 500,
+    16: 401,
 }
 
 #: English texts of the i18n keys we emit; a key without text is shown raw, as ZITADEL does.
@@ -65,6 +80,7 @@ MESSAGES: dict[str, str] = {
     "Errors.Session.MailboxFull": "Too many concurrent updates of this session, retry",
     "Errors.Session.Unavailable": "Session actor stopped before handling the request, retry",
     "Errors.Session.Timeout": "The session update did not finish in time",
+    "Errors.Session.NotSupported": "This check or challenge is not supported yet",
     "Errors.PermissionDenied": "No matching permissions found",
     "Errors.Token.Invalid": "Token is invalid",
     "Errors.Query.LimitExceeded": "Limit exceeded",
@@ -73,6 +89,14 @@ MESSAGES: dict[str, str] = {
     "Errors.Storage.Unavailable": "Storage is not reachable",
     "Errors.Member.AlreadyExists": "Member already exists",
     "Errors.Member.InvalidRole": "Invalid role",
+    "Errors.User.CantDeactivateInitial": "User with state initial can only be deleted",
+    "Errors.User.ShouldBeActiveOrInitial": "User is not active or initial",
+    "Errors.User.Email.NotFound": "Email not found",
+    "Errors.User.Password.Busy": "Password check already in progress, retry",
+    "Errors.User.Password.HashUnsupported": "Password hash algorithm is not supported",
+    "Errors.User.ConcurrentUpdate": "The user was changed concurrently, retry",
+    "Errors.User.Email.Invalid": "Email is invalid",
+    "Errors.User.NotSupported": "This part of the request is not supported yet",
 }
 
 ERROR_DETAIL_TYPE = "type.googleapis.com/zitadel.v1.ErrorDetail"
@@ -104,7 +128,9 @@ class ServiceError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The REST error body ZITADEL's gateway writes (google.rpc.Status shape)."""
-        detail_type = CREDENTIALS_CHECK_ERROR_TYPE if self.extra else ERROR_DETAIL_TYPE
+        detail_type = (
+            CREDENTIALS_CHECK_ERROR_TYPE if "failedAttempts" in self.extra else ERROR_DETAIL_TYPE
+        )
         detail: dict[str, Any] = {"@type": detail_type, "id": self.error_id, "message": self.text}
         detail.update(self.extra)
         return {"code": self.code, "message": self.message, "details": [detail]}

@@ -54,8 +54,9 @@ class Terminated(msgspec.Struct, frozen=True, kw_only=True, tag="session.termina
     pass
 
 
-Event = (SessionAdded | UserChecked | PasswordChecked | MetadataSet | LifetimeSet | TokenSet
-         | Terminated)
+Event = (
+    SessionAdded | UserChecked | PasswordChecked | MetadataSet | LifetimeSet | TokenSet | Terminated
+)
 
 
 def event_type(event: Event) -> str:

@@ -34,11 +34,18 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     at_ms: int = 0
 
 
-async def execute(state: SessionState | None, session_id: str, command: Command,
-                  user: UserRef | None, caller: Caller, deps: Deps) -> Outcome:
+async def execute(
+    state: SessionState | None,
+    session_id: str,
+    command: Command,
+    user: UserRef | None,
+    caller: Caller,
+    deps: Deps,
+) -> Outcome:
     """Decide and evolve; raises a ServiceError if the command is refused."""
-    ctx = machine.Context(now_ms=deps.clock.now_ms(), caller=caller,
-                          token=deps.minter.session_token(session_id))
+    ctx = machine.Context(
+        now_ms=deps.clock.now_ms(), caller=caller, token=deps.minter.session_token(session_id)
+    )
     evidence = Evidence(user=user)
     password_user = machine.preflight(state, command, evidence, ctx)
     password = getattr(getattr(command, "checks", None), "password", None)
@@ -51,5 +58,6 @@ async def execute(state: SessionState | None, session_id: str, command: Command,
     at_ms = max(deps.clock.now_ms(), ctx.now_ms)
     after = machine.evolve_all(state, events, session_id=session_id, at_ms=at_ms)
     issued = any(isinstance(event, TokenSet) for event in events)
-    return Outcome(state=after, token=ctx.token.plain if issued else None,
-                   events=tuple(events), at_ms=at_ms)
+    return Outcome(
+        state=after, token=ctx.token.plain if issued else None, events=tuple(events), at_ms=at_ms
+    )

@@ -62,16 +62,20 @@ def session_not_found() -> NotFound:
     return NotFound("QUERY-SFeaa", "Errors.Session.NotExisting")
 
 
-def _target_user(state: SessionState | None, checks: Checks, evidence_user_id: str | None,
-                 ) -> str | None:
+def _target_user(
+    state: SessionState | None,
+    checks: Checks,
+    evidence_user_id: str | None,
+) -> str | None:
     """The user the password (and later factors) must belong to."""
     if checks.user is not None:
         return evidence_user_id
     return state.user_id if state else None
 
 
-def preflight(state: SessionState | None, command: Command, evidence: Evidence,
-              ctx: Context) -> str | None:
+def preflight(
+    state: SessionState | None, command: Command, evidence: Evidence, ctx: Context
+) -> str | None:
     """Validate everything that needs no password evidence; return the password's user id."""
     match command:
         case CreateSession(checks=checks):
@@ -108,11 +112,18 @@ def _writable(state: SessionState | None, ctx: Context) -> SessionState:
     return state
 
 
-def _check_factor_prerequisites(state: SessionState | None, checks: Checks,
-                                evidence: Evidence) -> str | None:
+def _check_factor_prerequisites(
+    state: SessionState | None, checks: Checks, evidence: Evidence
+) -> str | None:
     evidence_user_id = evidence.user.id if evidence.user else None
-    if checks.user is not None and state is not None and state.user_id not in (
-        None, evidence_user_id,
+    if (
+        checks.user is not None
+        and state is not None
+        and state.user_id
+        not in (
+            None,
+            evidence_user_id,
+        )
     ):
         raise InvalidArgument("", "user change not possible")
     target = _target_user(state, checks, evidence_user_id)
@@ -121,8 +132,9 @@ def _check_factor_prerequisites(state: SessionState | None, checks: Checks,
     return target if checks.password is not None else None
 
 
-def decide(state: SessionState | None, command: Command, evidence: Evidence,
-           ctx: Context) -> list[Event]:
+def decide(
+    state: SessionState | None, command: Command, evidence: Evidence, ctx: Context
+) -> list[Event]:
     """The events this command produces, or a ServiceError; never a partial list."""
     preflight(state, command, evidence, ctx)
     if isinstance(command, DeleteSession):
@@ -148,11 +160,17 @@ def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event
     events: list[Event] = []
     if checks.user is not None and evidence.user is not None:
         user = evidence.user
-        events.append(UserChecked(
-            user_id=user.id, user_org_id=user.org_id, checked_at_ms=now_ms,
-            login_name=user.login_name, display_name=user.display_name,
-            preferred_language=user.preferred_language, view_version=user.view_version,
-        ))
+        events.append(
+            UserChecked(
+                user_id=user.id,
+                user_org_id=user.org_id,
+                checked_at_ms=now_ms,
+                login_name=user.login_name,
+                display_name=user.display_name,
+                preferred_language=user.preferred_language,
+                view_version=user.view_version,
+            )
+        )
     if checks.password is not None:
         if not evidence.password_verified:
             raise Internal("SESSION-noPassword", "Errors.Internal")
@@ -171,11 +189,12 @@ def merge_metadata(current: dict[str, bytes], update: dict[str, bytes]) -> dict[
     return None if merged == current else merged
 
 
-def _decide_delete(state: SessionState | None, command: DeleteSession,
-                   ctx: Context) -> list[Event]:
+def _decide_delete(state: SessionState | None, command: DeleteSession, ctx: Context) -> list[Event]:
     if command.session_token is not None:
         if state is None or not tokens.verify(
-            command.session_token, prefix=tokens.SESSION_PREFIX, owner_id=state.id,
+            command.session_token,
+            prefix=tokens.SESSION_PREFIX,
+            owner_id=state.id,
             stored_hash=state.token_hash,
         ):
             raise PermissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid")
@@ -193,20 +212,29 @@ def can_read(state: SessionState, caller: Caller) -> bool:
     return (
         (bool(state.creator_id) and state.creator_id == caller.user_id)
         or (state.user_id is not None and state.user_id == caller.user_id)
-        or (bool(caller.agent_id) and state.user_agent is not None
-            and state.user_agent.fingerprint_id == caller.agent_id)
+        or (
+            bool(caller.agent_id)
+            and state.user_agent is not None
+            and state.user_agent.fingerprint_id == caller.agent_id
+        )
         or caller.has("session.read", state.user_org_id)
     )
 
 
-def evolve(state: SessionState | None, event: Event, *, session_id: str,
-           at_ms: int) -> SessionState:
+def evolve(
+    state: SessionState | None, event: Event, *, session_id: str, at_ms: int
+) -> SessionState:
     """Fold one event into the state; every event bumps ``sequence`` and ``change_ms``."""
     if state is None:
         if not isinstance(event, SessionAdded):
             raise Internal("SESSION-evolve", "Errors.Internal")
-        state = SessionState(id=session_id, creation_ms=at_ms, change_ms=at_ms,
-                             creator_id=event.creator_id, user_agent=event.user_agent)
+        state = SessionState(
+            id=session_id,
+            creation_ms=at_ms,
+            change_ms=at_ms,
+            creator_id=event.creator_id,
+            user_agent=event.user_agent,
+        )
         return msgspec.structs.replace(state, sequence=1)
     changes = _changes(state, event, at_ms)
     return msgspec.structs.replace(state, sequence=state.sequence + 1, change_ms=at_ms, **changes)
@@ -215,10 +243,14 @@ def evolve(state: SessionState | None, event: Event, *, session_id: str,
 def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]:
     match event:
         case UserChecked():
-            user = UserFactor(id=event.user_id, org_id=event.user_org_id,
-                              verified_at_ms=event.checked_at_ms, login_name=event.login_name,
-                              display_name=event.display_name,
-                              view_version=event.view_version)
+            user = UserFactor(
+                id=event.user_id,
+                org_id=event.user_org_id,
+                verified_at_ms=event.checked_at_ms,
+                login_name=event.login_name,
+                display_name=event.display_name,
+                view_version=event.view_version,
+            )
             return {"factors": msgspec.structs.replace(state.factors, user=user)}
         case PasswordChecked(checked_at_ms=at):
             password = CheckedFactor(verified_at_ms=at)
@@ -235,8 +267,9 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             return {"terminated": True, "factors": Factors()}
 
 
-def evolve_all(state: SessionState | None, events: list[Event], *, session_id: str,
-               at_ms: int) -> SessionState | None:
+def evolve_all(
+    state: SessionState | None, events: list[Event], *, session_id: str, at_ms: int
+) -> SessionState | None:
     for event in events:
         state = evolve(state, event, session_id=session_id, at_ms=at_ms)
     return state

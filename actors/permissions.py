@@ -14,16 +14,28 @@ _USER_ALL = frozenset({"user.read", "user.write", "user.delete", "user.credentia
 
 #: Default role → permissions, after ZITADEL's cmd/defaults.yaml (session rows verbatim).
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "IAM_OWNER": _SESSION_ALL | _READ_ALL | _USER_ALL
+    "IAM_OWNER": _SESSION_ALL
+    | _READ_ALL
+    | _USER_ALL
     | {"org.write", "org.create", "iam.write", "iam.member.write", "user.pat.write"},
-    "IAM_LOGIN_CLIENT": _SESSION_ALL | {"user.read", "user.write", "user.credential.write",
-                                        "org.read"},
+    "IAM_LOGIN_CLIENT": _SESSION_ALL
+    | {"user.read", "user.write", "user.credential.write", "org.read"},
     "IAM_OWNER_VIEWER": _READ_ALL,
-    "IAM_ORG_MANAGER": frozenset({"session.read", "session.delete", "org.read", "org.write",
-                                  "org.create", "user.read"}),
+    "IAM_ORG_MANAGER": frozenset(
+        {"session.read", "session.delete", "org.read", "org.write", "org.create", "user.read"}
+    ),
     "IAM_USER_MANAGER": frozenset({"session.read", "session.delete"}) | _USER_ALL | {"org.read"},
-    "ORG_OWNER": frozenset({"session.read", "session.delete", "org.read", "org.write",
-                            "user.pat.write", "org.member.write"}) | _USER_ALL,
+    "ORG_OWNER": frozenset(
+        {
+            "session.read",
+            "session.delete",
+            "org.read",
+            "org.write",
+            "user.pat.write",
+            "org.member.write",
+        }
+    )
+    | _USER_ALL,
     "ORG_USER_MANAGER": frozenset({"session.read", "session.delete", "org.read"}) | _USER_ALL,
     "ORG_OWNER_VIEWER": frozenset({"session.read", "org.read", "user.read"}),
 }

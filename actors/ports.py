@@ -32,9 +32,17 @@ class SessionStore(Protocol):
     async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:
         """Take the lease and load the state in one step; None while another owner holds it."""
 
-    async def commit(self, lease: Lease, before: SessionState | None, after: SessionState,
-                     events: list[Event], *, at_ms: int, creator_id: str,
-                     release: bool) -> None:
+    async def commit(
+        self,
+        lease: Lease,
+        before: SessionState | None,
+        after: SessionState,
+        events: list[Event],
+        *,
+        at_ms: int,
+        creator_id: str,
+        release: bool,
+    ) -> None:
         """Write state, streams and indexes atomically, if ``lease`` is still current.
 
         Raises ``LeaseLost`` when the lease expired or was taken over (the fencing check).
@@ -43,8 +51,9 @@ class SessionStore(Protocol):
     async def release(self, lease: Lease) -> None:
         """Give the lease up if we still own it."""
 
-    async def create(self, state: SessionState, events: list[Event], *, at_ms: int,
-                     creator_id: str) -> None:
+    async def create(
+        self, state: SessionState, events: list[Event], *, at_ms: int, creator_id: str
+    ) -> None:
         """Write a brand-new session; raises ``AlreadyExists`` if the id is taken."""
 
 
@@ -66,4 +75,3 @@ class Clock(Protocol):
 class TokenMinter(Protocol):
     def session_token(self, session_id: str) -> IssuedToken:
         """A fresh session token for ``session_id`` (random secret, stored as hash)."""
-

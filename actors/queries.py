@@ -120,8 +120,12 @@ def visible(summary: SessionSummary, caller: Caller) -> bool:
 
 def needs_scan(query: SessionFilter) -> bool:
     """True if some condition is not answered by the chosen index and creation range."""
-    chosen = [query.ids is not None, query.user_id is not None,
-              query.creator_id is not None, query.fingerprint_id is not None]
+    chosen = [
+        query.ids is not None,
+        query.user_id is not None,
+        query.creator_id is not None,
+        query.fingerprint_id is not None,
+    ]
     return sum(chosen) > 1 or bool(query.expiration) or query.ids is not None
 
 

@@ -21,8 +21,15 @@ CREATE_ATTEMPTS = 3
 
 
 class SessionRegistry:
-    def __init__(self, store: SessionStore, deps: Deps, config: ActorConfig, *,
-                 ask_timeout_s: float, new_session_id: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        deps: Deps,
+        config: ActorConfig,
+        *,
+        ask_timeout_s: float,
+        new_session_id: Callable[[], str],
+    ) -> None:
         self._store = store
         self._deps = deps
         self._config = config
@@ -36,30 +43,37 @@ class SessionRegistry:
     def live_actors(self) -> int:
         return len(self._actors)
 
-    async def ask(self, session_id: str, command: Command, *, user: UserRef | None,
-                  caller: Caller) -> Outcome:
+    async def ask(
+        self, session_id: str, command: Command, *, user: UserRef | None, caller: Caller
+    ) -> Outcome:
         """Have the session's actor run ``command``; its reply survives our cancellation."""
         if self._closing:
             raise Unavailable("SESSION-closing", "Errors.Session.Unavailable")
         reply: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._actor(session_id).tell(Envelope(command=command, user=user, caller=caller,
-                                              reply=reply))
+        self._actor(session_id).tell(
+            Envelope(command=command, user=user, caller=caller, reply=reply)
+        )
         try:
             async with asyncio.timeout(self._ask_timeout_s):
                 return await asyncio.shield(reply)
         except TimeoutError:
             raise DeadlineExceeded("SESSION-timeout", "Errors.Session.Timeout") from None
 
-    async def create(self, command: CreateSession, *, user: UserRef | None,
-                     caller: Caller) -> Outcome:
+    async def create(
+        self, command: CreateSession, *, user: UserRef | None, caller: Caller
+    ) -> Outcome:
         """A new session needs no actor: its fresh id has no other writer (create.lua guards)."""
         for _ in range(CREATE_ATTEMPTS):
             session_id = self._new_session_id()
             outcome = await execute(None, session_id, command, user, caller, self._deps)
             assert outcome.state is not None  # noqa: S101 - a create always produces events
             try:
-                await self._store.create(outcome.state, list(outcome.events),
-                                         at_ms=outcome.at_ms, creator_id=caller.user_id)
+                await self._store.create(
+                    outcome.state,
+                    list(outcome.events),
+                    at_ms=outcome.at_ms,
+                    creator_id=caller.user_id,
+                )
             except AlreadyExists:
                 continue
             return outcome
@@ -68,8 +82,9 @@ class SessionRegistry:
     def _actor(self, session_id: str) -> SessionActor:
         actor = self._actors.get(session_id)
         if actor is None:
-            actor = SessionActor(session_id, self._store, self._deps, self._config,
-                                 on_exit=self._forget)
+            actor = SessionActor(
+                session_id, self._store, self._deps, self._config, on_exit=self._forget
+            )
             self._actors[session_id] = actor
             task = asyncio.create_task(actor.run(), name=f"session-actor:{session_id}")
             self._tasks.add(task)

@@ -32,8 +32,9 @@ def hash_secret(secret: str) -> str:
 
 def issue(prefix: str, owner_id: str, token_id: str, random_bytes: bytes) -> IssuedToken:
     secret = base64.urlsafe_b64encode(random_bytes).rstrip(b"=").decode()
-    return IssuedToken(token_id=token_id, token_hash=hash_secret(secret),
-                       plain=f"{prefix}.{owner_id}.{secret}")
+    return IssuedToken(
+        token_id=token_id, token_hash=hash_secret(secret), plain=f"{prefix}.{owner_id}.{secret}"
+    )
 
 
 def as_pat(token: str) -> str:

@@ -99,7 +99,8 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
     changed_ms = current.password_changed_ms if current else 0
     password_view = (
         VerifiedFactor(verified_at=rfc3339_ms(password.verified_at_ms))
-        if password is not None and password.verified_at_ms >= changed_ms else None
+        if password is not None and password.verified_at_ms >= changed_ms
+        else None
     )
     return FactorsView(user=user_view, password=password_view)
 
@@ -109,7 +110,9 @@ def _user_agent(state: SessionState) -> UserAgentView | None:
     if ua is None:
         return None
     view = UserAgentView(
-        fingerprint_id=ua.fingerprint_id, ip=ua.ip, description=ua.description,
+        fingerprint_id=ua.fingerprint_id,
+        ip=ua.ip,
+        description=ua.description,
         header={name: HeaderValues(values=values) for name, values in ua.header.items()},
     )
     return view if view != UserAgentView() else None

@@ -12,31 +12,15 @@ import sys
 
 import msgspec
 import structlog
-from aiohttp import web
 
 from app.bootstrap import bootstrap
 from app.embedded import EmbeddedRedis
 from app.logging import configure_logging
+from app.server import serve
 from app.settings import Settings
 from app.workers import run_workers
 
 log = structlog.get_logger("sessiond")
-
-
-def serve(settings: Settings) -> None:
-    """One worker process: the whole application on the shared port."""
-    configure_logging(settings)
-    loop_factory = None
-    if settings.uvloop:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    from app.application import create_app
-
-    web.run_app(create_app(settings, settings.redis_url), host=settings.http_host,
-                port=settings.http_port, reuse_port=settings.workers > 1, access_log=None,
-                print=None, loop=loop_factory() if loop_factory else None,
-                handler_cancellation=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     embedded = None
     if settings.embedded:
         embedded = EmbeddedRedis.start(settings.data_dir)
-        log.warning("single-node dev setup: embedded Valkey; set SESSIOND_REDIS_URL for "
-                    "production", url=embedded.url, data_dir=settings.data_dir)
+        log.warning(
+            "single-node dev setup: embedded Valkey; set SESSIOND_REDIS_URL for production",
+            url=embedded.url,
+            data_dir=settings.data_dir,
+        )
         settings = msgspec.structs.replace(settings, redis_url=embedded.url)
     try:
         asyncio.run(bootstrap(settings, dev_mode=embedded is not None))
-        log.info("serving", host=settings.http_host, port=settings.http_port,
-                 workers=settings.workers)
+        log.info(
+            "serving", host=settings.http_host, port=settings.http_port, workers=settings.workers
+        )
         return run_workers(settings, serve)
     finally:
         if embedded is not None:

@@ -10,13 +10,12 @@ from app.clock import SystemClock
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from storage.users import InstanceInfo, RedisUserStore
-
     from actors.registry import SessionRegistry
     from app.credentials import PasswordService
     from app.hashing import PasswordHasher
     from app.userviews import UserViewCache
     from storage.sessions import RedisSessionStore
+    from storage.users import InstanceInfo, RedisUserStore
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
 CLOCK = web.AppKey("CLOCK", SystemClock)

@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from storage.users import RedisUserStore
 
 from actors.actor import ActorConfig
 from actors.execute import Deps
@@ -28,7 +27,6 @@ from app.appkeys import (
     USERS,
 )
 from app.auth import Authenticator, auth_middleware
-from app.bootstrap import ensure_instance
 from app.clock import SystemClock
 from app.credentials import PasswordService
 from app.hashing import PasswordHasher
@@ -43,6 +41,7 @@ from app.users_api import setup_user_routes
 from app.userviews import UserViewCache
 from storage.connection import connect
 from storage.sessions import RedisSessionStore
+from storage.users import RedisUserStore
 
 AUTHENTICATOR = web.AppKey("AUTHENTICATOR", Authenticator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,8 +49,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def create_app(settings: Settings, redis_url: str) -> web.Application:
     """The whole service for one worker process, talking to the Redis at ``redis_url``."""
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[request_log, error_body, _authenticate])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_log, error_body, _authenticate],
+    )
     app[SETTINGS] = settings
     app[CLOCK] = SystemClock()
     app.cleanup_ctx.append(_services(redis_url))
@@ -73,27 +74,40 @@ def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings, clock = app[SETTINGS], app[CLOCK]
         client = connect(redis_url)
-        instance = await ensure_instance(client, settings)
+        instance = await RedisUserStore(client, settings).bootstrap()
         users = RedisUserStore(client, settings, instance_id=instance.id)
         hasher = PasswordHasher(settings)
         sessions = RedisSessionStore(
-            client, instance_id=instance.id, retention_ms=settings.expired_retention_ms,
+            client,
+            instance_id=instance.id,
+            retention_ms=settings.expired_retention_ms,
             partitions=settings.event_partitions,
             session_stream_maxlen=settings.session_stream_maxlen,
-            stream_maxlen=settings.event_stream_maxlen, lease_ttl_ms=settings.lease_ttl_ms)
+            stream_maxlen=settings.event_stream_maxlen,
+            lease_ttl_ms=settings.lease_ttl_ms,
+        )
         passwords = PasswordService(users, hasher, settings, clock)
         user_views = UserViewCache(users, settings.cache_ttl_ms)
         registry = SessionRegistry(
-            sessions, Deps(passwords=passwords, clock=clock, minter=SecretsMinter()),
-            ActorConfig(lease_ttl_ms=settings.lease_ttl_ms, lease_wait_ms=settings.lease_wait_ms,
-                        idle_s=settings.actor_idle_s, mailbox_size=settings.mailbox_size),
-            ask_timeout_s=settings.ask_timeout_s, new_session_id=new_id)
+            sessions,
+            Deps(passwords=passwords, clock=clock, minter=SecretsMinter()),
+            ActorConfig(
+                lease_ttl_ms=settings.lease_ttl_ms,
+                lease_wait_ms=settings.lease_wait_ms,
+                idle_s=settings.actor_idle_s,
+                mailbox_size=settings.mailbox_size,
+            ),
+            ask_timeout_s=settings.ask_timeout_s,
+            new_session_id=new_id,
+        )
         app[INSTANCE], app[USERS], app[HASHER], app[SESSIONS] = instance, users, hasher, sessions
         app[PASSWORDS], app[USER_VIEWS], app[REGISTRY] = passwords, user_views, registry
-        app[AUTHENTICATOR] = Authenticator(passwords, sessions, user_views, clock,
-                                           settings.cache_ttl_ms)
-        sweeper = asyncio.create_task(sweep_forever(sessions, clock, settings.sweep_interval_s),
-                                      name="session-sweeper")
+        app[AUTHENTICATOR] = Authenticator(
+            passwords, sessions, user_views, clock, settings.cache_ttl_ms
+        )
+        sweeper = asyncio.create_task(
+            sweep_forever(sessions, clock, settings.sweep_interval_s), name="session-sweeper"
+        )
         try:
             yield
         finally:

@@ -44,8 +44,14 @@ def _invalid() -> Unauthenticated:
 
 
 class Authenticator:
-    def __init__(self, callers: CallerSource, sessions: RedisSessionStore,
-                 user_views: UserViewCache, clock: SystemClock, cache_ttl_ms: int) -> None:
+    def __init__(
+        self,
+        callers: CallerSource,
+        sessions: RedisSessionStore,
+        user_views: UserViewCache,
+        clock: SystemClock,
+        cache_ttl_ms: int,
+    ) -> None:
         self._callers = callers
         self._sessions = sessions
         self._user_views = user_views
@@ -74,8 +80,9 @@ class Authenticator:
         meta, token_hash = await self._sessions.read_meta(session_id)
         if meta is None or meta.terminated or not meta.user_id:
             return None
-        if not tokens.verify(token, prefix=tokens.SESSION_PREFIX, owner_id=session_id,
-                             stored_hash=token_hash):
+        if not tokens.verify(
+            token, prefix=tokens.SESSION_PREFIX, owner_id=session_id, stored_hash=token_hash
+        ):
             return None
         if meta.expiration_ms is not None and meta.expiration_ms < self._clock.now_ms():
             return None

@@ -8,35 +8,31 @@ and logs the file's path — never the token.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 
 from actors import tokens
 from app.settings import Settings
 from storage.connection import connect
-from storage.users import InstanceInfo, RedisUserStore
+from storage.users import RedisUserStore
 
 log = structlog.get_logger("sessiond.bootstrap")
 ADMIN_PAT_FILE = "admin.pat"
 MIN_ADMIN_TOKEN_CHARS = 20
 
 
-async def ensure_instance(client: aioredis.Redis, settings: Settings) -> InstanceInfo:
-    """Instance id and default organization; idempotent, so every worker may call it."""
-    return await RedisUserStore(client, settings).bootstrap()
-
-
 async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
     if settings.admin_token and len(settings.admin_token) < MIN_ADMIN_TOKEN_CHARS:
-        raise SystemExit(f"SESSIOND_ADMIN_TOKEN must have at least {MIN_ADMIN_TOKEN_CHARS} "
-                         "characters")
+        raise SystemExit(
+            f"SESSIOND_ADMIN_TOKEN must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
+        )
     client = connect(settings.redis_url)
     try:
-        info = await ensure_instance(client, settings)
+        info = await RedisUserStore(client, settings).bootstrap()
         users = RedisUserStore(client, settings, instance_id=info.id)
         if settings.admin_token:
             await users.ensure_admin(tokens.as_pat(settings.admin_token))
@@ -50,18 +46,26 @@ async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
 
 async def _ensure_dev_admin_file(users: RedisUserStore, data_dir: Path) -> Path:
     path = data_dir / ADMIN_PAT_FILE
-    if path.exists():
-        existing = path.read_text().strip()
-        parts = tokens.split(existing)
-        if parts is not None and await users.get_pat(parts[1]) is not None:
-            return path
+    parts = tokens.split(await asyncio.to_thread(_read, path))
+    if parts is not None and await users.get_pat(parts[1]) is not None:
+        return path
     token_id = secrets.token_hex(8)
-    issued = tokens.issue(tokens.PAT_PREFIX, token_id, token_id,
-                          secrets.token_bytes(tokens.SECRET_BYTES))
+    issued = tokens.issue(
+        tokens.PAT_PREFIX, token_id, token_id, secrets.token_bytes(tokens.SECRET_BYTES)
+    )
     await users.ensure_admin(issued.plain)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(_write_private, path, issued.plain + "\n")
+    return path
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Created with mode 0600 from the start: no moment where others could read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(issued.plain + "\n")
+        handle.write(text)
     path.chmod(0o600)
-    return path

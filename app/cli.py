@@ -29,20 +29,28 @@ def _parse(args: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app events tail")
     parser.add_argument("--group", default="events-tail")
     parser.add_argument("--consumer", default=f"{socket.gethostname()}-{id(parser)}")
-    parser.add_argument("--from-start", action="store_true",
-                        help="a new group starts at the oldest event, not at new ones")
+    parser.add_argument(
+        "--from-start",
+        action="store_true",
+        help="a new group starts at the oldest event, not at new ones",
+    )
     parser.add_argument("--count", type=int, default=0, help="stop after N events (0 = never)")
     parser.add_argument("--block-ms", type=int, default=5000)
+    parser.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit when a read waited --block-ms and found nothing",
+    )
     parser.add_argument("--claim-idle-ms", type=int, default=60_000)
     return parser.parse_args(args)
 
 
-async def _ensure_groups(client: aioredis.Redis, streams: list[str], group: str,
-                         from_start: bool) -> None:
+async def _ensure_groups(
+    client: aioredis.Redis, streams: list[str], group: str, from_start: bool
+) -> None:
     for stream in streams:
         try:
-            await client.xgroup_create(stream, group, id="0" if from_start else "$",
-                                       mkstream=True)
+            await client.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -67,15 +75,21 @@ async def _tail(settings: Settings, opts: argparse.Namespace) -> int:
         while opts.count == 0 or seen < opts.count:
             batch: list[tuple[str, list[Entry]]] = []
             for stream in streams:  # first take over what a crashed consumer left pending
-                claimed: Any = await client.xautoclaim(stream, opts.group, opts.consumer,
-                                                       min_idle_time=opts.claim_idle_ms,
-                                                       count=100)
+                claimed: Any = await client.xautoclaim(
+                    stream, opts.group, opts.consumer, min_idle_time=opts.claim_idle_ms, count=100
+                )
                 if claimed[1]:
                     batch.append((stream, claimed[1]))
-            fresh: Any = await client.xreadgroup(opts.group, opts.consumer,
-                                                 dict.fromkeys(streams, ">"), count=100,
-                                                 block=opts.block_ms)
+            fresh: Any = await client.xreadgroup(
+                opts.group,
+                opts.consumer,
+                dict.fromkeys(streams, ">"),
+                count=100,
+                block=opts.block_ms,
+            )
             batch += [(as_text(stream), entries) for stream, entries in fresh or []]
+            if not batch and opts.until_idle:
+                break
             for stream, entries in batch:
                 for entry_id, fields in entries:
                     _print(entry_id, fields)
@@ -88,7 +102,8 @@ async def _tail(settings: Settings, opts: argparse.Namespace) -> int:
 
 def events_tail(settings: Settings, args: list[str]) -> int:
     if not settings.redis_url:
-        print("events tail needs SESSIOND_REDIS_URL (e.g. unix://./var/valkey.sock)",
-              file=sys.stderr)
+        print(
+            "events tail needs SESSIOND_REDIS_URL (e.g. unix://./var/valkey.sock)", file=sys.stderr
+        )
         return 2
     return asyncio.run(_tail(settings, _parse(args)))

@@ -7,6 +7,10 @@ from aiohttp import web
 from actors.errors import Unavailable
 from app.appkeys import SESSIONS
 from app.http import respond
+from app.openapi import operation
+
+operation("GET", "/healthz", "Liveness: the process serves HTTP", public=True)
+operation("GET", "/readyz", "Readiness: Redis answers (503 when not)", public=True)
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -20,10 +20,16 @@ from actors.permissions import Caller
 T = TypeVar("T")
 
 #: Fields whose values are maps keyed by client data, not by field names.
-OPAQUE_FIELDS = frozenset({
-    "metadata", "header", "credentialAssertionData", "publicKeyCredential", "rawInformation",
-})
-CALLER = "sessiond.caller"
+OPAQUE_FIELDS = frozenset(
+    {
+        "metadata",
+        "header",
+        "credentialAssertionData",
+        "publicKeyCredential",
+        "rawInformation",
+    }
+)
+CALLER = web.RequestKey("CALLER", Caller)
 _SNAKE = re.compile(r"_([a-z0-9])")
 _ENCODER = msgspec.json.Encoder()
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -76,8 +82,9 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
 
 
 def respond(payload: object, status: int = 200) -> web.Response:
-    return web.Response(body=_ENCODER.encode(payload), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=_ENCODER.encode(payload), status=status, content_type="application/json"
+    )
 
 
 def respond_raw(body: bytes, status: int = 200) -> web.Response:
@@ -87,7 +94,7 @@ def respond_raw(body: bytes, status: int = 200) -> web.Response:
 
 def caller(request: web.Request) -> Caller:
     """The authenticated caller, set by the auth middleware."""
-    found = request.get(CALLER)
-    if not isinstance(found, Caller):
+    found: Caller | None = request.get(CALLER)
+    if found is None:
         raise Unauthenticated("AUTH-B7s2k", "Errors.Token.Invalid")
     return found

@@ -48,8 +48,13 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
             response.headers["X-Request-Id"] = request_id
             return response
         finally:
-            log.info("request", method=request.method, route=_route(request), status=status,
-                     duration_ms=round((time.perf_counter() - started) * 1000, 3))
+            log.info(
+                "request",
+                method=request.method,
+                route=_route(request),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
 
 
 @web.middleware

@@ -21,5 +21,9 @@ class SecretsMinter:
     """``actors.ports.TokenMinter`` backed by the OS CSPRNG."""
 
     def session_token(self, session_id: str) -> IssuedToken:
-        return tokens.issue(tokens.SESSION_PREFIX, session_id, secrets.token_hex(8),
-                            secrets.token_bytes(tokens.SECRET_BYTES))
+        return tokens.issue(
+            tokens.SESSION_PREFIX,
+            session_id,
+            secrets.token_hex(8),
+            secrets.token_bytes(tokens.SECRET_BYTES),
+        )

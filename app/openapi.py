@@ -29,12 +29,29 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 OPERATIONS: list[Operation] = []
 
 
-def operation(method: str, path: str, summary: str, *, request: type | None = None,
-              response: type | None = None, status: int = 200, public: bool = False,
-              query: tuple[str, ...] = ()) -> None:
-    OPERATIONS.append(Operation(method=method.lower(), path=path, summary=summary,
-                                request=request, response=response, status=status,
-                                public=public, query=query))
+def operation(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    request: type | None = None,
+    response: type | None = None,
+    status: int = 200,
+    public: bool = False,
+    query: tuple[str, ...] = (),
+) -> None:
+    OPERATIONS.append(
+        Operation(
+            method=method.lower(),
+            path=path,
+            summary=summary,
+            request=request,
+            response=response,
+            status=status,
+            public=public,
+            query=query,
+        )
+    )
 
 
 class ErrorDetail(msgspec.Struct, rename={"type_": "@type"}, omit_defaults=True):
@@ -51,8 +68,15 @@ class ErrorBody(msgspec.Struct):
 
 def _path_params(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [{"name": n, "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 200}} for n in names]
+    return [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+        for n in names
+    ]
 
 
 def _ref(kind: type) -> dict[str, str]:
@@ -67,15 +91,24 @@ def _json(kind: type | None) -> dict[str, Any]:
 def _operation_doc(op: Operation) -> dict[str, Any]:
     params = _path_params(op.path) + [
         {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-        for q in op.query]
+        for q in op.query
+    ]
     error = {"description": "error", **_json(ErrorBody)}
     doc: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace(
-            "}", ""),
-        "responses": {str(op.status): {"description": "success", **_json(op.response)},
-                      "400": error, "401": error, "403": error, "404": error, "409": error,
-                      "413": error, "429": error, "500": error, "503": error},
+        "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "responses": {
+            str(op.status): {"description": "success", **_json(op.response)},
+            "400": error,
+            "401": error,
+            "403": error,
+            "404": error,
+            "409": error,
+            "413": error,
+            "429": error,
+            "500": error,
+            "503": error,
+        },
     }
     if params:
         doc["parameters"] = params
@@ -87,26 +120,36 @@ def _operation_doc(op: Operation) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    kinds = {ErrorBody} | {k for op in OPERATIONS for k in (op.request, op.response)
-                           if k is not None}
+    kinds = {ErrorBody} | {
+        k for op in OPERATIONS for k in (op.request, op.response) if k is not None
+    }
     _, components = msgspec.json.schema_components(
-        sorted(kinds, key=lambda k: k.__name__), ref_template="#/components/schemas/{name}")
+        sorted(kinds, key=lambda k: k.__name__), ref_template="#/components/schemas/{name}"
+    )
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation_doc(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "sessiond", "version": "0.1.0",
-                 "description": "Authentication sessions, wire-compatible with ZITADEL's "
-                                "Session API v2 (also served under /v2beta and /v2alpha)."},
+        "info": {
+            "title": "sessiond",
+            "version": "0.1.0",
+            "description": "Authentication sessions, wire-compatible with ZITADEL's "
+            "Session API v2 (also served under /v2beta and /v2alpha).",
+        },
         "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 
 async def openapi_json(_request: web.Request) -> web.Response:
     return respond(document())
+
+
+operation("GET", "/openapi.json", "This document", public=True)
 
 
 def setup_openapi_route(app: web.Application) -> None:

@@ -87,15 +87,28 @@ def to_filter(queries: list[wire.SearchQuery], who: Caller) -> SessionFilter:
         elif query.user_id_query is not None:
             fields["user_id"] = _one(_str(fields, "user_id"), query.user_id_query.id)
         elif query.creator_query is not None:
-            fields["creator_id"] = _one(_str(fields, "creator_id"), _creator(query, who))
+            creator = _given_or_own(
+                query.creator_query.id, who.user_id, "CreatorQuery.Id", "GRPC-x8n24uh"
+            )
+            fields["creator_id"] = _one(_str(fields, "creator_id"), creator)
         elif query.user_agent_query is not None:
-            fields["fingerprint_id"] = _one(_str(fields, "fingerprint_id"), _agent(query, who))
+            agent = _given_or_own(
+                query.user_agent_query.fingerprint_id,
+                who.agent_id,
+                "UserAgentQuery.FingerprintId",
+                "GRPC-x8n23uh",
+            )
+            fields["fingerprint_id"] = _one(_str(fields, "fingerprint_id"), agent)
         elif query.creation_date_query is not None:
-            fields["creation"] = (*fields["creation"],  # type: ignore[misc]
-                                  _time(query.creation_date_query, "creationDate"))
+            fields["creation"] = (
+                *fields["creation"],  # type: ignore[misc]
+                _time(query.creation_date_query, "creationDate"),
+            )
         elif query.expiration_date_query is not None:
-            fields["expiration"] = (*fields["expiration"],  # type: ignore[misc]
-                                    _time(query.expiration_date_query, "expirationDate"))
+            fields["expiration"] = (
+                *fields["expiration"],  # type: ignore[misc]
+                _time(query.expiration_date_query, "expirationDate"),
+            )
     return msgspec.convert(fields, SessionFilter)
 
 
@@ -104,29 +117,16 @@ def _str(fields: dict[str, object], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _creator(query: wire.SearchQuery, who: Caller) -> str:
-    assert query.creator_query is not None  # noqa: S101 - dispatched on it
-    wanted = query.creator_query.id
+def _given_or_own(wanted: str | None, own: str, field: str, error_id: str) -> str:
+    """``{}`` means "mine" (the caller's user or user agent); ``""`` is invalid (spec §6.1)."""
     if wanted == "":
-        raise ValidationFailed("invalid CreatorQuery.Id: value length must be between 1 and 200"
-                               " runes, inclusive")
+        raise ValidationFailed(
+            f"invalid {field}: value length must be between 1 and 200 runes, inclusive"
+        )
     if wanted is None:
-        if not who.user_id:
-            raise InvalidArgument("GRPC-x8n24uh", "List.Query.Invalid")
-        return who.user_id
-    return wanted
-
-
-def _agent(query: wire.SearchQuery, who: Caller) -> str:
-    assert query.user_agent_query is not None  # noqa: S101 - dispatched on it
-    wanted = query.user_agent_query.fingerprint_id
-    if wanted == "":
-        raise ValidationFailed("invalid UserAgentQuery.FingerprintId: value length must be "
-                               "between 1 and 200 runes, inclusive")
-    if wanted is None:
-        if not who.agent_id:
-            raise InvalidArgument("GRPC-x8n23uh", "List.Query.Invalid")
-        return who.agent_id
+        if not own:
+            raise InvalidArgument(error_id, "List.Query.Invalid")
+        return own
     return wanted
 
 
@@ -150,34 +150,38 @@ async def list_sessions(request: web.Request) -> web.Response:
         total, shown = await _from_index(request.app, query, page, now_ms)
     else:
         found = await _scan(request.app, query, who, page, now_ms)
-        total, shown = len(found), found[page.offset:page.offset + page.limit]
+        total, shown = len(found), found[page.offset : page.offset + page.limit]
     views = [await current_view(request.app, summary) for summary in shown]
-    details = wire.ListDetails(total_result=str(total) if total else "0",
-                               timestamp=rfc3339_ms(now_ms))
+    details = wire.ListDetails(
+        total_result=str(total) if total else "0", timestamp=rfc3339_ms(now_ms)
+    )
     out = b'{"details":' + _ENCODER.encode(details)
     if views:
         out += b',"sessions":[' + b",".join(views) + b"]"
     return respond_raw(out + b"}")
 
 
-async def _from_index(app: web.Application, query: SessionFilter, page: Page,
-                      now_ms: int) -> tuple[int, list[SessionSummary]]:
+async def _from_index(
+    app: web.Application, query: SessionFilter, page: Page, now_ms: int
+) -> tuple[int, list[SessionSummary]]:
     store = app[SESSIONS]
     index = _index(query)
     low, high = creation_bounds(query.creation)
-    total, ids = await store.index_page(index, low, high, offset=page.offset,
-                                        limit=page.limit, descending=page.descending)
+    total, ids = await store.index_page(
+        index, low, high, offset=page.offset, limit=page.limit, descending=page.descending
+    )
     summaries = await _live(app, index, ids, now_ms)
     return total - (len(ids) - len(summaries)), summaries
 
 
-async def _scan(app: web.Application, query: SessionFilter, who: Caller, page: Page,
-                now_ms: int) -> list[SessionSummary]:
+async def _scan(
+    app: web.Application, query: SessionFilter, who: Caller, page: Page, now_ms: int
+) -> list[SessionSummary]:
     store = app[SESSIONS]
     index = _index(query)
     low, high = creation_bounds(query.creation)
     if query.ids is not None and index == keys.SESSIONS_BY_CREATION:
-        ids = sorted(query.ids)[:MAX_LIMIT * 10]
+        ids = sorted(query.ids)[: MAX_LIMIT * 10]
         summaries = await _live(app, None, ids, now_ms)
     else:
         ids = await store.index_range(index, low, high, descending=page.descending)
@@ -187,13 +191,17 @@ async def _scan(app: web.Application, query: SessionFilter, who: Caller, page: P
     return found
 
 
-async def _live(app: web.Application, index: str | None, ids: list[str],
-                now_ms: int) -> list[SessionSummary]:
+async def _live(
+    app: web.Application, index: str | None, ids: list[str], now_ms: int
+) -> list[SessionSummary]:
     """Summaries of sessions that still exist; index entries of vanished ones are dropped."""
     retention_ms = app[SETTINGS].expired_retention_ms
     fetched = await app[SESSIONS].fetch_metas(ids)
     gone = [sid for sid, s in zip(ids, fetched, strict=True) if s is None]
     if gone and index is not None:
         await app[SESSIONS].forget(index, gone)
-    return [s for s in fetched
-            if s is not None and not s.terminated and retained(s, now_ms, retention_ms)]
+    return [
+        s
+        for s in fetched
+        if s is not None and not s.terminated and retained(s, now_ms, retention_ms)
+    ]

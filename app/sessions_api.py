@@ -25,17 +25,43 @@ from app.search import list_sessions
 
 PREFIXES = ("/v2", "/v2beta", "/v2alpha")
 
-operation("POST", "/v2/sessions", "CreateSession", request=wire.CreateSessionRequest,
-          response=wire.CreateSessionResponse, status=201)
-operation("POST", "/v2/sessions/search", "ListSessions", request=wire.ListSessionsRequest,
-          response=wire.ListSessionsResponse)
-operation("GET", "/v2/sessions/{sessionId}", "GetSession", response=wire.GetSessionResponse,
-          query=("sessionToken",))
-operation("PATCH", "/v2/sessions/{sessionId}", "SetSession", request=wire.SetSessionRequest,
-          response=wire.SetSessionResponse)
-operation("DELETE", "/v2/sessions/{sessionId}", "DeleteSession",
-          request=wire.DeleteSessionRequest, response=wire.DeleteSessionResponse,
-          query=("sessionToken",))
+operation(
+    "POST",
+    "/v2/sessions",
+    "CreateSession",
+    request=wire.CreateSessionRequest,
+    response=wire.CreateSessionResponse,
+    status=201,
+)
+operation(
+    "POST",
+    "/v2/sessions/search",
+    "ListSessions",
+    request=wire.ListSessionsRequest,
+    response=wire.ListSessionsResponse,
+)
+operation(
+    "GET",
+    "/v2/sessions/{sessionId}",
+    "GetSession",
+    response=wire.GetSessionResponse,
+    query=("sessionToken",),
+)
+operation(
+    "PATCH",
+    "/v2/sessions/{sessionId}",
+    "SetSession",
+    request=wire.SetSessionRequest,
+    response=wire.SetSessionResponse,
+)
+operation(
+    "DELETE",
+    "/v2/sessions/{sessionId}",
+    "DeleteSession",
+    request=wire.DeleteSessionRequest,
+    response=wire.DeleteSessionResponse,
+    query=("sessionToken",),
+)
 
 
 def setup_session_routes(app: web.Application) -> None:
@@ -50,8 +76,10 @@ def setup_session_routes(app: web.Application) -> None:
 def _session_id(request: web.Request) -> str:
     session_id = request.match_info["sessionId"]
     if not 1 <= len(session_id) <= 200:
-        raise ValidationFailed("invalid request: value length must be between 1 and 200 runes,"
-                               " inclusive - at `sessionId`")
+        raise ValidationFailed(
+            "invalid request: value length must be between 1 and 200 runes,"
+            " inclusive - at `sessionId`"
+        )
     return session_id
 
 
@@ -75,8 +103,9 @@ def _details(request: web.Request, outcome: Outcome) -> wire.Details:
     owner = request.app[INSTANCE].id
     if state is None:
         return wire.Details(resource_owner=owner)
-    return wire.Details(sequence=str(state.sequence), change_date=rfc3339_ms(state.change_ms),
-                        resource_owner=owner)
+    return wire.Details(
+        sequence=str(state.sequence), change_date=rfc3339_ms(state.change_ms), resource_owner=owner
+    )
 
 
 async def create_session(request: web.Request) -> web.Response:
@@ -85,8 +114,9 @@ async def create_session(request: web.Request) -> web.Response:
     outcome = await request.app[REGISTRY].create(command, user=user, caller=caller(request))
     assert outcome.state is not None  # noqa: S101 - a create always produces a state
     assert outcome.token is not None  # noqa: S101 - ... and a token
-    body = wire.CreateSessionResponse(details=_details(request, outcome),
-                                      session_id=outcome.state.id, session_token=outcome.token)
+    body = wire.CreateSessionResponse(
+        details=_details(request, outcome), session_id=outcome.state.id, session_token=outcome.token
+    )
     return respond(body, status=201)
 
 
@@ -94,26 +124,31 @@ async def set_session(request: web.Request) -> web.Response:
     session_id = _session_id(request)
     command = wire.to_set(await decode_body(request, wire.SetSessionRequest))
     user = await _resolve_user(request, command.checks.user)
-    outcome = await request.app[REGISTRY].ask(session_id, command, user=user,
-                                              caller=caller(request))
-    return respond(wire.SetSessionResponse(details=_details(request, outcome),
-                                           session_token=outcome.token))
+    outcome = await request.app[REGISTRY].ask(
+        session_id, command, user=user, caller=caller(request)
+    )
+    return respond(
+        wire.SetSessionResponse(details=_details(request, outcome), session_token=outcome.token)
+    )
 
 
 async def delete_session(request: web.Request) -> web.Response:
     session_id = _session_id(request)
     body = await decode_body(request, wire.DeleteSessionRequest)
     token = body.session_token or _query_token(request)
-    outcome = await request.app[REGISTRY].ask(session_id, DeleteSession(session_token=token),
-                                              user=None, caller=caller(request))
+    outcome = await request.app[REGISTRY].ask(
+        session_id, DeleteSession(session_token=token), user=None, caller=caller(request)
+    )
     return respond(wire.DeleteSessionResponse(details=_details(request, outcome)))
 
 
 def _query_token(request: web.Request) -> str | None:
     token = request.query.get("sessionToken") or request.query.get("session_token")
     if token is not None and not 1 <= len(token) <= 400:
-        raise ValidationFailed("invalid GetSessionRequest.SessionToken: value length must be "
-                               "between 1 and 200 runes, inclusive")
+        raise ValidationFailed(
+            "invalid GetSessionRequest.SessionToken: value length must be "
+            "between 1 and 200 runes, inclusive"
+        )
     return token
 
 
@@ -127,8 +162,9 @@ async def get_session(request: web.Request) -> web.Response:
     if meta is None or meta.terminated or not retained(meta, now_ms, retention_ms):
         raise session_not_found()
     if token is not None:
-        if not tokens.verify(token, prefix=tokens.SESSION_PREFIX, owner_id=session_id,
-                             stored_hash=token_hash):
+        if not tokens.verify(
+            token, prefix=tokens.SESSION_PREFIX, owner_id=session_id, stored_hash=token_hash
+        ):
             raise PermissionDenied("QUERY-dsfr3", "Errors.PermissionDenied")
     elif not visible(meta, caller(request)):
         raise permission_denied()

@@ -18,7 +18,7 @@ _SPAN_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_0
 
 
 def parse_span_ms(text: str) -> int:
-    """"1h", "90m", "300s", "250ms" or bare seconds ("300") to milliseconds."""
+    """Parse "1h", "90m", "300s", "250ms" or bare seconds ("300") into milliseconds."""
     value = text.strip().lower()
     for unit in ("ms", "s", "m", "h", "d"):
         if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
@@ -80,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read ``SESSIOND_*`` variables; unknown ones are an error (typos must not pass)."""
         values = {
-            name[len(PREFIX):].lower(): value
+            name[len(PREFIX) :].lower(): value
             for name, value in environ.items()
             if name.startswith(PREFIX) and not name.startswith(TEST_PREFIX)
         }

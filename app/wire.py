@@ -22,13 +22,20 @@ from actors.views import SessionView
 
 Str200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptStr200 = Annotated[str, msgspec.Meta(max_length=200)]
-B64 = Annotated[str, msgspec.Meta(
-    max_length=1_000_000,
-    extra_json_schema={"contentEncoding": "base64", "pattern": r"^[A-Za-z0-9+/_=-]*$"})]
-Duration = Annotated[str, msgspec.Meta(
-    max_length=40, extra_json_schema={"pattern": r"^-?\d+(\.\d{1,9})?s$", "examples": ["300s"]})]
-Timestamp = Annotated[str, msgspec.Meta(
-    max_length=40, extra_json_schema={"format": "date-time"})]
+B64 = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=1_000_000,
+        extra_json_schema={"contentEncoding": "base64", "pattern": r"^[A-Za-z0-9+/_=-]*$"},
+    ),
+]
+Duration = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=40, extra_json_schema={"pattern": r"^-?\d+(\.\d{1,9})?s$", "examples": ["300s"]}
+    ),
+]
+Timestamp = Annotated[str, msgspec.Meta(max_length=40, extra_json_schema={"format": "date-time"})]
 
 
 class Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
@@ -209,12 +216,16 @@ def _lifetime_ms(raw: str | None, rpc: str) -> int | None:
 
 
 def _refuse_unsupported(raw: ChecksIn | None, challenges: dict[str, Any] | None) -> None:
-    pending = [name for name in ("web_auth_n", "idp_intent", "totp", "otp_sms", "otp_email",
-                                 "recovery_code") if raw is not None and getattr(raw, name)]
+    pending = [
+        name
+        for name in ("web_auth_n", "idp_intent", "totp", "otp_sms", "otp_email", "recovery_code")
+        if raw is not None and getattr(raw, name)
+    ]
     pending += [f"challenges.{name}" for name, value in (challenges or {}).items() if value]
     if pending:
-        raise Unimplemented("SESSION-notYet", "Errors.Session.NotSupported",
-                            extra={"unsupported": sorted(pending)})
+        raise Unimplemented(
+            "SESSION-notYet", "Errors.Session.NotSupported", extra={"unsupported": sorted(pending)}
+        )
 
 
 def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
@@ -224,8 +235,10 @@ def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
     if raw.user is not None:
         given = [v for v in (raw.user.user_id, raw.user.login_name) if v is not None]
         if len(given) != 1:
-            raise ValidationFailed(f"invalid {rpc}.Checks: embedded message failed validation "
-                                   "| caused by: invalid CheckUser.Search: value is required")
+            raise ValidationFailed(
+                f"invalid {rpc}.Checks: embedded message failed validation "
+                "| caused by: invalid CheckUser.Search: value is required"
+            )
         user = UserCheck(user_id=raw.user.user_id, login_name=raw.user.login_name)
     password = raw.password.password if raw.password is not None else None
     return Checks(user=user, password=password)
@@ -245,7 +258,9 @@ def _user_agent(raw: UserAgentIn | None) -> UserAgent | None:
     if raw is None:
         return None
     agent = UserAgent(
-        fingerprint_id=raw.fingerprint_id, ip=canonical_ip(raw.ip), description=raw.description,
+        fingerprint_id=raw.fingerprint_id,
+        ip=canonical_ip(raw.ip),
+        description=raw.description,
         header={name: list(values.values) for name, values in raw.header.items()},
     )
     return agent if agent != UserAgent() else None

@@ -22,7 +22,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -88,7 +87,7 @@ class _Supervisor:
         self.signalled: set[int] = set()
         self.stopping = False
 
-    @contextmanager
+    @contextlib.contextmanager
     def forwarding_signals(self) -> Iterator[None]:
         """Install the forwarding handlers for the supervisor's lifetime, then restore."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _FORWARDED}

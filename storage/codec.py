@@ -50,16 +50,33 @@ def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta
     """HMGET of ``META_FIELDS`` → meta, or None for a missing session."""
     wire, uid, org, creator, fp, ctime, exp, uver, pwat, term = values
     if term:
-        return SessionMeta(session_id=session_id, wire=b"", user_id="", org_id="",
-                           creator_id="", fingerprint_id="", creation_ms=0, expiration_ms=None,
-                           view_version=0, password_ms=None, terminated=True)
+        return SessionMeta(
+            session_id=session_id,
+            wire=b"",
+            user_id="",
+            org_id="",
+            creator_id="",
+            fingerprint_id="",
+            creation_ms=0,
+            expiration_ms=None,
+            view_version=0,
+            password_ms=None,
+            terminated=True,
+        )
     if not wire:
         return None
     return SessionMeta(
-        session_id=session_id, wire=wire, user_id=_text(uid), org_id=_text(org),
-        creator_id=_text(creator), fingerprint_id=_text(fp), creation_ms=int(ctime or 0),
-        expiration_ms=_int_or_none(exp), view_version=int(uver or 0),
-        password_ms=_int_or_none(pwat), terminated=False,
+        session_id=session_id,
+        wire=wire,
+        user_id=_text(uid),
+        org_id=_text(org),
+        creator_id=_text(creator),
+        fingerprint_id=_text(fp),
+        creation_ms=int(ctime or 0),
+        expiration_ms=_int_or_none(exp),
+        view_version=int(uver or 0),
+        password_ms=_int_or_none(pwat),
+        terminated=False,
     )
 
 
@@ -94,8 +111,7 @@ def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
 
 def tombstone_fields(state: SessionState) -> dict[str, bytes | str | int]:
     """What stays of a terminated session: enough to answer "terminated" and be idempotent."""
-    return {"term": 1, "seq": state.sequence, "tok": state.token_hash,
-            "doc": encode_state(state)}
+    return {"term": 1, "seq": state.sequence, "tok": state.token_hash, "doc": encode_state(state)}
 
 
 class IndexOp(msgspec.Struct, frozen=True, array_like=True):
@@ -121,20 +137,20 @@ def purge_at_ms(state: SessionState, retention_ms: int) -> int | None:
     return state.expiration_ms + retention_ms if state.expiration_ms is not None else None
 
 
-def index_ops(before: SessionState | None, after: SessionState,
-              retention_ms: int) -> list[IndexOp]:
+def index_ops(before: SessionState | None, after: SessionState, retention_ms: int) -> list[IndexOp]:
     """The ZADD/ZREM that move the indexes from ``before`` to ``after`` (idempotent ops)."""
     sid = after.id
     if after.terminated:
         gone = _memberships(before) if before is not None else []
         return [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
     old = set(_memberships(before)) if before is not None else set()
-    ops = [IndexOp("zadd", key, after.creation_ms, sid)
-           for key in _memberships(after) if key not in old]
+    ops = [
+        IndexOp("zadd", key, after.creation_ms, sid)
+        for key in _memberships(after)
+        if key not in old
+    ]
     purge_at = purge_at_ms(after, retention_ms)
-    if purge_at is not None and purge_at != (
-        purge_at_ms(before, retention_ms) if before else None
-    ):
+    if purge_at is not None and purge_at != (purge_at_ms(before, retention_ms) if before else None):
         ops.append(IndexOp("zadd", keys.SESSIONS_BY_PURGE, purge_at, sid))
     return ops
 
@@ -157,8 +173,9 @@ class StreamContext(msgspec.Struct, frozen=True, kw_only=True):
     at_ms: int
 
 
-def stream_entries(events: list[Event], first_sequence: int, session_id: str,
-                   ctx: StreamContext) -> list[dict[str, str]]:
+def stream_entries(
+    events: list[Event], first_sequence: int, session_id: str, ctx: StreamContext
+) -> list[dict[str, str]]:
     """ZITADEL's event envelope per event; all events of one write share one timestamp."""
     created_at = rfc3339_ms(ctx.at_ms)
     return [

@@ -17,13 +17,14 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | create/purge.lua        |
 | ``idx:fp:{sha256(F)}:sessions``   | zset   | none; score = creation ms            | create/purge.lua        |
 | ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | every committing script |
-| ``user:{U}``                      | hash   | none                                 | user scripts            |
-| ``user:{U}:attempts``             | zset   | none; in-flight password checks      | user attempt scripts    |
-| ``users:loginnames``              | hash   | none; lower(login name) → user id    | user scripts            |
-| ``org:{O}``                       | hash   | none                                 | org scripts             |
-| ``orgs:names``                    | hash   | none; lower(name) → org id           | org scripts             |
-| ``pat:{T}``                       | hash   | PAT expiration, else none            | PAT scripts             |
-| ``sessiond:instance``             | hash   | none; instance id, default org       | bootstrap               |
+| ``user:{U}``                      | hash   | none (deleted users stay, tombstoned)| user_write/password_*   |
+| ``user:{U}:attempts``             | zset   | latest deadline; in-flight checks    | password_begin/finish   |
+| ``users:loginnames``              | hash   | none; lower(login name) → user id    | user_write.lua          |
+| ``org:{O}``                       | hash   | none                                 | org_create.lua          |
+| ``orgs:names``                    | hash   | none; lower(name) → org id           | org_create.lua          |
+| ``orgs:domains``                  | hash   | none; generated org domain → org id  | org_create.lua          |
+| ``pat:{T}``                       | hash   | PAT expiration, else none            | pat_add.lua             |
+| ``sessiond:instance``             | hash   | none; ``id``, ``default_org``        | bootstrap (HSETNX)      |
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def org(org_id: str) -> str:
 
 
 ORG_NAMES = "orgs:names"
+ORG_DOMAINS = "orgs:domains"
 
 
 def pat(token_id: str) -> str:

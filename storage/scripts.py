@@ -26,7 +26,7 @@ def source(name: str) -> str:
     lines = []
     for line in _read(name).splitlines():
         if line.startswith(_INCLUDE):
-            lines.append(_read(line[len(_INCLUDE):].strip()))
+            lines.append(_read(line[len(_INCLUDE) :].strip()))
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"

@@ -15,8 +15,8 @@ from actors.errors import LeaseLost
 from actors.events import Event
 from actors.model import SessionState
 from actors.ports import Acquired, Lease
-from storage import codec, keys
 from actors.queries import SessionSummary as SessionMeta
+from storage import codec, keys
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.scripts import Scripts
@@ -28,9 +28,17 @@ FETCH_CHUNK = 500
 
 
 class RedisSessionStore:
-    def __init__(self, client: aioredis.Redis, *, instance_id: str, retention_ms: int,
-                 partitions: int, session_stream_maxlen: int, stream_maxlen: int,
-                 lease_ttl_ms: int) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        instance_id: str,
+        retention_ms: int,
+        partitions: int,
+        session_stream_maxlen: int,
+        stream_maxlen: int,
+        lease_ttl_ms: int,
+    ) -> None:
         self.client = client
         self._lease_ttl_ms = lease_ttl_ms
         self.instance_id = instance_id
@@ -46,40 +54,64 @@ class RedisSessionStore:
 
     # -- lease -------------------------------------------------------------------------
     async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:
-        keys_ = [keys.session_lease(session_id), keys.session_fence(session_id),
-                 keys.session(session_id)]
+        keys_ = [
+            keys.session_lease(session_id),
+            keys.session_fence(session_id),
+            keys.session(session_id),
+        ]
         with mapped_errors():
             fence, doc = await self._scripts.run("acquire", keys_, [owner, ttl_ms])
         if not fence:
             return None
         state = codec.decode_state(doc) if doc else None
-        return Acquired(lease=Lease(session_id=session_id, owner=owner, fence=int(fence)),
-                        state=state)
+        return Acquired(
+            lease=Lease(session_id=session_id, owner=owner, fence=int(fence)), state=state
+        )
 
     async def release(self, lease: Lease) -> None:
         with mapped_errors():
-            await self._scripts.run("release", [keys.session_lease(lease.session_id)],
-                                    [lease.owner])
+            await self._scripts.run(
+                "release", [keys.session_lease(lease.session_id)], [lease.owner]
+            )
 
     # -- writes ------------------------------------------------------------------------
-    async def create(self, state: SessionState, events: list[Event], *, at_ms: int,
-                     creator_id: str) -> None:
+    async def create(
+        self, state: SessionState, events: list[Event], *, at_ms: int, creator_id: str
+    ) -> None:
         sid = state.id
         args, index_keys = self._write_args(None, state, events, at_ms, creator_id)
-        keys_ = [keys.session(sid), keys.session_fence(sid), keys.session_events(sid),
-                 self._partition_key(sid), *index_keys]
+        keys_ = [
+            keys.session(sid),
+            keys.session_fence(sid),
+            keys.session_events(sid),
+            self._partition_key(sid),
+            *index_keys,
+        ]
         with mapped_errors():
             await self._scripts.run("create", keys_, args)
 
-    async def commit(self, lease: Lease, before: SessionState | None, after: SessionState,
-                     events: list[Event], *, at_ms: int, creator_id: str,
-                     release: bool) -> None:
+    async def commit(
+        self,
+        lease: Lease,
+        before: SessionState | None,
+        after: SessionState,
+        events: list[Event],
+        *,
+        at_ms: int,
+        creator_id: str,
+        release: bool,
+    ) -> None:
         sid = lease.session_id
         args, index_keys = self._write_args(before, after, events, at_ms, creator_id)
-        keys_ = [keys.session_lease(sid), keys.session(sid), keys.session_fence(sid),
-                 keys.session_events(sid), self._partition_key(sid), *index_keys]
-        lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0,
-                                 self._lease_ttl_ms]
+        keys_ = [
+            keys.session_lease(sid),
+            keys.session(sid),
+            keys.session_fence(sid),
+            keys.session_events(sid),
+            self._partition_key(sid),
+            *index_keys,
+        ]
+        lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0, self._lease_ttl_ms]
         try:
             with mapped_errors():
                 await self._scripts.run("commit", keys_, [*lease_args, *args])
@@ -95,13 +127,22 @@ class RedisSessionStore:
         purge_at = codec.purge_at_ms(state, self._retention_ms)
         return purge_at + PURGE_GRACE_MS if purge_at is not None else 0
 
-    def _write_args(self, before: SessionState | None, after: SessionState,
-                    events: list[Event], at_ms: int, creator_id: str,
-                    ) -> tuple[list[Any], list[str]]:
+    def _write_args(
+        self,
+        before: SessionState | None,
+        after: SessionState,
+        events: list[Event],
+        at_ms: int,
+        creator_id: str,
+    ) -> tuple[list[Any], list[str]]:
         fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
         first_seq = (before.sequence if before else 0) + 1
-        entries = codec.stream_entries(events, first_seq, after.id, StreamContext(
-            instance_id=self.instance_id, creator_id=creator_id, at_ms=at_ms))
+        entries = codec.stream_entries(
+            events,
+            first_seq,
+            after.id,
+            StreamContext(instance_id=self.instance_id, creator_id=creator_id, at_ms=at_ms),
+        )
         ops = codec.index_ops(before, after, self._retention_ms)
         index_keys = sorted({op.key for op in ops})
         args: list[Any] = [
@@ -127,8 +168,7 @@ class RedisSessionStore:
     async def read_meta(self, session_id: str) -> tuple[SessionMeta | None, str]:
         """The session's read fields and its current token hash (one round trip)."""
         with mapped_errors():
-            values = await self.client.hmget(keys.session(session_id),
-                                             [*codec.META_FIELDS, "tok"])
+            values = await self.client.hmget(keys.session(session_id), [*codec.META_FIELDS, "tok"])
         meta = codec.meta_from_fields(session_id, [as_bytes(v) for v in values[:-1]])
         token_hash = as_text(values[-1])
         return meta, token_hash
@@ -142,16 +182,19 @@ class RedisSessionStore:
         """Read fields of many sessions, one script call per chunk."""
         found: list[SessionMeta | None] = []
         for start in range(0, len(session_ids), FETCH_CHUNK):
-            chunk = session_ids[start:start + FETCH_CHUNK]
+            chunk = session_ids[start : start + FETCH_CHUNK]
             with mapped_errors():
                 rows = await self._scripts.run(
-                    "fetch", [keys.session(sid) for sid in chunk], list(codec.META_FIELDS))
-            found += [codec.meta_from_fields(sid, row) for sid, row in zip(chunk, rows,
-                                                                              strict=True)]
+                    "fetch", [keys.session(sid) for sid in chunk], list(codec.META_FIELDS)
+                )
+            found += [
+                codec.meta_from_fields(sid, row) for sid, row in zip(chunk, rows, strict=True)
+            ]
         return found
 
-    async def index_range(self, index_key: str, min_ms: float, max_ms: float,
-                          *, descending: bool) -> list[str]:
+    async def index_range(
+        self, index_key: str, min_ms: float, max_ms: float, *, descending: bool
+    ) -> list[str]:
         """Session ids of an index by creation time, oldest or newest first."""
         with mapped_errors():
             if descending:
@@ -160,8 +203,16 @@ class RedisSessionStore:
                 raw = await self.client.zrangebyscore(index_key, min_ms, max_ms)
         return [as_text(member) for member in raw]
 
-    async def index_page(self, index_key: str, min_ms: float, max_ms: float, *, offset: int,
-                         limit: int, descending: bool) -> tuple[int, list[str]]:
+    async def index_page(
+        self,
+        index_key: str,
+        min_ms: float,
+        max_ms: float,
+        *,
+        offset: int,
+        limit: int,
+        descending: bool,
+    ) -> tuple[int, list[str]]:
         """Count of an index's creation range and one page of it, in one round trip."""
         async with self.client.pipeline(transaction=False) as pipe:
             _ = pipe.zcount(index_key, min_ms, max_ms)
@@ -183,8 +234,9 @@ class RedisSessionStore:
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
         """Purge sessions whose expiration + retention has passed; returns how many."""
         with mapped_errors():
-            due = await self.client.zrangebyscore(keys.SESSIONS_BY_PURGE, "-inf", now_ms,
-                                                  start=0, num=limit)
+            due = await self.client.zrangebyscore(
+                keys.SESSIONS_BY_PURGE, "-inf", now_ms, start=0, num=limit
+            )
         purged = 0
         for sid in (as_text(member) for member in due):
             purged += await self._purge_one(sid, now_ms)
@@ -193,13 +245,17 @@ class RedisSessionStore:
     async def _purge_one(self, session_id: str, now_ms: int) -> int:
         metas = await self.fetch_metas([session_id])
         meta = metas[0]
-        index_keys = (codec.all_index_keys(meta) if meta else [keys.SESSIONS_BY_CREATION])
+        index_keys = codec.all_index_keys(meta) if meta else [keys.SESSIONS_BY_CREATION]
         others = [key for key in index_keys if key != keys.SESSIONS_BY_PURGE]
-        keys_ = [keys.session(session_id), keys.session_fence(session_id),
-                 keys.session_events(session_id), keys.SESSIONS_BY_PURGE, *others]
+        keys_ = [
+            keys.session(session_id),
+            keys.session_fence(session_id),
+            keys.session_events(session_id),
+            keys.SESSIONS_BY_PURGE,
+            *others,
+        ]
         with mapped_errors():
-            done = await self._scripts.run("purge", keys_,
-                                           [now_ms, self._retention_ms, session_id])
+            done = await self._scripts.run("purge", keys_, [now_ms, self._retention_ms, session_id])
         return int(done)
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from support import ADMIN_TOKEN, Api
 
 from app.settings import Settings
+from tests.support import ADMIN_TOKEN, Api
 
 
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
@@ -35,21 +36,28 @@ def _settings(request: pytest.FixtureRequest, redis_url: str) -> Settings:
 
 
 @pytest.fixture(name="client")
-async def _client(redis: aioredis.Redis, settings: Settings) -> AsyncIterator[TestClient]:
+async def _client(
+    redis: aioredis.Redis, settings: Settings
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     from app.application import create_app  # late: pure tests must not need the whole app
     from app.bootstrap import bootstrap
 
     await bootstrap(settings, dev_mode=False)
-    async with TestClient(TestServer(create_app(settings, settings.redis_url),
-                                     host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(create_app(settings, settings.redis_url), host="127.0.0.1")
+    ) as client:
         yield client
 
 
 @pytest.fixture(name="api")
-def _api(client: TestClient) -> Api:
+def _api(client: TestClient[web.Request, web.Application]) -> Api:
     return Api(client)
 
 
 @pytest.fixture(name="instance_id")
-async def _instance_id(redis: aioredis.Redis, client: TestClient) -> str:
-    return (await redis.hget("sessiond:instance", "id") or b"").decode()
+async def _instance_id(
+    redis: aioredis.Redis, client: TestClient[web.Request, web.Application]
+) -> str:
+    raw = await redis.hget("sessiond:instance", "id")
+    assert isinstance(raw, bytes)
+    return raw.decode()

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 ADMIN_TOKEN = "admin-" + "x" * 40
@@ -31,20 +32,27 @@ class Reply:
 class Api:
     """Thin JSON client: every call names the bearer it uses."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
         self.client = client
 
-    async def call(self, method: str, path: str, token: str = ADMIN_TOKEN,
-                   body: Any = None, **query: str) -> Reply:
+    async def call(
+        self, method: str, path: str, token: str = ADMIN_TOKEN, body: Any = None, **query: str
+    ) -> Reply:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self.client.request(method, path, json=body, headers=headers,
-                                             params=query or None)
+        response = await self.client.request(
+            method, path, json=body, headers=headers, params=query or None
+        )
         payload = await response.json() if response.content_length != 0 else {}
         return Reply(response.status, payload)
 
     # -- users -----------------------------------------------------------------------------
-    async def human(self, username: str | None = None, *, password: str | None = PASSWORD,
-                    org_id: str | None = None) -> str:
+    async def human(
+        self,
+        username: str | None = None,
+        *,
+        password: str | None = PASSWORD,
+        org_id: str | None = None,
+    ) -> str:
         username = username or f"user-{secrets.token_hex(4)}"
         body: dict[str, Any] = {
             "username": username,
@@ -59,10 +67,13 @@ class Api:
         assert reply.status == 201, reply.body
         return str(reply.body["userId"])
 
-    async def machine_with_pat(self, roles: list[str], org_id: str | None = None) -> tuple[str,
-                                                                                          str]:
-        body: dict[str, Any] = {"username": f"svc-{secrets.token_hex(4)}",
-                                "machine": {"name": "service"}}
+    async def machine_with_pat(
+        self, roles: list[str], org_id: str | None = None
+    ) -> tuple[str, str]:
+        body: dict[str, Any] = {
+            "username": f"svc-{secrets.token_hex(4)}",
+            "machine": {"name": "service"},
+        }
         if org_id is not None:
             body["organizationId"] = org_id
         reply = await self.call("POST", "/v2/users/new", body=body)
@@ -75,26 +86,34 @@ class Api:
         return user_id, str(pat.body["token"])
 
     async def grant(self, user_id: str, roles: list[str], org_id: str | None = None) -> None:
-        resource: dict[str, Any] = ({"organizationId": org_id} if org_id
-                                    else {"instance": True})
-        reply = await self.call("POST", "/v2/administrators",
-                                body={"userId": user_id, "resource": resource, "roles": roles})
+        resource: dict[str, Any] = {"organizationId": org_id} if org_id else {"instance": True}
+        reply = await self.call(
+            "POST",
+            "/v2/administrators",
+            body={"userId": user_id, "resource": resource, "roles": roles},
+        )
         assert reply.status in (200, 201), reply.body
 
     async def org(self, name: str | None = None) -> str:
-        reply = await self.call("POST", "/v2/organizations",
-                                body={"name": name or f"org-{secrets.token_hex(4)}"})
+        reply = await self.call(
+            "POST", "/v2/organizations", body={"name": name or f"org-{secrets.token_hex(4)}"}
+        )
         assert reply.status in (200, 201), reply.body
         return str(reply.body["organizationId"])
 
     # -- sessions --------------------------------------------------------------------------
-    async def create(self, body: dict[str, Any] | None = None, token: str = ADMIN_TOKEN,
-                     ) -> Reply:
+    async def create(
+        self,
+        body: dict[str, Any] | None = None,
+        token: str = ADMIN_TOKEN,
+    ) -> Reply:
         return await self.call("POST", "/v2/sessions", token, body or {})
 
     async def session_for(self, user_id: str, token: str = ADMIN_TOKEN, **extra: Any) -> Reply:
-        body = {"checks": {"user": {"userId": user_id}, "password": {"password": PASSWORD}},
-                **extra}
+        body = {
+            "checks": {"user": {"userId": user_id}, "password": {"password": PASSWORD}},
+            **extra,
+        }
         reply = await self.create(body, token)
         assert reply.status == 201, reply.body
         return reply
@@ -102,12 +121,17 @@ class Api:
     async def get(self, session_id: str, token: str = ADMIN_TOKEN, **query: str) -> Reply:
         return await self.call("GET", f"/v2/sessions/{session_id}", token, **query)
 
-    async def set(self, session_id: str, body: dict[str, Any], token: str = ADMIN_TOKEN,
-                  ) -> Reply:
+    async def set(
+        self,
+        session_id: str,
+        body: dict[str, Any],
+        token: str = ADMIN_TOKEN,
+    ) -> Reply:
         return await self.call("PATCH", f"/v2/sessions/{session_id}", token, body)
 
-    async def delete(self, session_id: str, token: str = ADMIN_TOKEN,
-                     body: dict[str, Any] | None = None) -> Reply:
+    async def delete(
+        self, session_id: str, token: str = ADMIN_TOKEN, body: dict[str, Any] | None = None
+    ) -> Reply:
         return await self.call("DELETE", f"/v2/sessions/{session_id}", token, body)
 
     async def search(self, body: dict[str, Any], token: str = ADMIN_TOKEN) -> Reply:

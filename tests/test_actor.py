@@ -25,14 +25,27 @@ class PasswordsNotUsed:
         raise AssertionError("no password check expected")
 
 
-def make_registry(redis, *, idle_s: float = 5.0, mailbox: int = 256, lease_wait_ms: int = 2000,
-                  lease_ttl_ms: int = 2000) -> SessionRegistry:
-    store = RedisSessionStore(redis, instance_id="inst", retention_ms=60_000, partitions=4,
-                              session_stream_maxlen=1000, stream_maxlen=10_000,
-                              lease_ttl_ms=lease_ttl_ms)
+def make_registry(
+    redis,
+    *,
+    idle_s: float = 5.0,
+    mailbox: int = 256,
+    lease_wait_ms: int = 2000,
+    lease_ttl_ms: int = 2000,
+) -> SessionRegistry:
+    store = RedisSessionStore(
+        redis,
+        instance_id="inst",
+        retention_ms=60_000,
+        partitions=4,
+        session_stream_maxlen=1000,
+        stream_maxlen=10_000,
+        lease_ttl_ms=lease_ttl_ms,
+    )
     deps = Deps(passwords=PasswordsNotUsed(), clock=SystemClock(), minter=SecretsMinter())
-    config = ActorConfig(lease_ttl_ms=lease_ttl_ms, lease_wait_ms=lease_wait_ms, idle_s=idle_s,
-                         mailbox_size=mailbox)
+    config = ActorConfig(
+        lease_ttl_ms=lease_ttl_ms, lease_wait_ms=lease_wait_ms, idle_s=idle_s, mailbox_size=mailbox
+    )
     return SessionRegistry(store, deps, config, ask_timeout_s=10, new_session_id=new_id)
 
 
@@ -51,9 +64,12 @@ async def _new_session(registry: SessionRegistry) -> str:
 
 async def test_concurrent_sets_are_serialised_and_none_is_lost(registry):
     sid = await _new_session(registry)
-    outcomes = await asyncio.gather(*[
-        registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM)
-        for i in range(50)])
+    outcomes = await asyncio.gather(
+        *[
+            registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM)
+            for i in range(50)
+        ]
+    )
     sequences = sorted(o.state.sequence for o in outcomes)
     assert sequences == list(range(4, 2 + 2 * 50 + 1, 2))  # metadata.set + token.set each
     last = max(outcomes, key=lambda o: o.state.sequence).state
@@ -76,8 +92,12 @@ async def test_a_full_mailbox_refuses_at_once(redis):
     registry = make_registry(redis, mailbox=2)
     sid = await _new_session(registry)
     await redis.set(keys.session_lease(sid), "someone-else", px=1000)  # park the actor
-    asks = [asyncio.ensure_future(registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}),
-                                               user=None, caller=SYSTEM)) for i in range(4)]
+    asks = [
+        asyncio.ensure_future(
+            registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM)
+        )
+        for i in range(4)
+    ]
     results = await asyncio.gather(*asks, return_exceptions=True)
     assert sum(isinstance(r, MailboxFull) for r in results) >= 1
     await registry.close()
@@ -87,8 +107,7 @@ async def test_a_lease_left_by_a_dead_worker_is_waited_out(redis):
     registry = make_registry(redis, lease_wait_ms=3000)
     sid = await _new_session(registry)
     await redis.set(keys.session_lease(sid), "dead-worker", px=300)
-    outcome = await registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None,
-                                 caller=SYSTEM)
+    outcome = await registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None, caller=SYSTEM)
     assert outcome.state is not None
     assert outcome.state.metadata == {"k": b"v"}
     await registry.close()
@@ -109,14 +128,16 @@ async def test_two_registries_on_one_session_lose_nothing(redis):
     first, second = make_registry(redis), make_registry(redis)
     sid = await _new_session(first)
     asks = [
-        (first if i % 2 else second).ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None,
-                                          caller=SYSTEM)
+        (first if i % 2 else second).ask(
+            sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM
+        )
         for i in range(40)
     ]
     outcomes = await asyncio.gather(*asks)
     final = await first.ask(sid, SetSession(), user=None, caller=SYSTEM)
     assert final.state is not None
     assert set(final.state.metadata) == {f"k{i}" for i in range(40)}
-    assert final.state.sequence == max(o.state.sequence for o in outcomes) == 2 + 2 * 40
+    sequences = [o.state.sequence for o in outcomes if o.state is not None]
+    assert final.state.sequence == max(sequences) == 2 + 2 * 40
     await first.close()
     await second.close()

@@ -10,7 +10,8 @@ import asyncio
 import datetime as dt
 
 import pytest
-from support import ADMIN_TOKEN, PASSWORD, Api, b64
+
+from tests.support import ADMIN_TOKEN, PASSWORD, Api, b64
 
 
 def _ts(text: str) -> dt.datetime:
@@ -42,13 +43,19 @@ class TestCreate:
 
     async def test_16_2_full_create(self, api: Api):
         user = await api.human()
-        reply = await api.create({
-            "checks": {"user": {"userId": user}},
-            "metadata": {"foo": b64("bar")},
-            "userAgent": {"fingerprintId": "fp", "ip": "1.2.3.4", "description": "desc",
-                          "header": {"foo": {"values": ["foo", "bar"]}}},
-            "lifetime": "300s",
-        })
+        reply = await api.create(
+            {
+                "checks": {"user": {"userId": user}},
+                "metadata": {"foo": b64("bar")},
+                "userAgent": {
+                    "fingerprintId": "fp",
+                    "ip": "1.2.3.4",
+                    "description": "desc",
+                    "header": {"foo": {"values": ["foo", "bar"]}},
+                },
+                "lifetime": "300s",
+            }
+        )
         assert reply.status == 201, reply.body
 
     async def test_16_3_negative_lifetime_fails(self, api: Api):
@@ -96,8 +103,10 @@ class TestLockout:
         body = {"checks": {"user": {"userId": user}, "password": {"password": "wrong"}}}
         first, second = await api.create(body), await api.create(body)
         assert first.error_id == "COMMAND-3M0fs"
-        assert [first.body["details"][0]["failedAttempts"],
-                second.body["details"][0]["failedAttempts"]] == [1, 2]
+        assert [
+            first.body["details"][0]["failedAttempts"],
+            second.body["details"][0]["failedAttempts"],
+        ] == [1, 2]
         assert first.body["details"][0]["@type"].endswith("CredentialsCheckError")
 
 
@@ -187,8 +196,9 @@ class TestDelete:
         created = await api.create({"lifetime": "1s"})
         sid = created.body["sessionId"]
         await asyncio.sleep(1.2)
-        assert (await api.delete(sid, body={"sessionToken":
-                                            created.body["sessionToken"]})).status == 200
+        assert (
+            await api.delete(sid, body={"sessionToken": created.body["sessionToken"]})
+        ).status == 200
         assert (await api.get(sid)).status == 404
 
     async def test_deleting_twice_is_idempotent(self, api: Api):
@@ -233,8 +243,11 @@ class TestBearer:
     async def test_password_change_clears_the_password_factor(self, api: Api):
         user = await api.human()
         sid = (await api.session_for(user)).body["sessionId"]
-        reply = await api.call("POST", f"/v2/users/{user}/password",
-                               body={"newPassword": {"password": "An0ther-Passw0rd!"}})
+        reply = await api.call(
+            "POST",
+            f"/v2/users/{user}/password",
+            body={"newPassword": {"password": "An0ther-Passw0rd!"}},
+        )
         assert reply.status == 200, reply.body
         factors = (await api.get(sid)).body["session"]["factors"]
         assert "password" not in factors
@@ -260,17 +273,26 @@ class TestGet:
 
     async def test_16_40_41_42_43_fields_round_trip(self, api: Api):
         user = await api.human()
-        created = await api.create({
-            "checks": {"user": {"userId": user}},
-            "metadata": {"foo": b64("bar")},
-            "userAgent": {"fingerprintId": "fp", "ip": "::ffff:0:1.2.3.4",
-                          "description": "desc", "header": {"foo": {"values": ["foo", "bar"]}}},
-            "lifetime": "300s",
-        })
+        created = await api.create(
+            {
+                "checks": {"user": {"userId": user}},
+                "metadata": {"foo": b64("bar")},
+                "userAgent": {
+                    "fingerprintId": "fp",
+                    "ip": "::ffff:0:1.2.3.4",
+                    "description": "desc",
+                    "header": {"foo": {"values": ["foo", "bar"]}},
+                },
+                "lifetime": "300s",
+            }
+        )
         session = (await api.get(created.body["sessionId"])).body["session"]
-        assert session["userAgent"] == {"fingerprintId": "fp", "ip": "::ffff:0:102:304",
-                                        "description": "desc",
-                                        "header": {"foo": {"values": ["foo", "bar"]}}}
+        assert session["userAgent"] == {
+            "fingerprintId": "fp",
+            "ip": "::ffff:0:102:304",
+            "description": "desc",
+            "header": {"foo": {"values": ["foo", "bar"]}},
+        }
         assert session["metadata"] == {"foo": b64("bar")}
         assert session["factors"]["user"]["id"] == user
         expires = _ts(session["expirationDate"]) - _now()
@@ -302,15 +324,32 @@ class TestList:
 
     async def test_16_47_48_full_sessions_by_ids(self, api: Api):
         user = await api.human()
-        ids = [(await api.create({
-            "checks": {"user": {"userId": user}}, "metadata": {"k": b64("v")},
-            "userAgent": {"description": "agent"}, "lifetime": "300s",
-        })).body["sessionId"] for _ in range(3)]
+        ids = [
+            (
+                await api.create(
+                    {
+                        "checks": {"user": {"userId": user}},
+                        "metadata": {"k": b64("v")},
+                        "userAgent": {"description": "agent"},
+                        "lifetime": "300s",
+                    }
+                )
+            ).body["sessionId"]
+            for _ in range(3)
+        ]
         reply = await api.search({"queries": [{"idsQuery": {"ids": ids}}]})
         assert reply.body["details"]["totalResult"] == "3"
         for session in reply.body["sessions"]:
-            assert {"id", "creationDate", "changeDate", "sequence", "factors", "metadata",
-                    "userAgent", "expirationDate"} <= set(session)
+            assert {
+                "id",
+                "creationDate",
+                "changeDate",
+                "sequence",
+                "factors",
+                "metadata",
+                "userAgent",
+                "expirationDate",
+            } <= set(session)
 
     async def test_16_49_user_id_query(self, api: Api):
         user = await api.human()
@@ -336,8 +375,9 @@ class TestList:
         sid = (await api.create({"userAgent": {"fingerprintId": "useragent"}})).body["sessionId"]
         found = await api.search({"queries": [{"userAgentQuery": {"fingerprintId": "useragent"}}]})
         assert [s["id"] for s in found.body["sessions"]] == [sid]
-        wrong = await api.search({"queries": [{"userAgentQuery":
-                                               {"fingerprintId": "wronguseragent"}}]})
+        wrong = await api.search(
+            {"queries": [{"userAgentQuery": {"fingerprintId": "wronguseragent"}}]}
+        )
         assert "sessions" not in wrong.body
         empty = await api.search({"queries": [{"userAgentQuery": {"fingerprintId": ""}}]})
         assert empty.status == 400
@@ -364,11 +404,15 @@ class TestList:
 
     async def test_paging_and_sorting_by_creation_date(self, api: Api):
         user = await api.human()
-        ids = [(await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
-               for _ in range(5)]
-        query = {"queries": [{"userIdQuery": {"id": user}}],
-                 "sortingColumn": "SESSION_FIELD_NAME_CREATION_DATE",
-                 "query": {"offset": "1", "limit": 2, "asc": True}}
+        ids = [
+            (await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
+            for _ in range(5)
+        ]
+        query = {
+            "queries": [{"userIdQuery": {"id": user}}],
+            "sortingColumn": "SESSION_FIELD_NAME_CREATION_DATE",
+            "query": {"offset": "1", "limit": 2, "asc": True},
+        }
         reply = await api.search(query)
         assert reply.body["details"]["totalResult"] == "5"
         assert [s["id"] for s in reply.body["sessions"]] == ids[1:3]

@@ -19,14 +19,22 @@ from storage.sessions import PURGE_GRACE_MS, RedisSessionStore
 #: Real time: key expiries are absolute and Redis applies them against its own clock.
 NOW = time.time_ns() // 1_000_000
 CREATOR = Caller(user_id="creator", grants=(Grant(roles=("IAM_LOGIN_CLIENT",)),))
-ALICE = UserRef(id="alice", org_id="org1", state="USER_STATE_ACTIVE", login_name="alice",
-                display_name="Alice")
+ALICE = UserRef(
+    id="alice", org_id="org1", state="USER_STATE_ACTIVE", login_name="alice", display_name="Alice"
+)
 
 
 @pytest.fixture(name="store")
 async def _store(redis):
-    return RedisSessionStore(redis, instance_id="inst", retention_ms=60_000, partitions=4,
-                             session_stream_maxlen=100, stream_maxlen=1000, lease_ttl_ms=500)
+    return RedisSessionStore(
+        redis,
+        instance_id="inst",
+        retention_ms=60_000,
+        partitions=4,
+        session_stream_maxlen=100,
+        stream_maxlen=1000,
+        lease_ttl_ms=500,
+    )
 
 
 def _ctx(now_ms: int = NOW, sid: str = "s1") -> machine.Context:
@@ -40,8 +48,11 @@ def _decide(state, command, evidence=None, now_ms: int = NOW, sid: str = "s1"):
 
 
 async def _create(store, sid: str = "s1", **fields):
-    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")),
-                            user_agent=UserAgent(fingerprint_id="fp1"), **fields)
+    command = CreateSession(
+        checks=Checks(user=UserCheck(user_id="alice")),
+        user_agent=UserAgent(fingerprint_id="fp1"),
+        **fields,
+    )
     events, state = _decide(None, command, Evidence(user=ALICE), sid=sid)
     await store.create(state, events, at_ms=NOW, creator_id="creator")
     return state
@@ -50,20 +61,28 @@ async def _create(store, sid: str = "s1", **fields):
 async def test_create_writes_state_indexes_and_both_streams(store, redis):
     state = await _create(store)
     assert await store.read_state("s1") == state
-    for index in (keys.SESSIONS_BY_CREATION, keys.sessions_of_user("alice"),
-                  keys.sessions_of_creator("creator"), keys.sessions_of_fingerprint("fp1")):
+    for index in (
+        keys.SESSIONS_BY_CREATION,
+        keys.sessions_of_user("alice"),
+        keys.sessions_of_creator("creator"),
+        keys.sessions_of_fingerprint("fp1"),
+    ):
         assert await redis.zscore(index, "s1") == NOW
     assert await redis.xlen(keys.session_events("s1")) == 3
     partition = keys.event_stream(keys.event_partition("s1", 4))
     entries = await redis.xrange(partition)
-    assert [e[1][b"type"] for e in entries] == [b"session.added", b"session.user.checked",
-                                                b"session.token.set"]
+    assert [e[1][b"type"] for e in entries] == [
+        b"session.added",
+        b"session.user.checked",
+        b"session.token.set",
+    ]
 
 
 async def test_streams_never_carry_the_token_or_its_hash(store, redis):
     state = await _create(store)
-    raw = b"".join(v for _, fields in await redis.xrange(keys.session_events("s1"))
-                   for v in fields.values())
+    raw = b"".join(
+        v for _, fields in await redis.xrange(keys.session_events("s1")) for v in fields.values()
+    )
     assert state.token_hash.encode() not in raw
     assert b"s.s1." not in raw
 
@@ -91,8 +110,9 @@ async def test_commit_after_the_lease_expired_and_moved_is_refused(store):
     assert fresh.lease.fence > stale.lease.fence
     events, after = _decide(before, SetSession(metadata={"k": b"v"}))
     with pytest.raises(LeaseLost):
-        await store.commit(stale.lease, before, after, events, at_ms=NOW, creator_id="x",
-                           release=True)
+        await store.commit(
+            stale.lease, before, after, events, at_ms=NOW, creator_id="x", release=True
+        )
     assert await store.read_state("s1") == before
 
 
@@ -105,10 +125,10 @@ async def test_the_same_owner_with_an_old_fence_is_refused(store):
     assert new is not None
     events, after = _decide(before, SetSession(metadata={"k": b"v"}))
     with pytest.raises(LeaseLost):
-        await store.commit(old.lease, before, after, events, at_ms=NOW, creator_id="x",
-                           release=False)
-    await store.commit(new.lease, before, after, events, at_ms=NOW, creator_id="x",
-                       release=True)
+        await store.commit(
+            old.lease, before, after, events, at_ms=NOW, creator_id="x", release=False
+        )
+    await store.commit(new.lease, before, after, events, at_ms=NOW, creator_id="x", release=True)
     assert (await store.read_state("s1")) == after
 
 
@@ -117,8 +137,9 @@ async def test_commit_with_release_frees_the_lease(store, redis):
     acquired = await store.acquire("s1", "owner-a", 5000)
     assert acquired is not None
     events, after = _decide(before, SetSession(metadata={"k": b"v"}))
-    await store.commit(acquired.lease, before, after, events, at_ms=NOW, creator_id="x",
-                       release=True)
+    await store.commit(
+        acquired.lease, before, after, events, at_ms=NOW, creator_id="x", release=True
+    )
     assert await redis.exists(keys.session_lease("s1")) == 0
 
 
@@ -135,19 +156,23 @@ async def test_termination_leaves_a_tombstone_and_clears_every_index(store, redi
     acquired = await store.acquire("s1", "o", 500)
     assert acquired is not None
     events, after = _decide(before, DeleteSession())
-    await store.commit(acquired.lease, before, after, events, at_ms=NOW, creator_id="x",
-                       release=True)
+    await store.commit(
+        acquired.lease, before, after, events, at_ms=NOW, creator_id="x", release=True
+    )
     meta, _ = await store.read_meta("s1")
     assert meta is not None
     assert meta.terminated
-    for index in (keys.SESSIONS_BY_CREATION, keys.sessions_of_user("alice"),
-                  keys.sessions_of_creator("creator"), keys.sessions_of_fingerprint("fp1")):
+    for index in (
+        keys.SESSIONS_BY_CREATION,
+        keys.sessions_of_user("alice"),
+        keys.sessions_of_creator("creator"),
+        keys.sessions_of_fingerprint("fp1"),
+    ):
         assert await redis.zscore(index, "s1") is None
     assert 0 < await redis.pttl(keys.session("s1")) <= 60_000
 
 
-async def test_purge_removes_sessions_past_retention_and_reschedules_extended_ones(store,
-                                                                                  redis):
+async def test_purge_removes_sessions_past_retention_and_reschedules_extended_ones(store, redis):
     await _create(store, "old", lifetime_ms=1000)
     await _create(store, "live", lifetime_ms=10_000_000)
     purged = await store.purge_due(NOW + 1000 + 60_001)

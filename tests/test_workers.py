@@ -22,9 +22,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support import ADMIN_TOKEN, PASSWORD, b64
 
 from storage import keys
+from tests.support import ADMIN_TOKEN, PASSWORD, b64
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -53,14 +53,17 @@ def server(redis_url: str, **env: str | int) -> Iterator[Server]:
     port = _free_port()
     variables = {
         **os.environ,
-        "SESSIOND_REDIS_URL": redis_url, "SESSIOND_HTTP_PORT": str(port),
-        "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN, "SESSIOND_LOG_LEVEL": "warning",
-        "SESSIOND_LOG_FORMAT": "json", "SESSIOND_CACHE_TTL_MS": "0",
-        "SESSIOND_ARGON2_TIME_COST": "1", "SESSIOND_ARGON2_MEMORY_KIB": "1024",
+        "SESSIOND_REDIS_URL": redis_url,
+        "SESSIOND_HTTP_PORT": str(port),
+        "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SESSIOND_LOG_LEVEL": "warning",
+        "SESSIOND_LOG_FORMAT": "json",
+        "SESSIOND_CACHE_TTL_MS": "0",
+        "SESSIOND_ARGON2_TIME_COST": "1",
+        "SESSIOND_ARGON2_MEMORY_KIB": "1024",
         **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},
     }
-    proc = subprocess.Popen([sys.executable, "-m", "app"], env=variables,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "app"], env=variables, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -98,17 +101,25 @@ async def _http() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-async def _call(http: aiohttp.ClientSession, method: str, url: str,
-                body: Any = None) -> tuple[int, dict[str, Any]]:
+async def _call(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None
+) -> tuple[int, dict[str, Any]]:
     async with http.request(method, url, json=body, headers=AUTH) as response:
         return response.status, await response.json()
 
 
 async def _human(http: aiohttp.ClientSession, base: str) -> str:
-    status, body = await _call(http, "POST", f"{base}/v2/users/human", {
-        "username": f"w{time.time_ns()}", "profile": {"givenName": "W", "familyName": "K"},
-        "email": {"email": f"w{time.time_ns()}@example.com", "isVerified": True},
-        "password": {"password": PASSWORD}})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/v2/users/human",
+        {
+            "username": f"w{time.time_ns()}",
+            "profile": {"givenName": "W", "familyName": "K"},
+            "email": {"email": f"w{time.time_ns()}@example.com", "isVerified": True},
+            "password": {"password": PASSWORD},
+        },
+    )
     assert status == 201, body
     return str(body["userId"])
 
@@ -120,8 +131,12 @@ async def test_fifty_concurrent_sets_over_two_workers_lose_nothing(redis, redis_
         assert status == 201
         sid = created["sessionId"]
         first_sequence = int(created["details"]["sequence"])
-        calls = [_call(http, "PATCH", f"{base}/v2/sessions/{sid}",
-                       {"metadata": {f"key{i}": b64(str(i))}}) for i in range(50)]
+        calls = [
+            _call(
+                http, "PATCH", f"{base}/v2/sessions/{sid}", {"metadata": {f"key{i}": b64(str(i))}}
+            )
+            for i in range(50)
+        ]
         results = await asyncio.gather(*calls)
         assert {status for status, _ in results} <= {200, 409, 429}
         succeeded = [i for i, (status, _) in enumerate(results) if status == 200]
@@ -132,9 +147,11 @@ async def test_fifty_concurrent_sets_over_two_workers_lose_nothing(redis, redis_
         highest = max(int(results[i][1]["details"]["sequence"]) for i in succeeded)
         assert int(session["sequence"]) == highest == first_sequence + 2 * len(succeeded)
         tokens = [created["sessionToken"]] + [results[i][1]["sessionToken"] for i in succeeded]
-        valid = [t for t in tokens
-                 if (await _call(http, "GET", f"{base}/v2/sessions/{sid}?sessionToken={t}"))[0]
-                 == 200]
+        valid = [
+            t
+            for t in tokens
+            if (await _call(http, "GET", f"{base}/v2/sessions/{sid}?sessionToken={t}"))[0] == 200
+        ]
         assert len(valid) == 1
         stream = await redis.xrange(keys.session_events(sid))
         assert len(stream) == int(session["sequence"])
@@ -145,8 +162,9 @@ async def test_concurrent_wrong_passwords_never_exceed_the_lockout_limit(redis_u
         base = running.url
         user = await _human(http, base)
         body = {"checks": {"user": {"userId": user}, "password": {"password": "wrong"}}}
-        results = await asyncio.gather(*[_call(http, "POST", f"{base}/v2/sessions", body)
-                                         for _ in range(30)])
+        results = await asyncio.gather(
+            *[_call(http, "POST", f"{base}/v2/sessions", body) for _ in range(30)]
+        )
         wrong = [r for s, r in results if s == 400 and r["code"] == 3]
         assert len(wrong) == 3
         assert sorted(r["details"][0]["failedAttempts"] for r in wrong) == [1, 2, 3]
@@ -157,18 +175,28 @@ async def test_concurrent_wrong_passwords_never_exceed_the_lockout_limit(redis_u
 
 
 async def test_a_worker_killed_mid_update_leaves_the_session_usable(redis, redis_url, http):
-    slow = {"argon2_time_cost": 40, "argon2_memory_kib": 65536, "lease_ttl_ms": 1500,
-            "lease_wait_ms": 6000}
+    slow = {
+        "argon2_time_cost": 40,
+        "argon2_memory_kib": 65536,
+        "lease_ttl_ms": 1500,
+        "lease_wait_ms": 6000,
+    }
     with server(redis_url, **slow) as doomed, server(redis_url, **slow) as alive:
         doomed_url, survivor = doomed.url, alive.url
         user = await _human(http, doomed_url)
-        status, created = await _call(http, "POST", f"{doomed_url}/v2/sessions",
-                                      {"checks": {"user": {"userId": user}}})
+        status, created = await _call(
+            http, "POST", f"{doomed_url}/v2/sessions", {"checks": {"user": {"userId": user}}}
+        )
         assert status == 201
         sid = created["sessionId"]
-        update = asyncio.ensure_future(_call(
-            http, "PATCH", f"{doomed_url}/v2/sessions/{sid}",
-            {"checks": {"password": {"password": PASSWORD}}}))
+        update = asyncio.ensure_future(
+            _call(
+                http,
+                "PATCH",
+                f"{doomed_url}/v2/sessions/{sid}",
+                {"checks": {"password": {"password": PASSWORD}}},
+            )
+        )
         for _ in range(200):  # the update holds the lease while it verifies the password
             if await redis.exists(keys.session_lease(sid)):
                 break
@@ -181,8 +209,8 @@ async def test_a_worker_killed_mid_update_leaves_the_session_usable(redis, redis
         status, got = await _call(http, "GET", f"{survivor}/v2/sessions/{sid}")
         assert status == 200
         assert got["session"]["sequence"] == created["details"]["sequence"]
-        status, changed = await _call(http, "PATCH", f"{survivor}/v2/sessions/{sid}",
-                                      {"metadata": {"after": b64("crash")}})
+        status, changed = await _call(
+            http, "PATCH", f"{survivor}/v2/sessions/{sid}", {"metadata": {"after": b64("crash")}}
+        )
         assert status == 200, changed
         assert int(changed["details"]["sequence"]) == int(created["details"]["sequence"]) + 2
-

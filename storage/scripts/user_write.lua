@@ -1,0 +1,48 @@
+-- user_write: create or update one user, its login names and its events, atomically.
+-- Every write increments ``rev``; an update names the field it expects unchanged (``rev``
+-- for read-modify-write, ``pw`` for a rehash), so a writer working from an older read gets
+-- CONFLICT and retries from a fresh read. No WATCH.
+-- KEYS[1] user:{U}  KEYS[2] users:loginnames  KEYS[3] sessiond:events:{P}  KEYS[4] org:{O}
+-- ARGV[1] "create" | "update"  ARGV[2] user id
+-- ARGV[3] guard field  ARGV[4] its expected value (update only)
+-- ARGV[5] MAXLEN ~ of the partition stream
+-- ARGV[6..] five counted lists (n, items...): login names to claim (lower-cased), login
+--   names to release, field/value pairs to set, fields to delete, envelope field/value pairs;
+--   then nevents and per event: type, payload JSON.
+-- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | NO_ORG | GONE | CONFLICT.
+--#include _emit
+local k_user, k_names, k_stream, k_org = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local uid = ARGV[2]
+local claim, i = read_list(6)
+local release, set, del, envelope
+release, i = read_list(i)
+set, i = read_list(i)
+del, i = read_list(i)
+envelope, i = read_list(i)
+local exists = redis.call('EXISTS', k_user) == 1
+if ARGV[1] == 'create' then
+  if exists then return {'EXISTS', 0} end
+  if redis.call('EXISTS', k_org) == 0 then return {'NO_ORG', 0} end
+else
+  if not exists then return {'GONE', 0} end
+  if redis.call('HGET', k_user, ARGV[3]) ~= ARGV[4] then return {'CONFLICT', 0} end
+end
+for _, name in ipairs(claim) do
+  local owner = redis.call('HGET', k_names, name)
+  if owner and owner ~= uid then return {'NAME_TAKEN', 0} end
+end
+for _, name in ipairs(release) do
+  if redis.call('HGET', k_names, name) == uid then redis.call('HDEL', k_names, name) end
+end
+for _, name in ipairs(claim) do redis.call('HSET', k_names, name, uid) end
+if #set > 0 then redis.call('HSET', k_user, unpack(set)) end
+if #del > 0 then redis.call('HDEL', k_user, unpack(del)) end
+redis.call('HINCRBY', k_user, 'rev', 1)
+local owner = redis.call('HGET', k_user, 'org')
+local seq = tonumber(redis.call('HGET', k_user, 'seq') or '0')
+local nevents = tonumber(ARGV[i]); i = i + 1
+for _ = 1, nevents do
+  seq = emit(k_user, k_stream, ARGV[5], owner, envelope, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return {'OK', seq}
