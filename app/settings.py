@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Literal
 
@@ -99,6 +100,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("lease_ttl_ms must be >= 100")
         if self.expired_retention_ms < 0:
             raise ValueError("expired_retention must not be negative")
+        if logging.getLevelNamesMapping().get(self.log_level.strip().upper()) is None:
+            raise ValueError(f"unknown log_level {self.log_level!r}")
 
     @property
     def expired_retention_ms(self) -> int:

