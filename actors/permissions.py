@@ -67,5 +67,14 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
                 return True
         return False
 
+    def orgs_with(self, permission: str) -> list[str]:
+        """Organizations on which an org-scoped role grants ``permission``."""
+        return [
+            grant.org_id
+            for grant in self.grants
+            if grant.org_id
+            and any(permission in ROLE_PERMISSIONS.get(role, ()) for role in grant.roles)
+        ]
+
 
 SYSTEM = Caller(user_id="", grants=(Grant(roles=("IAM_OWNER",)),))

@@ -10,6 +10,8 @@ see (a deliberate difference from ZITADEL's classic backend, see docs/compat.md)
 
 from __future__ import annotations
 
+from itertools import chain
+
 import msgspec
 from aiohttp import web
 
@@ -140,6 +142,23 @@ def _index(query: SessionFilter) -> str:
     return keys.SESSIONS_BY_CREATION
 
 
+def candidate_indexes(query: SessionFilter, who: Caller) -> list[str]:
+    """The indexes that can hold every session this caller may see for this query.
+
+    Never all sessions for a caller who may not read all of them: otherwise a plain user
+    listing their own sessions would fetch the whole instance.
+    """
+    index = _index(query)
+    if index != keys.SESSIONS_BY_CREATION or who.has("session.read"):
+        return [index]
+    found = [keys.sessions_of_org(org) for org in who.orgs_with("session.read")]
+    if who.user_id:
+        found += [keys.sessions_of_user(who.user_id), keys.sessions_of_creator(who.user_id)]
+    if who.agent_id:
+        found.append(keys.sessions_of_fingerprint(who.agent_id))
+    return found
+
+
 async def list_sessions(request: web.Request) -> web.Response:
     body = await decode_body(request, wire.ListSessionsRequest)
     who = caller(request)
@@ -178,14 +197,17 @@ async def _scan(
     app: web.Application, query: SessionFilter, who: Caller, page: Page, now_ms: int
 ) -> list[SessionSummary]:
     store = app[SESSIONS]
-    index = _index(query)
     low, high = creation_bounds(query.creation)
-    if query.ids is not None and index == keys.SESSIONS_BY_CREATION:
+    indexes = candidate_indexes(query, who)
+    if query.ids is not None and _index(query) == keys.SESSIONS_BY_CREATION:
         ids = sorted(query.ids)[: MAX_LIMIT * 10]
         summaries = await _live(app, None, ids, now_ms)
+    elif len(indexes) == 1:
+        ids = await store.index_range(indexes[0], low, high, descending=page.descending)
+        summaries = await _live(app, indexes[0], ids, now_ms)
     else:
-        ids = await store.index_range(index, low, high, descending=page.descending)
-        summaries = await _live(app, index, ids, now_ms)
+        ranges = [await store.index_range(i, low, high, descending=False) for i in indexes]
+        summaries = await _live(app, None, list(dict.fromkeys(chain(*ranges))), now_ms)
     found = [s for s in summaries if matches(s, query) and visible(s, who)]
     found.sort(key=lambda s: (s.creation_ms, s.session_id), reverse=page.descending)
     return found

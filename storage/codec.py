@@ -125,6 +125,8 @@ def _memberships(state: SessionState) -> list[str]:
     found = [keys.SESSIONS_BY_CREATION]
     if state.user_id:
         found.append(keys.sessions_of_user(state.user_id))
+    if state.user_org_id:
+        found.append(keys.sessions_of_org(state.user_org_id))
     if state.creator_id:
         found.append(keys.sessions_of_creator(state.creator_id))
     ua = state.user_agent
@@ -160,6 +162,8 @@ def all_index_keys(meta: SessionMeta) -> list[str]:
     found = [keys.SESSIONS_BY_CREATION, keys.SESSIONS_BY_PURGE]
     if meta.user_id:
         found.append(keys.sessions_of_user(meta.user_id))
+    if meta.org_id:
+        found.append(keys.sessions_of_org(meta.org_id))
     if meta.creator_id:
         found.append(keys.sessions_of_creator(meta.creator_id))
     if meta.fingerprint_id:

@@ -14,6 +14,7 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``idx:sessions:created``          | zset   | none (members removed by purge)      | create/commit/purge.lua |
 | ``idx:sessions:purge``            | zset   | none; score = expiration + retention | create/commit/purge.lua |
 | ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | create/commit/purge.lua |
+| ``idx:org:{O}:sessions``          | zset   | none; score = creation ms            | create/commit/purge.lua |
 | ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | create/purge.lua        |
 | ``idx:fp:{sha256(F)}:sessions``   | zset   | none; score = creation ms            | create/purge.lua        |
 | ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | every committing script |
@@ -55,6 +56,11 @@ SESSIONS_BY_PURGE = "idx:sessions:purge"
 
 def sessions_of_user(user_id: str) -> str:
     return f"idx:user:{{{user_id}}}:sessions"
+
+
+def sessions_of_org(org_id: str) -> str:
+    """Sessions whose checked user belongs to the organization (org-scoped readers list these)."""
+    return f"idx:org:{{{org_id}}}:sessions"
 
 
 def sessions_of_creator(user_id: str) -> str:

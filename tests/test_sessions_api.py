@@ -417,6 +417,28 @@ class TestList:
         assert reply.body["details"]["totalResult"] == "5"
         assert [s["id"] for s in reply.body["sessions"]] == ids[1:3]
 
+    async def test_a_plain_user_lists_only_sessions_they_may_see(self, api: Api):
+        alice, bob = await api.human(), await api.human()
+        alice_token = (await api.session_for(alice)).body["sessionToken"]
+        own = (await api.create({"checks": {"user": {"userId": alice}}})).body["sessionId"]
+        await api.create({"checks": {"user": {"userId": bob}}})
+        await api.create({})
+        reply = await api.search({}, alice_token)
+        found = {s["id"] for s in reply.body["sessions"]}
+        assert own in found
+        assert len(found) == 2  # the bearer session itself and ``own``
+        assert reply.body["details"]["totalResult"] == "2"
+
+    async def test_an_org_owner_lists_the_sessions_of_their_org(self, api: Api):
+        org, other = await api.org(), await api.org()
+        member, outsider = await api.human(org_id=org), await api.human(org_id=other)
+        owner_id, owner_token = await api.machine_with_pat([], org_id=org)
+        await api.grant(owner_id, ["ORG_OWNER"], org)
+        inside = (await api.create({"checks": {"user": {"userId": member}}})).body["sessionId"]
+        await api.create({"checks": {"user": {"userId": outsider}}})
+        reply = await api.search({}, owner_token)
+        assert [s["id"] for s in reply.body["sessions"]] == [inside]
+
     async def test_aliases_serve_the_same_api(self, api: Api):
         for prefix in ("/v2beta", "/v2alpha"):
             reply = await api.call("POST", f"{prefix}/sessions", body={})
