@@ -26,9 +26,16 @@ PURE = {
     "actors/timefmt.py",
     "actors/permissions.py",
     "actors/users.py",
+    "actors/codes.py",
+    "actors/user_records.py",
+    "actors/user_names.py",
+    "actors/user_creation.py",
+    "actors/user_credentials.py",
     "storage/keys.py",
     "storage/codec.py",
+    "storage/user_codec.py",
     "app/wire.py",
+    "app/users_wire.py",
     "app/settings.py",
 }
 RUNTIME = {"actors/actor.py", "actors/registry.py", "actors/execute.py", "actors/ports.py"}

@@ -19,7 +19,8 @@ from actors.errors import (
 from actors.permissions import Grant
 from app.settings import Settings
 from storage import keys
-from storage.users import MAX_WRITE_ATTEMPTS, RedisUserStore, user_fields
+from storage.user_codec import user_fields
+from storage.users import MAX_WRITE_ATTEMPTS, RedisUserStore
 
 NOW = 1_700_000_000_000
 

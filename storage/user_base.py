@@ -1,0 +1,91 @@
+"""What the user-side stores share: the client, the scripts, the clock and event envelopes.
+
+Every write of a user, organization or PAT runs one Lua script that also appends its events
+to the partitioned stream; ``_envelope`` is the part of each event that is not its payload.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from actors.ports import Clock
+from actors.timefmt import rfc3339_ms
+from storage import keys
+from storage.errors import mapped_errors
+from storage.scripts import Scripts
+from storage.user_codec import text
+
+
+class StoreSettings(Protocol):
+    """The fields of ``app.settings.Settings`` the store reads (storage never imports app)."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def event_partitions(self) -> int: ...
+
+    @property
+    def event_stream_maxlen(self) -> int: ...
+
+
+class _WallClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    """A numeric, roughly time-ordered id (the shape of ZITADEL's Sonyflake ids)."""
+    return str(((time.time_ns() // 1_000_000 - 1_672_531_200_000) << 22) | secrets.randbits(22))
+
+
+class UserStoreBase:
+    """The state the store parts share; ``RedisUserStore`` combines the parts."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: StoreSettings,
+        *,
+        instance_id: str = "",
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._scripts = Scripts(client)
+        self._clock: Clock = clock or _WallClock()
+        self.instance_id = instance_id
+
+    def _stream(self, aggregate_id: str) -> str:
+        partition = keys.event_partition(aggregate_id, self._settings.event_partitions)
+        return keys.event_stream(partition)
+
+    def _envelope(
+        self, aggregate_type: str, aggregate_id: str, creator_id: str, at_ms: int
+    ) -> list[str]:
+        return [
+            "aggregateType",
+            aggregate_type,
+            "aggregateId",
+            aggregate_id,
+            "aggregateVersion",
+            "v1",
+            "instanceId",
+            self.instance_id,
+            "creator",
+            creator_id,
+            "createdAt",
+            rfc3339_ms(at_ms),
+        ]
+
+    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> list[Any]:
+        with mapped_errors():
+            reply = await self._scripts.run(script, keys_, args)
+        return [text(item) if isinstance(item, bytes) else item for item in reply]

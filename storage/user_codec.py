@@ -1,0 +1,119 @@
+"""User and organization records ⇄ Redis hash fields, and the argument lists of the scripts.
+
+A user is one hash ``user:{U}``: scalar fields the scripts read (``state``, ``pw``,
+``failed``, ``vv``, ``org``, ``rev``, ``seq``) and JSON for the rest (profile, email, ...).
+The password hash is kept out of the JSON document, in ``pw`` only. Pure: no Redis here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+from msgspec.structs import replace
+
+from actors.permissions import Grant
+from actors.user_records import Human, Machine, Org, User, UserEvent
+
+_ENCODER = msgspec.json.Encoder()
+_HUMAN = msgspec.json.Decoder(Human)
+_MACHINE = msgspec.json.Decoder(Machine)
+_GRANTS = msgspec.json.Decoder(tuple[Grant, ...])
+
+
+def text(value: bytes | str | None) -> str:
+    """Replies are bytes (``decode_responses=False``); redis-py's types also allow str."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decoded(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    return {text(key): text(value) for key, value in raw.items()}
+
+
+def to_json(value: object) -> str:
+    return _ENCODER.encode(value).decode()
+
+
+def user_fields(user: User) -> dict[str, str]:
+    """The hash of a user, without ``rev``/``seq`` (owned by the scripts)."""
+    fields = {
+        "id": user.id,
+        "org": user.org_id,
+        "username": user.username,
+        "state": user.state,
+        "ctime": str(user.creation_ms),
+        "mtime": str(user.change_ms),
+        "failed": str(user.failed_password_attempts),
+        "vv": str(user.view_version),
+        "grants": to_json(user.grants),
+    }
+    if user.human is not None:
+        fields["kind"] = "human"
+        fields["human"] = to_json(replace(user.human, password_hash=""))
+        if user.human.password_hash:
+            fields["pw"] = user.human.password_hash
+    elif user.machine is not None:
+        fields["kind"] = "machine"
+        fields["machine"] = to_json(user.machine)
+    return fields
+
+
+def user_from_fields(raw: Mapping[bytes | str, bytes | str]) -> tuple[User, int] | None:
+    """HGETALL → (user, rev), or None for a missing key."""
+    if not raw:
+        return None
+    f = _decoded(raw)
+    human = _HUMAN.decode(f["human"]) if "human" in f else None
+    if human is not None:
+        human = replace(human, password_hash=f.get("pw", ""))
+    user = User(
+        id=f["id"],
+        org_id=f["org"],
+        username=f["username"],
+        state=f["state"],
+        creation_ms=int(f["ctime"]),
+        change_ms=int(f["mtime"]),
+        sequence=int(f.get("seq", 0)),
+        failed_password_attempts=int(f.get("failed", 0)),
+        view_version=int(f.get("vv", 0)),
+        grants=_GRANTS.decode(f.get("grants", "[]")),
+        human=human,
+        machine=_MACHINE.decode(f["machine"]) if "machine" in f else None,
+    )
+    return user, int(f.get("rev", 0))
+
+
+def org_fields(org: Org) -> dict[str, str]:
+    """The hash of an organization, without ``seq`` (owned by the script)."""
+    return {"id": org.id, "name": org.name, "domain": org.domain, "ctime": str(org.creation_ms)}
+
+
+def org_from_fields(raw: Mapping[bytes | str, bytes | str]) -> Org | None:
+    if not raw:
+        return None
+    f = _decoded(raw)
+    return Org(
+        id=f["id"],
+        name=f["name"],
+        domain=f["domain"],
+        creation_ms=int(f["ctime"]),
+        sequence=int(f.get("seq", 0)),
+    )
+
+
+def counted(items: list[str]) -> list[str]:
+    """A list as script arguments: its length, then its items."""
+    return [str(len(items)), *items]
+
+
+def pairs(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
+
+
+def event_args(events: tuple[UserEvent, ...]) -> list[str]:
+    args = [str(len(events))]
+    for event in events:
+        args += [event.type, to_json(event.payload)]
+    return args
