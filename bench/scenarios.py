@@ -1,0 +1,102 @@
+"""What one load run sends, and what it measured: shared by the wrk and Python generators.
+
+A ``Load`` is a fixed request shape. ``path`` and ``body`` are templates in which ``{id}``
+stands for the next id of the id file and ``{n}`` for a number unique within the run. Ids are
+split into one contiguous slice per load-generator thread, walked in order, so concurrent
+requests of one run touch different ids; with ``consume`` every id is used at most once and
+each request past the end of a slice is counted in ``wrapped``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+_TOKEN = re.compile(r"\{(id|n)\}")
+
+
+class Load(msgspec.Struct, frozen=True, kw_only=True):
+    """One load run: the request template and how hard and how long to send it."""
+
+    name: str
+    base_url: str
+    method: str
+    path: str
+    body: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: File with one id a line; required when ``path`` or ``body`` uses ``{id}``.
+    ids_file: str | None = None
+    #: Each id at most once (DELETE); reuses past the end are counted, never hidden.
+    consume: bool = False
+    #: Write every ``sessionId`` of a 2xx response body to ``<capture_prefix><thread>``.
+    capture_prefix: str | None = None
+    connections: int = 64
+    threads: int = 1
+    duration_s: int = 10
+    timeout_s: int = 30
+
+
+class LoadResult(msgspec.Struct, kw_only=True):
+    """What a load generator measured. Latencies in milliseconds."""
+
+    generator: str
+    requests: int
+    duration_s: float
+    rps: float
+    ok_rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    statuses: dict[str, int]
+    non2xx: int
+    socket_errors: dict[str, int]
+    wrapped: int = 0
+    captured: int = 0
+    error_sample: str = ""
+
+    @property
+    def errors(self) -> int:
+        return self.non2xx + sum(self.socket_errors.values())
+
+
+def template_parts(template: str) -> list[tuple[str, str]]:
+    """``"/v2/sessions/{id}"`` → ``[("lit", "/v2/sessions/"), ("id", "")]``."""
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for match in _TOKEN.finditer(template):
+        if match.start() > pos:
+            parts.append(("lit", template[pos : match.start()]))
+        parts.append((match.group(1), ""))
+        pos = match.end()
+    if pos < len(template):
+        parts.append(("lit", template[pos:]))
+    return parts
+
+
+def uses_ids(load: Load) -> bool:
+    return any(
+        kind == "id" for text in (load.path, load.body or "") for kind, _ in template_parts(text)
+    )
+
+
+def render(template: str, ident: str, number: int) -> str:
+    return "".join(
+        text if kind == "lit" else ident if kind == "id" else str(number)
+        for kind, text in template_parts(template)
+    )
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[rank]
+
+
+def read_ids(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip()]

@@ -1,0 +1,120 @@
+"""Test data for the session scenarios, created over the service's own HTTP API.
+
+Everything goes through ``POST /v2/users/human`` and ``POST /v2/sessions`` with the admin PAT:
+the benchmark never writes the service's keys itself. Every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import msgspec
+
+PASSWORD = "Bench-Passw0rd!"
+#: metadata values are bytes on the wire: base64 of b"bench-value"
+METADATA_VALUE_B64 = "YmVuY2gtdmFsdWU="
+
+
+class SeedError(RuntimeError):
+    """The service refused or failed a seeding call."""
+
+
+def admin_token() -> str:
+    """A PAT of the service's shape ``p.<tokenId>.<secret>`` (32 random bytes, base64url)."""
+    return f"p.benchadmin.{secrets.token_urlsafe(32)}"
+
+
+class Api:
+    """A thin JSON client for the calls the benchmark needs (loopback only)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        if not base_url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"loopback only: {base_url}")
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Api:
+        connector = aiohttp.TCPConnector(limit=64)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> dict[str, Any]:
+        if self._session is None:
+            raise RuntimeError("use Api as an async context manager")
+        data = msgspec.json.encode(body) if body is not None else None
+        async with self._session.request(
+            method, self.base_url + path, data=data, headers=self.headers
+        ) as response:
+            payload = await response.read()
+            if response.status not in expect:
+                raise SeedError(
+                    f"{method} {path} -> {response.status}: "
+                    f"{payload[:500].decode(errors='replace')}"
+                )
+        decoded = msgspec.json.decode(payload) if payload else {}
+        if not isinstance(decoded, dict):
+            raise SeedError(f"{method} {path}: not a JSON object: {payload[:200]!r}")
+        return decoded
+
+    async def create_user(self, username: str, *, password: str | None = PASSWORD) -> str:
+        body: dict[str, Any] = {
+            "username": username,
+            "profile": {"givenName": "B", "familyName": "U"},
+            "email": {"email": f"{username}@example.com", "isVerified": True},
+        }
+        if password is not None:
+            body["password"] = {"password": password}
+        reply = await self.call("POST", "/v2/users/human", body)
+        user_id = reply.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            raise SeedError(f"AddHumanUser answered without userId: {reply}")
+        return user_id
+
+    async def create_session(self, user_id: str) -> str:
+        reply = await self.call("POST", "/v2/sessions", {"checks": {"user": {"userId": user_id}}})
+        session_id = reply.get("sessionId")
+        if not isinstance(session_id, str) or not session_id:
+            raise SeedError(f"CreateSession answered without sessionId: {reply}")
+        return session_id
+
+    async def create_sessions(
+        self, user_id: str, count: int, *, concurrency: int = 32
+    ) -> list[str]:
+        """``count`` sessions of ``user_id``, ``concurrency`` requests in flight."""
+        ids: list[str] = []
+        next_index = 0
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < count:
+                next_index += 1
+                ids.append(await self.create_session(user_id))
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
+        return ids
+
+    async def search_user_sessions(self, user_id: str) -> list[Any]:
+        reply = await self.call(
+            "POST", "/v2/sessions/search", {"queries": [{"userIdQuery": {"id": user_id}}]}
+        )
+        sessions = reply.get("sessions", [])
+        if not isinstance(sessions, list):
+            raise SeedError(f"ListSessions: sessions is not a list: {str(reply)[:300]}")
+        return sessions
