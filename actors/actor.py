@@ -18,6 +18,7 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 from collections.abc import Callable
@@ -124,7 +125,12 @@ class SessionActor:
             pass  # the command was failed with it; the next message re-acquires and reloads
         finally:
             if not released:
-                await asyncio.shield(self._store.release(lease))
+                await self._release(lease)
+
+    async def _release(self, lease: Lease) -> None:
+        """Give the lease back; if that fails it simply expires, so the actor carries on."""
+        with contextlib.suppress(ServiceError):
+            await asyncio.shield(self._store.release(lease))
 
     async def _acquire(self) -> Acquired:
         loop = asyncio.get_running_loop()

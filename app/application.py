@@ -73,7 +73,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
 def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings, clock = app[SETTINGS], app[CLOCK]
-        client = connect(redis_url)
+        client = connect(redis_url, settings.redis_pool_size)
         instance = await RedisUserStore(client, settings).bootstrap()
         users = RedisUserStore(client, settings, instance_id=instance.id)
         hasher = PasswordHasher(settings)

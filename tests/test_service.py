@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -25,6 +26,16 @@ async def test_probes_answer_without_authentication(client):
         response = await client.get(path)
         assert response.status == 200
         assert (await response.json())["status"] == "SERVING"
+
+
+@pytest.mark.settings(redis_pool_size=2)
+async def test_more_concurrent_requests_than_connections_wait_instead_of_failing(api: Api):
+    sid = (await api.create({})).body["sessionId"]
+    replies = await asyncio.gather(
+        *[api.get(sid) for _ in range(40)],
+        *[api.set(sid, {"metadata": {f"k{i}": b64("v")}}) for i in range(20)],
+    )
+    assert {reply.status for reply in replies} == {200}
 
 
 async def test_openapi_documents_every_endpoint(client):
