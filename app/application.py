@@ -39,7 +39,7 @@ from app.settings import Settings
 from app.sweeper import sweep_forever
 from app.users_api import setup_user_routes
 from app.userviews import UserViewCache
-from storage.connection import connect
+from storage.multiplex import MultiplexedRedis
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
 
@@ -73,12 +73,12 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
 def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings, clock = app[SETTINGS], app[CLOCK]
-        client = connect(redis_url, settings.redis_pool_size)
-        instance = await RedisUserStore(client, settings).bootstrap()
-        users = RedisUserStore(client, settings, instance_id=instance.id)
+        fast = MultiplexedRedis(redis_url)
+        instance = await RedisUserStore(fast, settings).bootstrap()
+        users = RedisUserStore(fast, settings, instance_id=instance.id)
         hasher = PasswordHasher(settings)
         sessions = RedisSessionStore(
-            client,
+            fast,
             instance_id=instance.id,
             retention_ms=settings.expired_retention_ms,
             partitions=settings.event_partitions,
@@ -116,6 +116,6 @@ def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             hasher.close()
-            await client.aclose()
+            await fast.close()
 
     return services

@@ -17,7 +17,7 @@ import structlog
 
 from actors import tokens
 from app.settings import Settings
-from storage.connection import connect
+from storage.multiplex import MultiplexedRedis
 from storage.users import RedisUserStore
 
 log = structlog.get_logger("sessiond.bootstrap")
@@ -30,10 +30,10 @@ async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
         raise SystemExit(
             f"SESSIOND_ADMIN_TOKEN must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
         )
-    client = connect(settings.redis_url)
+    redis = MultiplexedRedis(settings.redis_url)
     try:
-        info = await RedisUserStore(client, settings).bootstrap()
-        users = RedisUserStore(client, settings, instance_id=info.id)
+        info = await RedisUserStore(redis, settings).bootstrap()
+        users = RedisUserStore(redis, settings, instance_id=info.id)
         if settings.admin_token:
             await users.ensure_admin(tokens.as_pat(settings.admin_token))
             log.info("admin token ensured", instance_id=info.id)
@@ -41,7 +41,7 @@ async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
             path = await _ensure_dev_admin_file(users, Path(settings.data_dir))
             log.warning("dev admin PAT written; use it as the Bearer token", path=str(path))
     finally:
-        await client.aclose()
+        await redis.close()
 
 
 async def _ensure_dev_admin_file(users: RedisUserStore, data_dir: Path) -> Path:

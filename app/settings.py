@@ -62,8 +62,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     actor_idle_s: float = 10.0
     mailbox_size: int = 256
     ask_timeout_s: float = 10.0
-    #: Redis connections per worker; more concurrent commands wait for a free one.
-    redis_pool_size: int = 64
     #: Largest accepted request body; larger → 413.
     max_body_bytes: int = 1_048_576
     #: argon2id parameters (OWASP minimum by default) and the hashing thread pool size.

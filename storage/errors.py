@@ -26,7 +26,7 @@ def mapped_errors() -> Iterator[None]:
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         raise Unavailable("STORAGE-down", "Errors.Storage.Unavailable") from exc
     except redis_errors.ResponseError as exc:
-        reason = str(exc).strip()
+        reason = str(exc).strip().removeprefix("ERR ")  # redis-py strips it, hiredis does not
         if reason == "EXISTS":
             raise AlreadyExists("SESSION-exists", "Errors.Session.Exists") from exc
         if reason in ("LEASE_LOST", "STALE_FENCE", "STALE"):

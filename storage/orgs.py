@@ -14,6 +14,7 @@ from actors.errors import AlreadyExists, NotFound
 from actors.user_records import Org
 from storage import keys
 from storage.errors import mapped_errors
+from storage.multiplex import as_dict
 from storage.user_base import UserStoreBase, new_id
 from storage.user_codec import counted, org_fields, org_from_fields, pairs, text, to_json
 
@@ -39,10 +40,10 @@ class OrgStore(UserStoreBase):
         configured = self._settings.instance_id
         with mapped_errors():
             if configured:
-                await self._client.hset(keys.INSTANCE, "id", configured)
+                await self._redis.execute("HSET", keys.INSTANCE, "id", configured)
             else:
-                await self._client.hsetnx(keys.INSTANCE, "id", new_id())
-            self.instance_id = text(await self._client.hget(keys.INSTANCE, "id"))
+                await self._redis.execute("HSETNX", keys.INSTANCE, "id", new_id())
+            self.instance_id = text(await self._redis.execute("HGET", keys.INSTANCE, "id"))
         org_id = await self.default_org_id()
         return InstanceInfo(id=self.instance_id, default_org_id=org_id)
 
@@ -51,14 +52,14 @@ class OrgStore(UserStoreBase):
         if self._default_org_id:
             return self._default_org_id
         with mapped_errors():
-            stored = await self._client.hget(keys.INSTANCE, "default_org")
+            stored = await self._redis.execute("HGET", keys.INSTANCE, "default_org")
         if not stored:
             org = await self.org_by_name(DEFAULT_ORG_NAME)
             if org is None:
                 org = await self._create_org_or_existing(DEFAULT_ORG_NAME)
             with mapped_errors():
-                await self._client.hsetnx(keys.INSTANCE, "default_org", org.id)
-                stored = await self._client.hget(keys.INSTANCE, "default_org")
+                await self._redis.execute("HSETNX", keys.INSTANCE, "default_org", org.id)
+                stored = await self._redis.execute("HGET", keys.INSTANCE, "default_org")
         self._default_org_id = text(stored)
         return self._default_org_id
 
@@ -98,12 +99,12 @@ class OrgStore(UserStoreBase):
 
     async def get_org(self, org_id: str) -> Org | None:
         with mapped_errors():
-            raw = await self._client.hgetall(keys.org(org_id))
+            raw = as_dict(await self._redis.execute("HGETALL", keys.org(org_id)))
         return org_from_fields(raw)
 
     async def _org_by_index(self, index: str, value: str) -> Org | None:
         with mapped_errors():
-            org_id = await self._client.hget(index, value)
+            org_id = await self._redis.execute("HGET", index, value)
         return await self.get_org(text(org_id)) if org_id else None
 
     async def org_by_name(self, name: str) -> Org | None:

@@ -66,4 +66,4 @@ class PasswordCheckStore(UserStoreBase):
     async def release_password_check(self, user_id: str, attempt_id: str) -> None:
         """Drop a reservation whose outcome will never be known (the request was cancelled)."""
         with mapped_errors():
-            await self._client.zrem(keys.user_attempts(user_id), attempt_id)
+            await self._redis.execute("ZREM", keys.user_attempts(user_id), attempt_id)

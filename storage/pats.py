@@ -49,8 +49,8 @@ class PatStore(UserStoreBase):
 
     async def get_pat(self, token_id: str) -> PatRecord | None:
         with mapped_errors():
-            user, secret_hash, exp = await self._client.hmget(
-                keys.pat(token_id), ["user", "hash", "exp"]
+            user, secret_hash, exp = await self._redis.execute(
+                "HMGET", keys.pat(token_id), "user", "hash", "exp"
             )
         if not user or not secret_hash:
             return None

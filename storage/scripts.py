@@ -1,17 +1,13 @@
-"""Loads the Lua scripts in ``storage/scripts/`` once per client.
+"""The Lua scripts in ``storage/scripts/``: one file per atomic operation.
 
-Each ``.lua`` file is one atomic operation; its header documents KEYS, ARGV and the reply.
-``register_script`` gives EVALSHA with a transparent fallback to EVAL after a server restart.
+Each ``.lua`` file's header documents KEYS, ARGV and the reply. ``MultiplexedRedis.eval_script``
+runs them with EVALSHA, falling back to EVAL after a server restart.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 _INCLUDE = "--#include "
 
@@ -30,21 +26,3 @@ def source(name: str) -> str:
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-class Scripts:
-    """Registered scripts of one client, by file name: ``scripts["commit"](keys, args)``."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._scripts: dict[str, AsyncScript] = {}
-
-    def __getitem__(self, name: str) -> AsyncScript:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._client.register_script(source(name))
-            self._scripts[name] = script
-        return script
-
-    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self[name](keys=keys, args=args)

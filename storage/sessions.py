@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from actors.errors import LeaseLost
 from actors.events import Event
 from actors.model import SessionState
@@ -19,7 +17,8 @@ from actors.queries import SessionSummary as SessionMeta
 from storage import codec, keys
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
-from storage.scripts import Scripts
+from storage.multiplex import MultiplexedRedis
+from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
 #: moment and reads hide them, so this is only the backstop when no sweeper ran.
@@ -30,7 +29,7 @@ FETCH_CHUNK = 500
 class RedisSessionStore:
     def __init__(
         self,
-        client: aioredis.Redis,
+        redis: MultiplexedRedis,
         *,
         instance_id: str,
         retention_ms: int,
@@ -39,10 +38,9 @@ class RedisSessionStore:
         stream_maxlen: int,
         lease_ttl_ms: int,
     ) -> None:
-        self.client = client
+        self._redis = redis
         self._lease_ttl_ms = lease_ttl_ms
         self.instance_id = instance_id
-        self._scripts = Scripts(client)
         self._retention_ms = retention_ms
         self._partitions = partitions
         self._session_maxlen = session_stream_maxlen
@@ -50,7 +48,7 @@ class RedisSessionStore:
 
     async def ping(self) -> None:
         with mapped_errors():
-            await self.client.ping()
+            await self._redis.execute("PING")
 
     # -- lease -------------------------------------------------------------------------
     async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:
@@ -60,7 +58,7 @@ class RedisSessionStore:
             keys.session(session_id),
         ]
         with mapped_errors():
-            fence, doc = await self._scripts.run("acquire", keys_, [owner, ttl_ms])
+            fence, doc = await self._redis.eval_script(source("acquire"), keys_, [owner, ttl_ms])
         if not fence:
             return None
         state = codec.decode_state(doc) if doc else None
@@ -70,8 +68,8 @@ class RedisSessionStore:
 
     async def release(self, lease: Lease) -> None:
         with mapped_errors():
-            await self._scripts.run(
-                "release", [keys.session_lease(lease.session_id)], [lease.owner]
+            await self._redis.eval_script(
+                source("release"), [keys.session_lease(lease.session_id)], [lease.owner]
             )
 
     # -- writes ------------------------------------------------------------------------
@@ -88,7 +86,7 @@ class RedisSessionStore:
             *index_keys,
         ]
         with mapped_errors():
-            await self._scripts.run("create", keys_, args)
+            await self._redis.eval_script(source("create"), keys_, args)
 
     async def commit(
         self,
@@ -114,7 +112,7 @@ class RedisSessionStore:
         lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0, self._lease_ttl_ms]
         try:
             with mapped_errors():
-                await self._scripts.run("commit", keys_, [*lease_args, *args])
+                await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
         except ScriptRefused as exc:
             raise LeaseLost(sid) from exc
 
@@ -168,14 +166,16 @@ class RedisSessionStore:
     async def read_meta(self, session_id: str) -> tuple[SessionMeta | None, str]:
         """The session's read fields and its current token hash (one round trip)."""
         with mapped_errors():
-            values = await self.client.hmget(keys.session(session_id), [*codec.META_FIELDS, "tok"])
+            values = await self._redis.execute(
+                "HMGET", keys.session(session_id), *codec.META_FIELDS, "tok"
+            )
         meta = codec.meta_from_fields(session_id, [as_bytes(v) for v in values[:-1]])
         token_hash = as_text(values[-1])
         return meta, token_hash
 
     async def read_state(self, session_id: str) -> SessionState | None:
         with mapped_errors():
-            doc = as_bytes(await self.client.hget(keys.session(session_id), "doc"))
+            doc = as_bytes(await self._redis.execute("HGET", keys.session(session_id), "doc"))
         return codec.decode_state(doc) if doc else None
 
     async def fetch_metas(self, session_ids: list[str]) -> list[SessionMeta | None]:
@@ -184,8 +184,8 @@ class RedisSessionStore:
         for start in range(0, len(session_ids), FETCH_CHUNK):
             chunk = session_ids[start : start + FETCH_CHUNK]
             with mapped_errors():
-                rows = await self._scripts.run(
-                    "fetch", [keys.session(sid) for sid in chunk], list(codec.META_FIELDS)
+                rows = await self._redis.eval_script(
+                    source("fetch"), [keys.session(sid) for sid in chunk], list(codec.META_FIELDS)
                 )
             found += [
                 codec.meta_from_fields(sid, row) for sid, row in zip(chunk, rows, strict=True)
@@ -198,9 +198,13 @@ class RedisSessionStore:
         """Session ids of an index by creation time, oldest or newest first."""
         with mapped_errors():
             if descending:
-                raw = await self.client.zrevrangebyscore(index_key, max_ms, min_ms)
+                raw = await self._redis.execute(
+                    "ZREVRANGEBYSCORE", index_key, _score(max_ms), _score(min_ms)
+                )
             else:
-                raw = await self.client.zrangebyscore(index_key, min_ms, max_ms)
+                raw = await self._redis.execute(
+                    "ZRANGEBYSCORE", index_key, _score(min_ms), _score(max_ms)
+                )
         return [as_text(member) for member in raw]
 
     async def index_page(
@@ -214,28 +218,29 @@ class RedisSessionStore:
         descending: bool,
     ) -> tuple[int, list[str]]:
         """Count of an index's creation range and one page of it, in one round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            _ = pipe.zcount(index_key, min_ms, max_ms)
-            if descending:
-                _ = pipe.zrevrangebyscore(index_key, max_ms, min_ms, start=offset, num=limit)
-            else:
-                _ = pipe.zrangebyscore(index_key, min_ms, max_ms, start=offset, num=limit)
-            with mapped_errors():
-                total, raw = await pipe.execute()
+        if descending:
+            page = ("ZREVRANGEBYSCORE", index_key, _score(max_ms), _score(min_ms))
+        else:
+            page = ("ZRANGEBYSCORE", index_key, _score(min_ms), _score(max_ms))
+        with mapped_errors():
+            total, raw = await self._redis.execute_many(
+                ("ZCOUNT", index_key, _score(min_ms), _score(max_ms)),
+                (*page, "LIMIT", offset, limit),
+            )
         return int(total), [as_text(member) for member in raw]
 
     async def forget(self, index_key: str, session_ids: list[str]) -> None:
         """Drop index entries whose session is gone (lazy repair when the sweeper lagged)."""
         if session_ids:
             with mapped_errors():
-                await self.client.zrem(index_key, *session_ids)
+                await self._redis.execute("ZREM", index_key, *session_ids)
 
     # -- expiry ------------------------------------------------------------------------
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
         """Purge sessions whose expiration + retention has passed; returns how many."""
         with mapped_errors():
-            due = await self.client.zrangebyscore(
-                keys.SESSIONS_BY_PURGE, "-inf", now_ms, start=0, num=limit
+            due = await self._redis.execute(
+                "ZRANGEBYSCORE", keys.SESSIONS_BY_PURGE, "-inf", now_ms, "LIMIT", 0, limit
             )
         purged = 0
         for sid in (as_text(member) for member in due):
@@ -255,7 +260,9 @@ class RedisSessionStore:
             *others,
         ]
         with mapped_errors():
-            done = await self._scripts.run("purge", keys_, [now_ms, self._retention_ms, session_id])
+            done = await self._redis.eval_script(
+                source("purge"), keys_, [now_ms, self._retention_ms, session_id]
+            )
         return int(done)
 
 
@@ -265,3 +272,12 @@ def _op_args(ops: list[IndexOp], index_keys: list[str]) -> list[Any]:
     for op in ops:
         out += [op.op, position[op.key], op.score, op.member]
     return out
+
+
+def _score(value: float) -> str | int:
+    """ZRANGEBYSCORE bounds: integers, or the infinities spelled as Redis wants them."""
+    if value == float("-inf"):
+        return "-inf"
+    if value == float("inf"):
+        return "+inf"
+    return int(value)

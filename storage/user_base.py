@@ -10,13 +10,12 @@ import secrets
 import time
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from actors.ports import Clock
 from actors.timefmt import rfc3339_ms
 from storage import keys
 from storage.errors import mapped_errors
-from storage.scripts import Scripts
+from storage.multiplex import MultiplexedRedis
+from storage.scripts import source
 from storage.user_codec import text
 
 
@@ -51,15 +50,14 @@ class UserStoreBase:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        redis: MultiplexedRedis,
         settings: StoreSettings,
         *,
         instance_id: str = "",
         clock: Clock | None = None,
     ) -> None:
-        self._client = client
+        self._redis = redis
         self._settings = settings
-        self._scripts = Scripts(client)
         self._clock: Clock = clock or _WallClock()
         self.instance_id = instance_id
 
@@ -87,5 +85,5 @@ class UserStoreBase:
 
     async def _run(self, script: str, keys_: list[str], args: list[Any]) -> list[Any]:
         with mapped_errors():
-            reply = await self._scripts.run(script, keys_, args)
+            reply = await self._redis.eval_script(source(script), keys_, args)
         return [text(item) if isinstance(item, bytes) else item for item in reply]

@@ -28,6 +28,7 @@ from actors.user_records import Change, User
 from actors.views import UserView
 from storage import keys
 from storage.errors import mapped_errors
+from storage.multiplex import as_dict
 from storage.orgs import InstanceInfo, OrgStore, org_not_found
 from storage.password_checks import PasswordCheckEnd, PasswordCheckStart, PasswordCheckStore
 from storage.pats import PatRecord, PatStore
@@ -67,7 +68,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
     # -- users: reads ------------------------------------------------------------------------
     async def _load(self, user_id: str) -> tuple[User, int] | None:
         with mapped_errors():
-            raw = await self._client.hgetall(keys.user(user_id))
+            raw = as_dict(await self._redis.execute("HGETALL", keys.user(user_id)))
         return user_from_fields(raw)
 
     async def get_user(self, user_id: str) -> User | None:
@@ -88,7 +89,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
     async def user_id_by_login_name(self, login_name: str) -> str | None:
         """Case-insensitive: ``username`` or ``username@<org domain>``."""
         with mapped_errors():
-            found = await self._client.hget(keys.LOGIN_NAMES, login_name.lower())
+            found = await self._redis.execute("HGET", keys.LOGIN_NAMES, login_name.lower())
         return text(found) or None
 
     async def user_ref_by_login_name(self, login_name: str) -> UserRef | None:

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.settings import Settings
+from storage.multiplex import MultiplexedRedis
 from tests.support import ADMIN_TOKEN, Api
 
 
@@ -27,6 +28,14 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(name="fast_redis")
+async def _fast_redis(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[MultiplexedRedis]:
+    """The auto-pipelining connection the session store uses (``redis`` flushed the DB)."""
+    connection = MultiplexedRedis(redis_url)
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture(name="settings")

@@ -26,7 +26,7 @@ class PasswordsNotUsed:
 
 
 def make_registry(
-    redis,
+    fast_redis,
     *,
     idle_s: float = 5.0,
     mailbox: int = 256,
@@ -34,7 +34,7 @@ def make_registry(
     lease_ttl_ms: int = 2000,
 ) -> SessionRegistry:
     store = RedisSessionStore(
-        redis,
+        fast_redis,
         instance_id="inst",
         retention_ms=60_000,
         partitions=4,
@@ -50,8 +50,8 @@ def make_registry(
 
 
 @pytest.fixture(name="registry")
-async def _registry(redis):
-    registry = make_registry(redis)
+async def _registry(fast_redis):
+    registry = make_registry(fast_redis)
     yield registry
     await registry.close()
 
@@ -77,8 +77,8 @@ async def test_concurrent_sets_are_serialised_and_none_is_lost(registry):
     assert len({o.token for o in outcomes}) == 50
 
 
-async def test_an_idle_actor_stops_and_leaves_no_lease(redis):
-    registry = make_registry(redis, idle_s=0.05)
+async def test_an_idle_actor_stops_and_leaves_no_lease(redis, fast_redis):
+    registry = make_registry(fast_redis, idle_s=0.05)
     sid = await _new_session(registry)
     await registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None, caller=SYSTEM)
     assert registry.live_actors == 1
@@ -88,8 +88,8 @@ async def test_an_idle_actor_stops_and_leaves_no_lease(redis):
     await registry.close()
 
 
-async def test_a_full_mailbox_refuses_at_once(redis):
-    registry = make_registry(redis, mailbox=2)
+async def test_a_full_mailbox_refuses_at_once(redis, fast_redis):
+    registry = make_registry(fast_redis, mailbox=2)
     sid = await _new_session(registry)
     await redis.set(keys.session_lease(sid), "someone-else", px=1000)  # park the actor
     asks = [
@@ -103,8 +103,8 @@ async def test_a_full_mailbox_refuses_at_once(redis):
     await registry.close()
 
 
-async def test_a_lease_left_by_a_dead_worker_is_waited_out(redis):
-    registry = make_registry(redis, lease_wait_ms=3000)
+async def test_a_lease_left_by_a_dead_worker_is_waited_out(redis, fast_redis):
+    registry = make_registry(fast_redis, lease_wait_ms=3000)
     sid = await _new_session(registry)
     await redis.set(keys.session_lease(sid), "dead-worker", px=300)
     outcome = await registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None, caller=SYSTEM)
@@ -113,8 +113,8 @@ async def test_a_lease_left_by_a_dead_worker_is_waited_out(redis):
     await registry.close()
 
 
-async def test_a_lease_held_longer_than_the_wait_gives_409(redis):
-    registry = make_registry(redis, lease_wait_ms=100)
+async def test_a_lease_held_longer_than_the_wait_gives_409(redis, fast_redis):
+    registry = make_registry(fast_redis, lease_wait_ms=100)
     sid = await _new_session(registry)
     await redis.set(keys.session_lease(sid), "busy-worker", px=5000)
     with pytest.raises(LeaseLost) as err:
@@ -123,9 +123,9 @@ async def test_a_lease_held_longer_than_the_wait_gives_409(redis):
     await registry.close()
 
 
-async def test_two_registries_on_one_session_lose_nothing(redis):
+async def test_two_registries_on_one_session_lose_nothing(redis, fast_redis):
     """Two registries stand for two worker processes sharing one Redis."""
-    first, second = make_registry(redis), make_registry(redis)
+    first, second = make_registry(fast_redis), make_registry(fast_redis)
     sid = await _new_session(first)
     asks = [
         (first if i % 2 else second).ask(

@@ -37,8 +37,8 @@ def settings(max_attempts: int = 3, **overrides: object) -> Settings:
 
 
 @pytest.fixture(name="store")
-async def _store(redis):
-    store = RedisUserStore(redis, settings(), clock=WallClock())
+async def _store(fast_redis):
+    store = RedisUserStore(fast_redis, settings(), clock=WallClock())
     await store.bootstrap()
     return store
 

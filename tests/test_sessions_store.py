@@ -25,9 +25,9 @@ ALICE = UserRef(
 
 
 @pytest.fixture(name="store")
-async def _store(redis):
+async def _store(fast_redis):
     return RedisSessionStore(
-        redis,
+        fast_redis,
         instance_id="inst",
         retention_ms=60_000,
         partitions=4,

@@ -41,8 +41,10 @@ def _clock():
 
 
 @pytest.fixture(name="store")
-async def _store(redis, clock):
-    store = RedisUserStore(redis, Settings(domain="example.test", event_partitions=2), clock=clock)
+async def _store(fast_redis, clock):
+    store = RedisUserStore(
+        fast_redis, Settings(domain="example.test", event_partitions=2), clock=clock
+    )
     await store.bootstrap()
     return store
 
@@ -220,12 +222,12 @@ class RacedStore(RedisUserStore):
         loaded = await super()._load(user_id)
         self.loads += 1
         if self.loads <= self.races:
-            await self._client.hincrby(keys.user(user_id), "rev", 1)
+            await self._redis.execute("HINCRBY", keys.user(user_id), "rev", 1)
         return loaded
 
 
-async def test_mutate_rereads_and_retries_when_another_writer_got_in_between(redis, clock):
-    raced = RacedStore(redis, Settings(), clock=clock, races=2)
+async def test_mutate_rereads_and_retries_when_another_writer_got_in_between(fast_redis, clock):
+    raced = RacedStore(fast_redis, Settings(), clock=clock, races=2)
     await add_alice(raced)
 
     locked = await raced.mutate("u1", rules.lock)
@@ -235,8 +237,8 @@ async def test_mutate_rereads_and_retries_when_another_writer_got_in_between(red
     assert (await raced.get_user("u1")) == locked
 
 
-async def test_mutate_gives_up_with_aborted_when_it_never_wins(redis, clock):
-    raced = RacedStore(redis, Settings(), clock=clock, races=MAX_WRITE_ATTEMPTS)
+async def test_mutate_gives_up_with_aborted_when_it_never_wins(fast_redis, clock):
+    raced = RacedStore(fast_redis, Settings(), clock=clock, races=MAX_WRITE_ATTEMPTS)
     await add_alice(raced)
 
     with pytest.raises(Aborted):
@@ -332,17 +334,19 @@ async def test_an_org_gets_a_domain_from_its_name_and_the_instance_domain(store)
     assert await store.org_by_domain("ACME-SONS-LTD.example.test") == org
 
 
-async def test_bootstrap_twice_keeps_one_instance_and_one_default_org(redis, clock):
+async def test_bootstrap_twice_keeps_one_instance_and_one_default_org(redis, fast_redis, clock):
     settings = Settings(domain="example.test")
-    first = await RedisUserStore(redis, settings, clock=clock).bootstrap()
-    second = await RedisUserStore(redis, settings, clock=clock).bootstrap()
+    first = await RedisUserStore(fast_redis, settings, clock=clock).bootstrap()
+    second = await RedisUserStore(fast_redis, settings, clock=clock).bootstrap()
 
     assert first == second
     assert await redis.hlen(keys.ORG_NAMES) == 1
 
 
-async def test_a_configured_instance_id_wins(redis, clock):
-    info = await RedisUserStore(redis, Settings(instance_id="tenant-7"), clock=clock).bootstrap()
+async def test_a_configured_instance_id_wins(fast_redis, clock):
+    info = await RedisUserStore(
+        fast_redis, Settings(instance_id="tenant-7"), clock=clock
+    ).bootstrap()
 
     assert info.id == "tenant-7"
 

@@ -1,0 +1,194 @@
+"""An auto-pipelining Redis connection: many concurrent callers, one socket, one write per tick.
+
+redis-py spends most of a command's cost in Python (pool checkout, locks, per-command parsing
+setup): ~80 µs of CPU per command here. This connection packs each command with hiredis (C),
+appends it to a buffer that is written once per event-loop tick, and matches replies to the
+waiting futures in FIFO order with hiredis's reader — the technique of ioredis and lettuce.
+Redis answers pipelined commands in order, so FIFO matching is exact; a caller that gives up
+(cancellation) leaves its future in the queue to absorb its reply, so the stream never slips.
+
+Errors use redis-py's exception classes, so ``storage.errors.mapped_errors`` handles both
+clients alike. On connection loss every waiting command fails with ``ConnectionError`` and
+the next command reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections import deque
+from functools import cache
+from typing import Any, cast
+
+import hiredis
+from redis.asyncio.connection import parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+#: A command without a reply after this long means the server or network hangs.
+COMMAND_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
+Arg = str | bytes | int | float
+
+
+class _Protocol(asyncio.Protocol):
+    """Writes batched commands and resolves the oldest waiting future per reply."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._reader = hiredis.Reader(replyError=ResponseError)
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self.transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream transport; uvloop's do not subclass asyncio.Transport, hence no isinstance
+        self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        if self.lost is not None:
+            raise RedisConnectionError(f"connection lost: {self.lost}")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._waiting.append(future)
+        self._outgoing.append(packed)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.transport is not None and self._outgoing:
+            self.transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            future = self._waiting.popleft()
+            if future.done():  # its caller gave up; the reply is simply consumed
+                continue
+            if isinstance(reply, ResponseError):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or RedisConnectionError("closed by the server")
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(RedisConnectionError(f"connection lost: {self.lost}"))
+
+
+class MultiplexedRedis:
+    """One shared connection per worker for all of its concurrent commands."""
+
+    def __init__(self, url: str) -> None:
+        self._options = parse_url(url)
+        self._protocol: _Protocol | None = None
+        self._connecting = asyncio.Lock()
+
+    async def execute(self, *args: Arg) -> Any:
+        """Send one command (auto-pipelined with every other caller's) and await its reply."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        future = protocol.send(_pack(args))
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                return await future
+        except TimeoutError:
+            self._abort(protocol)
+            raise RedisTimeoutError("Redis did not answer in time") from None
+
+    async def execute_many(self, *commands: tuple[Arg, ...]) -> list[Any]:
+        """Several commands in the same write; replies in order (one round trip)."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        futures = [protocol.send(_pack(command)) for command in commands]
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                return [await future for future in futures]
+        except TimeoutError:
+            self._abort(protocol)
+            raise RedisTimeoutError("Redis did not answer in time") from None
+
+    async def eval_script(self, source: str, keys: list[str], args: list[Arg]) -> Any:
+        """EVALSHA, falling back to EVAL (which caches the script) after a server restart."""
+        sha = _sha1(source)
+        try:
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await self.execute("EVAL", source, len(keys), *keys, *args)
+
+    async def _connect(self) -> _Protocol:
+        async with self._connecting:
+            if self._protocol is not None and self._protocol.lost is None:
+                return self._protocol
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    _, protocol = await self._open(loop)
+                    await self._handshake(protocol)
+            except (OSError, TimeoutError) as exc:
+                raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+            self._protocol = protocol  # published only once AUTH/SELECT are done
+            return protocol
+
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> tuple[asyncio.BaseTransport, _Protocol]:
+        options = self._options
+        factory = lambda: _Protocol(loop)  # noqa: E731 - the protocol needs the loop
+        if "path" in options:
+            return await loop.create_unix_connection(factory, options["path"])
+        tls = (
+            ssl.create_default_context() if "SSL" in str(options.get("connection_class")) else None
+        )
+        return await loop.create_connection(
+            factory, options.get("host", "localhost"), int(options.get("port", 6379)), ssl=tls
+        )
+
+    async def _handshake(self, protocol: _Protocol) -> None:
+        password = self._options.get("password")
+        if password:
+            username = self._options.get("username")
+            auth = ("AUTH", *([username] if username else []), password)
+            await protocol.send(_pack(auth))
+        database = int(self._options.get("db") or 0)
+        if database:
+            await protocol.send(_pack(("SELECT", database)))
+
+    def _abort(self, protocol: _Protocol) -> None:
+        if protocol.transport is not None:
+            protocol.transport.abort()
+
+    async def close(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
+            await asyncio.sleep(0)  # let connection_lost run while the loop is alive
+
+
+def _pack(args: tuple[Arg, ...]) -> bytes:
+    """RESP-encode one command in C (hiredis's stub wrongly types the argument as a 1-tuple)."""
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]
+    return packed
+
+
+@cache
+def _sha1(source: str) -> str:
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+def as_dict(flat: list[Any]) -> dict[bytes | str, bytes | str]:
+    """Turn a flat ``[k1, v1, k2, v2, ...]`` reply (HGETALL in RESP2) into a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

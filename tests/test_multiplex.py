@@ -1,0 +1,70 @@
+"""The auto-pipelining connection: order under concurrency, errors, cancellation, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from storage.multiplex import MultiplexedRedis
+
+
+async def test_concurrent_callers_each_get_their_own_reply(fast_redis: MultiplexedRedis):
+    await fast_redis.execute("SET", "k", "v")
+    replies = await asyncio.gather(*[fast_redis.execute("ECHO", str(i)) for i in range(500)])
+    assert replies == [str(i).encode() for i in range(500)]
+
+
+async def test_an_error_reply_fails_only_its_own_caller(fast_redis: MultiplexedRedis):
+    results: list[object] = await asyncio.gather(
+        fast_redis.execute("ECHO", "a"),
+        fast_redis.execute("NOSUCHCOMMAND"),
+        fast_redis.execute("ECHO", "b"),
+        return_exceptions=True,
+    )
+    assert (results[0], results[2]) == (b"a", b"b")
+    assert isinstance(results[1], ResponseError)
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(fast_redis: MultiplexedRedis):
+    slow = asyncio.ensure_future(fast_redis.execute("BLPOP", "nothing", "0.2"))
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    assert await fast_redis.execute("ECHO", "next") == b"next"
+
+
+async def test_scripts_load_themselves_after_a_script_flush(fast_redis: MultiplexedRedis):
+    source = "return ARGV[1]"
+    assert await fast_redis.eval_script(source, [], ["x"]) == b"x"
+    await fast_redis.execute("SCRIPT", "FLUSH")
+    assert await fast_redis.eval_script(source, [], ["y"]) == b"y"
+
+
+async def test_it_reconnects_after_the_server_dropped_it(fast_redis: MultiplexedRedis, redis):
+    await fast_redis.execute("CLIENT", "SETNAME", "multiplexed")
+    for client in await redis.client_list():
+        if client["name"] == "multiplexed":
+            await redis.client_kill_filter(_id=client["id"])
+    failed = None
+    for _ in range(50):  # the loss is noticed on the next read
+        try:
+            await fast_redis.execute("PING")
+        except RedisConnectionError as exc:
+            failed = exc
+            break
+        await asyncio.sleep(0.01)
+    assert failed is not None
+    assert await fast_redis.execute("PING") == b"PONG"
+
+
+def test_it_works_on_uvloop(redis_url: str):
+    async def roundtrip() -> list[bytes]:
+        connection = MultiplexedRedis(redis_url)
+        try:
+            return list(await asyncio.gather(*[connection.execute("ECHO", "u")] * 3))
+        finally:
+            await connection.close()
+
+    assert uvloop.run(roundtrip()) == [b"u"] * 3
