@@ -3,6 +3,8 @@
 ``GET /bare``  msgspec-encoded JSON, no I/O.
 ``GET /redis`` one HGETALL through redis.asyncio (hiredis parser) on the Redis the service
                uses, the 8-field hash decoded and returned as JSON.
+``GET /redis-pipelined`` the same HGETALL through the service's own auto-pipelining
+               connection (storage.multiplex): what one round trip costs the service itself.
 
 Run: ``python bench/baseline_server.py --port P --redis-url unix:///path/redis.sock``.
 Several processes may share the port (SO_REUSEPORT), like the service's workers.
@@ -20,6 +22,8 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
+from storage.multiplex import MultiplexedRedis, as_dict
+
 #: The hash GET /redis reads; ``seed`` writes it (8 fields, like the measured ceiling).
 BASELINE_KEY = "bench:baseline:hash"
 BASELINE_FIELDS = {f"field{i}": f"value-{i}-{'x' * 16}" for i in range(8)}
@@ -27,6 +31,7 @@ BASELINE_FIELDS = {f"field{i}": f"value-{i}-{'x' * 16}" for i in range(8)}
 POOL_SIZE = 64
 
 REDIS_KEY: web.AppKey[aioredis.Redis] = web.AppKey("REDIS_KEY", aioredis.Redis)
+FAST_KEY: web.AppKey[MultiplexedRedis] = web.AppKey("FAST_KEY", MultiplexedRedis)
 _ENCODER = msgspec.json.Encoder()
 _BARE_BODY = {"status": "ok", "service": "baseline", "values": [1, 2, 3]}
 
@@ -37,6 +42,12 @@ async def bare(_request: web.Request) -> web.Response:
 
 async def one_round_trip(request: web.Request) -> web.Response:
     fields = await request.app[REDIS_KEY].hgetall(BASELINE_KEY)
+    doc = {_text(key): _text(value) for key, value in fields.items()}
+    return web.Response(body=_ENCODER.encode(doc), content_type="application/json")
+
+
+async def one_pipelined_round_trip(request: web.Request) -> web.Response:
+    fields = as_dict(await request.app[FAST_KEY].execute("HGETALL", BASELINE_KEY))
     doc = {_text(key): _text(value) for key, value in fields.items()}
     return web.Response(body=_ENCODER.encode(doc), content_type="application/json")
 
@@ -54,12 +65,15 @@ def make_app(redis_url: str) -> web.Application:
         )
         client = aioredis.Redis(connection_pool=pool)
         app[REDIS_KEY] = client
+        app[FAST_KEY] = MultiplexedRedis(redis_url)
         yield
         await client.aclose()
+        await app[FAST_KEY].close()
 
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_get("/bare", bare)
     app.router.add_get("/redis", one_round_trip)
+    app.router.add_get("/redis-pipelined", one_pipelined_round_trip)
     return app
 
 

@@ -67,11 +67,15 @@ def judge(rows: list[Row]) -> None:
     by_name = {row.name: row for row in rows}
     redis_rps = _rps(by_name.get("redis"))
     bare_rps = _rps(by_name.get("bare"))
+    pipelined_rps = _rps(by_name.get("redis_pipelined"))
     for row in rows:
         rps = row.rps
         if rps is None:
             row.verdict = row.verdict or "NOT RUN"
             continue
+        if row.target is not None and row.target.base == "redis" and pipelined_rps:
+            # the service's own client is auto-pipelined: say how it fares against that too
+            row.notes.append(f"{rps / pipelined_rps:.0%} of the pipelined one-round-trip baseline")
         if row.result is not None and redis_rps:
             row.ratio_redis = rps / redis_rps
         if row.result is not None and bare_rps:

@@ -55,11 +55,22 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 T = TypeVar("T")
 
-SCENARIOS = ["bare", "redis", "create_user", "create_password", "get", "set", "search", "delete"]
-BASELINES = {"bare", "redis"}
+SCENARIOS = [
+    "bare",
+    "redis",
+    "redis_pipelined",
+    "create_user",
+    "create_password",
+    "get",
+    "set",
+    "search",
+    "delete",
+]
+BASELINES = {"bare", "redis", "redis_pipelined"}
 TITLES = {
     "bare": "baseline: bare aiohttp JSON",
     "redis": "baseline: + 1 Redis round trip",
+    "redis_pipelined": "baseline: + 1 round trip, pipelined",
     "argon2": "argon2id verify, raw",
     "create_user": "create (user check)",
     "create_password": "create (user+password)",
@@ -159,7 +170,7 @@ def _selected(parser: argparse.ArgumentParser, text: str) -> list[str]:
     if text == "all":
         return list(SCENARIOS)
     if text == "baselines":
-        return ["bare", "redis"]
+        return ["bare", "redis", "redis_pipelined"]
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown or not names:
@@ -431,6 +442,12 @@ class Bench:
     def run_redis(self) -> None:
         self.measure("redis", self.load("redis", "GET", "/redis", base=self.baseline_url))
 
+    def run_redis_pipelined(self) -> None:
+        self.measure(
+            "redis_pipelined",
+            self.load("redis_pipelined", "GET", "/redis-pipelined", base=self.baseline_url),
+        )
+
     def run_create_user(self) -> None:
         body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
         self.measure(
@@ -541,6 +558,7 @@ class Bench:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("bare", self.run_bare),
             ("redis", self.run_redis),
+            ("redis_pipelined", self.run_redis_pipelined),
             ("argon2", self.run_argon2),
             ("create_user", self.run_create_user),
             ("create_password", self.run_create_password),

@@ -404,10 +404,10 @@ class TestList:
 
     async def test_paging_and_sorting_by_creation_date(self, api: Api):
         user = await api.human()
-        ids = [
-            (await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
-            for _ in range(5)
-        ]
+        ids = []
+        for _ in range(5):  # distinct milliseconds: equal creation dates have no defined order
+            ids.append((await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"])
+            await asyncio.sleep(0.003)
         query = {
             "queries": [{"userIdQuery": {"id": user}}],
             "sortingColumn": "SESSION_FIELD_NAME_CREATION_DATE",
