@@ -12,7 +12,9 @@ Theory of operation:
 - A commit whose lease expired or was taken over is refused by the storage (fencing), the
   command fails with 409 and the cached state is dropped; nothing half-written survives.
 - After ``idle_s`` without messages the actor stops; checking the mailbox and deregistering
-  happen with no ``await`` in between, so no message can slip in unseen.
+  happen with no ``await`` in between (in one timer callback), so no message can slip in
+  unseen. One timer per actor, armed when work ends if none is pending, re-armed if it
+  fires early: a busy actor pays nothing per message for it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class SessionActor:
         )
         self._capacity = config.mailbox_size
         self._owner = f"{secrets.token_hex(8)}:{session_id}"
+        #: loop time the last work ended; ``None`` while working
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._exited = False
 
     def tell(self, envelope: Envelope) -> None:
         """Queue a command; a full mailbox is refused at once (429), never awaited."""
@@ -84,23 +90,40 @@ class SessionActor:
         self._mailbox.put_nowait(None)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._mailbox.empty():  # else the idle timer is armed once that work is done
+            self._idle_since = idle_since = loop.time()
+            self._arm_idle_timer(loop, idle_since)
         try:
             while True:
-                try:
-                    async with asyncio.timeout(self._config.idle_s):
-                        envelope = await self._mailbox.get()
-                except TimeoutError:
-                    if self._mailbox.empty():  # no await between this check ...
-                        self._exit(ActorStopped(self.session_id))  # ... and deregistering
-                        return
-                    continue
+                envelope = await self._mailbox.get()
                 if envelope is None:
-                    self._exit(ActorStopped(self.session_id))
+                    self._exit()
                     return
+                self._idle_since = None
                 await self._work(envelope)
+                self._idle_since = idle_since = loop.time()
+                if self._idle_timer is None:
+                    self._arm_idle_timer(loop, idle_since)
         except BaseException:
-            self._exit(ActorStopped(self.session_id))
+            self._exit()
             raise
+
+    def _arm_idle_timer(self, loop: asyncio.AbstractEventLoop, idle_since: float) -> None:
+        self._idle_timer = loop.call_at(idle_since + self._config.idle_s, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        """The idle timer: armed when work ends, unless already pending, not per message."""
+        self._idle_timer = None
+        idle_since = self._idle_since
+        if idle_since is None or not self._mailbox.empty():
+            return  # working, or about to: the timer is armed again when that work ends
+        loop = asyncio.get_running_loop()
+        if loop.time() < idle_since + self._config.idle_s:
+            self._arm_idle_timer(loop, idle_since)  # worked since the timer was armed
+            return
+        self._exit()  # the mailbox is empty: deregistered with no await in between
+        self._mailbox.put_nowait(None)  # wakes run(), which returns
 
     async def _work(self, first: Envelope) -> None:
         """Take the lease, handle ``first`` and everything queued behind it, give it back."""
@@ -182,12 +205,16 @@ class SessionActor:
         _reply(envelope, outcome)
         return outcome.state, release
 
-    def _exit(self, exc: ServiceError) -> None:
-        self._on_exit(self)  # deregister first, synchronously
+    def _exit(self) -> None:
+        if not self._exited:
+            self._exited = True
+            self._on_exit(self)  # deregister first, synchronously
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
         while not self._mailbox.empty():
             queued = self._mailbox.get_nowait()
             if queued is not None:
-                _fail(queued, exc)
+                _fail(queued, ActorStopped(self.session_id))
 
 
 def _reply(envelope: Envelope, outcome: Outcome) -> None:

@@ -1,8 +1,9 @@
 """Running one command against one state: the I/O around the pure rules.
 
-``execute`` asks ``preflight`` which password to verify, verifies it through the
-``PasswordVerifier`` port (a failure is recorded on the user and raised), then lets ``decide``
-produce the events and ``evolve`` the next state. Nothing is written here; the caller commits.
+For a command with a password check, ``execute`` asks ``preflight`` which user's password to
+verify and verifies it through the ``PasswordVerifier`` port (a failure is recorded on the
+user and raised); then ``decide`` produces the events and ``evolve`` the next state. Nothing
+is written here; the caller commits.
 """
 
 from __future__ import annotations
@@ -47,17 +48,19 @@ async def execute(
         now_ms=deps.clock.now_ms(), caller=caller, token=deps.minter.session_token(session_id)
     )
     evidence = Evidence(user=user)
-    password_user = machine.preflight(state, command, evidence, ctx)
     password = getattr(getattr(command, "checks", None), "password", None)
-    if password_user is not None and password is not None:
-        await deps.passwords.verify_password(password_user, password)
-        evidence = Evidence(user=user, password_verified=True)
+    if password is not None:  # else decide() runs the same preflight itself, first thing
+        password_user = machine.preflight(state, command, evidence, ctx)
+        if password_user is not None:
+            await deps.passwords.verify_password(password_user, password)
+            evidence = Evidence(user=user, password_verified=True)
     events = machine.decide(state, command, evidence, ctx)
     if not events:
         return Outcome(state=state)
     at_ms = max(deps.clock.now_ms(), ctx.now_ms)
     after = machine.evolve_all(state, events, session_id=session_id, at_ms=at_ms)
-    issued = any(isinstance(event, TokenSet) for event in events)
-    return Outcome(
-        state=after, token=ctx.token.plain if issued else None, events=tuple(events), at_ms=at_ms
-    )
+    token = None
+    for event in events:  # a plain loop: cheaper than any() over a generator
+        if isinstance(event, TokenSet):
+            token = ctx.token.plain
+    return Outcome(state=after, token=token, events=tuple(events), at_ms=at_ms)

@@ -228,14 +228,14 @@ def evolve(
     if state is None:
         if not isinstance(event, SessionAdded):
             raise Internal("SESSION-evolve", "Errors.Internal")
-        state = SessionState(
+        return SessionState(
             id=session_id,
             creation_ms=at_ms,
             change_ms=at_ms,
+            sequence=1,
             creator_id=event.creator_id,
             user_agent=event.user_agent,
         )
-        return msgspec.structs.replace(state, sequence=1)
     changes = _changes(state, event, at_ms)
     return msgspec.structs.replace(state, sequence=state.sequence + 1, change_ms=at_ms, **changes)
 

@@ -46,18 +46,21 @@ class SessionRegistry:
     async def ask(
         self, session_id: str, command: Command, *, user: UserRef | None, caller: Caller
     ) -> Outcome:
-        """Have the session's actor run ``command``; its reply survives our cancellation."""
+        """Have the session's actor run ``command``; it finishes even if we stop waiting."""
         if self._closing:
             raise Unavailable("SESSION-closing", "Errors.Session.Unavailable")
-        reply: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Outcome] = loop.create_future()
         self._actor(session_id).tell(
             Envelope(command=command, user=user, caller=caller, reply=reply)
         )
+        # One timer instead of asyncio.timeout() + shield(): a reply that is already done
+        # (timed out, or cancelled with this request) is skipped by the actor, nothing else.
+        expiry = loop.call_later(self._ask_timeout_s, _time_out, reply)
         try:
-            async with asyncio.timeout(self._ask_timeout_s):
-                return await asyncio.shield(reply)
-        except TimeoutError:
-            raise DeadlineExceeded("SESSION-timeout", "Errors.Session.Timeout") from None
+            return await reply
+        finally:
+            expiry.cancel()
 
     async def create(
         self, command: CreateSession, *, user: UserRef | None, caller: Caller
@@ -106,3 +109,8 @@ class SessionRegistry:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _time_out(reply: asyncio.Future[Outcome]) -> None:
+    if not reply.done():
+        reply.set_exception(DeadlineExceeded("SESSION-timeout", "Errors.Session.Timeout"))

@@ -62,11 +62,19 @@ class Authenticator:
         parts = tokens.split(token)
         if parts is not None and parts[0] == tokens.SESSION_PREFIX:
             caller = await self._session_caller(token, parts[1])
-        else:  # a PAT, or a configured admin token of any shape (see tokens.as_pat)
+        elif parts is not None and parts[0] == tokens.PAT_PREFIX:
+            caller = await self._pat_caller(token)  # already a PAT: as_pat would split again
+        else:  # a configured admin token of any shape (see tokens.as_pat)
             caller = await self._pat_caller(tokens.as_pat(token))
         if caller is None:
             raise _invalid()
         return caller
+
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate every request but the public ones; the caller goes to ``CALLER``."""
+        if request.path not in PUBLIC_PATHS:
+            request[CALLER] = await self.authenticate(_bearer(request))
+        return await handler(request)
 
     async def _pat_caller(self, token: str) -> Caller | None:
         cache_key = hashlib.sha256(token.encode()).hexdigest()
@@ -102,15 +110,25 @@ def _authenticated(view: UserView, password_ms: int | None) -> bool:
     return password_ms is not None and password_ms >= view.password_changed_ms
 
 
-def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("AUTH-7fs1e", "Errors.Token.Invalid")
-        request[CALLER] = await authenticator.authenticate(token.strip())
-        return await handler(request)
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if not token or scheme.lower() != "bearer":
+        raise _invalid()
+    return token
 
-    return authenticate
+
+AUTHENTICATOR = web.AppKey("AUTHENTICATOR", Authenticator)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The auth middleware; the app's ``AUTHENTICATOR`` exists once the services started."""
+    if request.path not in PUBLIC_PATHS:
+        request[CALLER] = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
+    return await handler(request)
+
+
+def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The authenticator's middleware, a bound method: nothing is built per request."""
+    return authenticator.middleware

@@ -8,12 +8,14 @@ is logged with its traceback and answered with a generic 500.
 
 from __future__ import annotations
 
-import secrets
+import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from actors.errors import ServiceError
 from app.http import respond
@@ -35,19 +37,32 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "-"
 
 
+def _new_request_id() -> str:
+    """16 hex digits; a correlation id, not a secret, so the fast PRNG will do."""
+    return f"{random.getrandbits(64):016x}"
+
+
+def _logs_requests() -> bool:
+    """Whether the request line would be written; asked per request, logging may be reconfigured."""
+    enabled = getattr(log, "is_enabled_for", None)
+    return enabled is None or bool(enabled(logging.INFO))
+
+
 @web.middleware
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to the log context and write one line when the request ends."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or _new_request_id()
     started = time.perf_counter()
     status = 500
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        try:
-            response = await handler(request)
-            status = response.status
-            response.headers["X-Request-Id"] = request_id
-            return response
-        finally:
+    # bind/reset rather than bound_contextvars(): that one copies the whole context twice
+    bound = bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        if _logs_requests():  # at the default "warning" level, skip building the line
             log.info(
                 "request",
                 method=request.method,
@@ -55,6 +70,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
+        reset_contextvars(**bound)
 
 
 @web.middleware

@@ -21,9 +21,8 @@ class SecretsMinter:
     """``actors.ports.TokenMinter`` backed by the OS CSPRNG."""
 
     def session_token(self, session_id: str) -> IssuedToken:
+        # one read of the CSPRNG for both: 8 bytes of token id (hex) and the secret
+        random_bytes = secrets.token_bytes(8 + tokens.SECRET_BYTES)
         return tokens.issue(
-            tokens.SESSION_PREFIX,
-            session_id,
-            secrets.token_hex(8),
-            secrets.token_bytes(tokens.SECRET_BYTES),
+            tokens.SESSION_PREFIX, session_id, random_bytes[:8].hex(), random_bytes[8:]
         )

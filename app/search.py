@@ -32,11 +32,11 @@ from actors.queries import (
     retained,
     visible,
 )
-from actors.timefmt import rfc3339_ms
+from actors.views import rfc3339
 from app import wire
 from app.appkeys import CLOCK, SESSIONS, SETTINGS
 from app.http import caller, decode_body, respond_raw
-from app.reads import current_view
+from app.reads import current_views
 from storage import keys
 
 _ENCODER = msgspec.json.Encoder()
@@ -170,14 +170,15 @@ async def list_sessions(request: web.Request) -> web.Response:
     else:
         found = await _scan(request.app, query, who, page, now_ms)
         total, shown = len(found), found[page.offset : page.offset + page.limit]
-    views = [await current_view(request.app, summary) for summary in shown]
-    details = wire.ListDetails(
-        total_result=str(total) if total else "0", timestamp=rfc3339_ms(now_ms)
-    )
-    out = b'{"details":' + _ENCODER.encode(details)
-    if views:
-        out += b',"sessions":[' + b",".join(views) + b"]"
-    return respond_raw(out + b"}")
+    views = await current_views(request.app, shown)
+    details = wire.ListDetails(total_result=str(total) if total else "0", timestamp=rfc3339(now_ms))
+    head = b'{"details":' + _ENCODER.encode(details)
+    if not views:
+        return respond_raw(head + b"}")
+    # the page is copied once: head and tail ride on the first and last view of one join
+    views[0] = head + b',"sessions":[' + views[0]
+    views[-1] += b"]}"
+    return respond_raw(b",".join(views))
 
 
 async def _from_index(
@@ -219,11 +220,15 @@ async def _live(
     """Summaries of sessions that still exist; index entries of vanished ones are dropped."""
     retention_ms = app[SETTINGS].expired_retention_ms
     fetched = await app[SESSIONS].fetch_metas(ids)
-    gone = [sid for sid, s in zip(ids, fetched, strict=True) if s is None]
+    live: list[SessionSummary] = []
+    gone: list[str] = []
+    for sid, summary in zip(ids, fetched, strict=True):
+        if summary is None:
+            gone.append(sid)
+        elif not summary.terminated and (
+            summary.expiration_ms is None or retained(summary, now_ms, retention_ms)
+        ):
+            live.append(summary)
     if gone and index is not None:
         await app[SESSIONS].forget(index, gone)
-    return [
-        s
-        for s in fetched
-        if s is not None and not s.terminated and retained(s, now_ms, retention_ms)
-    ]
+    return live

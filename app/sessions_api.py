@@ -15,7 +15,7 @@ from actors.execute import Outcome
 from actors.machine import session_not_found
 from actors.model import UserRef
 from actors.queries import retained, visible
-from actors.timefmt import rfc3339_ms
+from actors.views import rfc3339
 from app import wire
 from app.appkeys import CLOCK, INSTANCE, REGISTRY, SESSIONS, SETTINGS, USERS
 from app.http import caller, decode_body, respond, respond_raw
@@ -104,7 +104,7 @@ def _details(request: web.Request, outcome: Outcome) -> wire.Details:
     if state is None:
         return wire.Details(resource_owner=owner)
     return wire.Details(
-        sequence=str(state.sequence), change_date=rfc3339_ms(state.change_ms), resource_owner=owner
+        sequence=str(state.sequence), change_date=rfc3339(state.change_ms), resource_owner=owner
     )
 
 
@@ -155,11 +155,14 @@ def _query_token(request: web.Request) -> str | None:
 async def get_session(request: web.Request) -> web.Response:
     session_id = _session_id(request)
     token = _query_token(request)
-    store = request.app[SESSIONS]
-    meta, token_hash = await store.read_meta(session_id)
-    now_ms = request.app[CLOCK].now_ms()
-    retention_ms = request.app[SETTINGS].expired_retention_ms
-    if meta is None or meta.terminated or not retained(meta, now_ms, retention_ms):
+    app = request.app
+    meta, token_hash = await app[SESSIONS].read_meta(session_id)
+    if meta is None or meta.terminated:
+        raise session_not_found()
+    # without an expiration it is always retained: no clock, no parsing the retention setting
+    if meta.expiration_ms is not None and not retained(
+        meta, app[CLOCK].now_ms(), app[SETTINGS].expired_retention_ms
+    ):
         raise session_not_found()
     if token is not None:
         if not tokens.verify(
@@ -168,5 +171,5 @@ async def get_session(request: web.Request) -> web.Response:
             raise PermissionDenied("QUERY-dsfr3", "Errors.PermissionDenied")
     elif not visible(meta, caller(request)):
         raise permission_denied()
-    view = await current_view(request.app, meta)
+    view = await current_view(app, meta)
     return respond_raw(b'{"session":' + view + b"}")

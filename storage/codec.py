@@ -15,7 +15,6 @@ from actors import views
 from actors.events import Event, event_type, stream_payload
 from actors.model import SessionState
 from actors.queries import SessionSummary as SessionMeta
-from actors.timefmt import rfc3339_ms
 from storage import keys
 
 _STATE_ENCODER = msgspec.json.Encoder()
@@ -34,20 +33,17 @@ def as_bytes(value: object) -> bytes | None:
 
 
 def as_text(value: object) -> str:
+    if isinstance(value, bytes):  # what our client returns: skip the as_bytes round
+        return value.decode()
     raw = as_bytes(value)
     return raw.decode() if raw else ""
 
 
-def _int_or_none(raw: bytes | None) -> int | None:
-    return int(raw) if raw else None
-
-
-def _text(raw: bytes | None) -> str:
-    return raw.decode() if raw else ""
-
-
 def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta | None:
-    """HMGET of ``META_FIELDS`` → meta, or None for a missing session."""
+    """HMGET of ``META_FIELDS`` → meta, or None for a missing session.
+
+    Hot (a search reads a hundred): conversions are written inline, not as helper calls.
+    """
     wire, uid, org, creator, fp, ctime, exp, uver, pwat, term = values
     if term:
         return SessionMeta(
@@ -68,14 +64,14 @@ def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta
     return SessionMeta(
         session_id=session_id,
         wire=wire,
-        user_id=_text(uid),
-        org_id=_text(org),
-        creator_id=_text(creator),
-        fingerprint_id=_text(fp),
-        creation_ms=int(ctime or 0),
-        expiration_ms=_int_or_none(exp),
-        view_version=int(uver or 0),
-        password_ms=_int_or_none(pwat),
+        user_id=uid.decode() if uid else "",
+        org_id=org.decode() if org else "",
+        creator_id=creator.decode() if creator else "",
+        fingerprint_id=fp.decode() if fp else "",
+        creation_ms=int(ctime) if ctime else 0,
+        expiration_ms=int(exp) if exp else None,
+        view_version=int(uver) if uver else 0,
+        password_ms=int(pwat) if pwat else None,
         terminated=False,
     )
 
@@ -181,7 +177,7 @@ def stream_entries(
     events: list[Event], first_sequence: int, session_id: str, ctx: StreamContext
 ) -> list[dict[str, str]]:
     """ZITADEL's event envelope per event; all events of one write share one timestamp."""
-    created_at = rfc3339_ms(ctx.at_ms)
+    created_at = views.rfc3339(ctx.at_ms)
     return [
         {
             "type": event_type(event),
