@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -26,7 +26,7 @@ from app.appkeys import (
     USER_VIEWS,
     USERS,
 )
-from app.auth import Authenticator, auth_middleware
+from app.auth import AUTHENTICATOR, Authenticator, authenticate
 from app.clock import SystemClock
 from app.credentials import PasswordService
 from app.hashing import PasswordHasher
@@ -43,15 +43,12 @@ from storage.multiplex import MultiplexedRedis
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
 
-AUTHENTICATOR = web.AppKey("AUTHENTICATOR", Authenticator)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def create_app(settings: Settings, redis_url: str) -> web.Application:
     """The whole service for one worker process, talking to the Redis at ``redis_url``."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_log, error_body, _authenticate],
+        middlewares=[request_log, error_body, authenticate],
     )
     app[SETTINGS] = settings
     app[CLOCK] = SystemClock()
@@ -61,13 +58,6 @@ def create_app(settings: Settings, redis_url: str) -> web.Application:
     setup_session_routes(app)
     setup_user_routes(app)
     return app
-
-
-@web.middleware
-async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The authenticator exists only once the services started; resolve it per request."""
-    middleware = auth_middleware(request.app[AUTHENTICATOR])
-    return await middleware(request, handler)
 
 
 def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -70,12 +70,6 @@ class Authenticator:
             raise _invalid()
         return caller
 
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Authenticate every request but the public ones; the caller goes to ``CALLER``."""
-        if request.path not in PUBLIC_PATHS:
-            request[CALLER] = await self.authenticate(_bearer(request))
-        return await handler(request)
-
     async def _pat_caller(self, token: str) -> Caller | None:
         cache_key = hashlib.sha256(token.encode()).hexdigest()
         hit, caller = self._pats.get(cache_key)
@@ -127,8 +121,3 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if request.path not in PUBLIC_PATHS:
         request[CALLER] = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
     return await handler(request)
-
-
-def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The authenticator's middleware, a bound method: nothing is built per request."""
-    return authenticator.middleware
