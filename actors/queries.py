@@ -27,11 +27,16 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What a listing needs of a stored session, without decoding its document."""
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """What a listing needs of a stored session, without decoding its document.
+
+    Stored as one compact JSON array per session (``array_like``) with the client view
+    embedded as raw JSON, so a page of summaries is decoded in one call and each view is
+    spliced into the response as it is (``wire`` is a ``msgspec.Raw`` slice).
+    """
 
     session_id: str
-    wire: bytes
+    wire: msgspec.Raw
     user_id: str
     org_id: str
     creator_id: str

@@ -11,9 +11,12 @@ from actors.views import UserView, is_fresh, render
 from app.appkeys import SESSIONS, USER_VIEWS
 
 _ENCODER = msgspec.json.Encoder()
+#: A session's client view as JSON: the stored raw slice, or freshly rendered bytes. Both
+#: are bytes-like and join straight into a response body.
+View = bytes | msgspec.Raw
 
 
-async def current_view(app: web.Application, meta: SessionSummary) -> bytes:
+async def current_view(app: web.Application, meta: SessionSummary) -> View:
     """The stored view, unless the user changed since it was rendered (then re-render)."""
     if not meta.user_id:
         return meta.wire
@@ -23,11 +26,11 @@ async def current_view(app: web.Application, meta: SessionSummary) -> bytes:
     return await _rerendered(app, meta, user)
 
 
-async def current_views(app: web.Application, metas: list[SessionSummary]) -> list[bytes]:
+async def current_views(app: web.Application, metas: list[SessionSummary]) -> list[View]:
     """``current_view`` of each session, looking each user up once (a page is often one user)."""
     user_views = app[USER_VIEWS]
     users: dict[str, UserView | None] = {}
-    out: list[bytes] = []
+    out: list[View] = []
     for meta in metas:
         user_id = meta.user_id
         if not user_id:
@@ -44,7 +47,7 @@ async def current_views(app: web.Application, metas: list[SessionSummary]) -> li
     return out
 
 
-async def _rerendered(app: web.Application, meta: SessionSummary, user: UserView) -> bytes:
+async def _rerendered(app: web.Application, meta: SessionSummary, user: UserView) -> View:
     state: SessionState | None = await app[SESSIONS].read_state(meta.session_id)
     if state is None:
         return meta.wire

@@ -175,10 +175,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     head = b'{"details":' + _ENCODER.encode(details)
     if not views:
         return respond_raw(head + b"}")
-    # the page is copied once: head and tail ride on the first and last view of one join
-    views[0] = head + b',"sessions":[' + views[0]
-    views[-1] += b"]}"
-    return respond_raw(b",".join(views))
+    return respond_raw(b"".join((head, b',"sessions":[', b",".join(views), b"]}")))
 
 
 async def _from_index(

@@ -172,4 +172,4 @@ async def get_session(request: web.Request) -> web.Response:
     elif not visible(meta, caller(request)):
         raise permission_denied()
     view = await current_view(app, meta)
-    return respond_raw(b'{"session":' + view + b"}")
+    return respond_raw(b"".join((b'{"session":', view, b"}")))

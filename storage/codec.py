@@ -1,8 +1,9 @@
 """Session state ⇄ Redis hash fields and stream entries, and the index changes of a commit.
 
-The hash keeps the whole state as one JSON document (``doc``), the client view already
-encoded (``wire``, spliced into read responses without re-decoding), and the few fields reads
-filter on (user, org, creator, fingerprint, times, token hash). Pure: no Redis here.
+The hash keeps the whole state as one JSON document (``doc``, for the writer), a summary
+``row`` for readers (the fields listings filter on, with the client view embedded as raw JSON
+that is spliced into responses without re-decoding), the token hash, the sequence and the
+expiration the purge script reads. Pure: no Redis here.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ _STATE_ENCODER = msgspec.json.Encoder()
 _STATE_DECODER = msgspec.json.Decoder(SessionState)
 _PAYLOAD_ENCODER = msgspec.json.Encoder()
 
-#: Hash fields read for listing and permission checks, in this order.
-META_FIELDS = ("wire", "uid", "org", "creator", "fp", "ctime", "exp", "uver", "pwat", "term")
+#: Hash fields read for a single session (GetSession, bearer checks): its summary row and
+#: the tombstone flag. Listing reads only ``row`` (a tombstone has none).
+META_FIELDS = ("row", "term")
+_SUMMARY_ENCODER = msgspec.json.Encoder()
+_SUMMARY_DECODER = msgspec.json.Decoder(SessionMeta)
+_SUMMARIES_DECODER = msgspec.json.Decoder(list[SessionMeta])
 
 
 def as_bytes(value: object) -> bytes | None:
@@ -40,15 +45,12 @@ def as_text(value: object) -> str:
 
 
 def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta | None:
-    """HMGET of ``META_FIELDS`` → meta, or None for a missing session.
-
-    Hot (a search reads a hundred): conversions are written inline, not as helper calls.
-    """
-    wire, uid, org, creator, fp, ctime, exp, uver, pwat, term = values
+    """HMGET of ``META_FIELDS`` → summary, a terminated marker, or None for a missing session."""
+    row, term = values
     if term:
         return SessionMeta(
             session_id=session_id,
-            wire=b"",
+            wire=msgspec.Raw(b""),
             user_id="",
             org_id="",
             creator_id="",
@@ -59,20 +61,36 @@ def meta_from_fields(session_id: str, values: list[bytes | None]) -> SessionMeta
             password_ms=None,
             terminated=True,
         )
-    if not wire:
-        return None
-    return SessionMeta(
-        session_id=session_id,
-        wire=wire,
-        user_id=uid.decode() if uid else "",
-        org_id=org.decode() if org else "",
-        creator_id=creator.decode() if creator else "",
-        fingerprint_id=fp.decode() if fp else "",
-        creation_ms=int(ctime) if ctime else 0,
-        expiration_ms=int(exp) if exp else None,
-        view_version=int(uver) if uver else 0,
-        password_ms=int(pwat) if pwat else None,
-        terminated=False,
+    return _SUMMARY_DECODER.decode(row) if row else None
+
+
+def summaries_from_rows(rows: list[bytes | None]) -> list[SessionMeta | None]:
+    """The ``row`` of many sessions (None where gone), decoded in one msgspec call."""
+    present = [row for row in rows if row]
+    if not present:
+        return [None] * len(rows)
+    decoded = iter(_SUMMARIES_DECODER.decode(b"[" + b",".join(present) + b"]"))
+    return [next(decoded) if row else None for row in rows]
+
+
+def summary_row(state: SessionState) -> bytes:
+    """A live session's summary row, its rendered view embedded as raw JSON."""
+    ua = state.user_agent
+    password = state.factors.password
+    user = state.factors.user
+    return _SUMMARY_ENCODER.encode(
+        SessionMeta(
+            session_id=state.id,
+            wire=msgspec.Raw(_STATE_ENCODER.encode(views.render(state))),
+            user_id=state.user_id or "",
+            org_id=state.user_org_id or "",
+            creator_id=state.creator_id,
+            fingerprint_id=(ua.fingerprint_id or "") if ua else "",
+            creation_ms=state.creation_ms,
+            expiration_ms=state.expiration_ms,
+            view_version=user.view_version if user else 0,
+            password_ms=password.verified_at_ms if password else None,
+        )
     )
 
 
@@ -86,21 +104,11 @@ def decode_state(raw: bytes) -> SessionState:
 
 def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
     """The hash of a live session; a terminated one gets ``tombstone_fields`` instead."""
-    ua = state.user_agent
-    password = state.factors.password
-    user = state.factors.user
     return {
         "doc": encode_state(state),
-        "wire": _STATE_ENCODER.encode(views.render(state)),
+        "row": summary_row(state),
         "seq": state.sequence,
-        "uid": state.user_id or "",
-        "org": state.user_org_id or "",
-        "creator": state.creator_id,
-        "fp": (ua.fingerprint_id or "") if ua else "",
-        "ctime": state.creation_ms,
-        "exp": state.expiration_ms if state.expiration_ms is not None else "",
-        "uver": user.view_version if user else 0,
-        "pwat": password.verified_at_ms if password else "",
+        "exp": state.expiration_ms if state.expiration_ms is not None else "",  # purge.lua
         "tok": state.token_hash,
     }
 

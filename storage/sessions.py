@@ -179,17 +179,15 @@ class RedisSessionStore:
         return codec.decode_state(doc) if doc else None
 
     async def fetch_metas(self, session_ids: list[str]) -> list[SessionMeta | None]:
-        """Read fields of many sessions, one script call per chunk."""
+        """Summaries of many sessions, one script call per chunk (None where gone)."""
         found: list[SessionMeta | None] = []
         for start in range(0, len(session_ids), FETCH_CHUNK):
             chunk = session_ids[start : start + FETCH_CHUNK]
             with mapped_errors():
                 rows = await self._redis.eval_script(
-                    source("fetch"), [keys.session(sid) for sid in chunk], list(codec.META_FIELDS)
+                    source("fetch"), [keys.session(sid) for sid in chunk], []
                 )
-            found += [
-                codec.meta_from_fields(sid, row) for sid, row in zip(chunk, rows, strict=True)
-            ]
+            found += codec.summaries_from_rows(rows)
         return found
 
     async def index_range(

@@ -13,6 +13,7 @@ import logging
 import random
 import re
 
+import msgspec
 import pytest
 import structlog
 from aiohttp import web
@@ -20,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from actors.commands import SetSession
 from actors.errors import DeadlineExceeded
-from actors.model import SessionState, UserAgent
+from actors.model import CheckedFactor, Factors, SessionState, UserAgent, UserFactor
 from actors.permissions import SYSTEM, Caller
 from actors.timefmt import rfc3339_ms
 from actors.views import UserView, render, rfc3339
@@ -47,29 +48,41 @@ def test_rfc3339_is_timefmt_rfc3339_ms():
         assert rfc3339(ms) == rfc3339_ms(ms), ms
 
 
-def test_meta_from_fields_reads_every_field():
-    row: list[bytes | None] = [b'{"id":"s1"}', b"u1", b"o1", b"c1", b"f1"]
-    row += [b"1700000000123", b"1700000060000", b"3", b"1700000000500", None]
-    meta = codec.meta_from_fields("s1", row)
+def _state() -> SessionState:
+    user = UserFactor(id="u1", org_id="o1", verified_at_ms=1_700_000_000_100, view_version=3)
+    return SessionState(
+        id="s1",
+        creation_ms=1_700_000_000_123,
+        change_ms=1_700_000_000_500,
+        sequence=4,
+        creator_id="c1",
+        factors=Factors(user=user, password=CheckedFactor(verified_at_ms=1_700_000_000_500)),
+        user_agent=UserAgent(fingerprint_id="f1"),
+        expiration_ms=1_700_000_060_000,
+    )
+
+
+def test_a_summary_row_carries_every_field_and_the_rendered_view():
+    state = _state()
+    meta = codec.meta_from_fields("s1", [codec.summary_row(state), None])
     assert meta is not None
-    assert (meta.session_id, meta.wire, meta.user_id, meta.org_id) == ("s1", row[0], "u1", "o1")
+    assert msgspec.json.decode(meta.wire) == msgspec.json.decode(msgspec.json.encode(render(state)))
+    assert (meta.session_id, meta.user_id, meta.org_id) == ("s1", "u1", "o1")
     assert (meta.creator_id, meta.fingerprint_id, meta.creation_ms) == ("c1", "f1", 1700000000123)
     assert (meta.expiration_ms, meta.view_version) == (1700000060000, 3)
     assert meta.password_ms == 1700000000500
     assert meta.terminated is False
 
 
-def test_meta_from_fields_empty_fields_missing_and_terminated_sessions():
-    sparse = codec.meta_from_fields("s2", [b"{}", b"", None, b"", None, b"5", b"", None, b"", None])
-    assert sparse is not None
-    assert (sparse.user_id, sparse.org_id, sparse.creator_id, sparse.fingerprint_id) == ("",) * 4
-    assert (sparse.creation_ms, sparse.expiration_ms, sparse.view_version) == (5, None, 0)
-    assert sparse.password_ms is None
-    assert codec.meta_from_fields("s3", [None] * 10) is None
-    gone = codec.meta_from_fields("s4", [None] * 9 + [b"1"])
+def test_missing_and_terminated_sessions_and_a_page_of_rows():
+    assert codec.meta_from_fields("s3", [None, None]) is None
+    gone = codec.meta_from_fields("s4", [None, b"1"])
     assert gone is not None
     assert gone.terminated
-    assert gone.wire == b""
+    row = codec.summary_row(_state())
+    page = codec.summaries_from_rows([row, None, row])
+    assert [m.session_id if m else None for m in page] == ["s1", None, "s1"]
+    assert codec.summaries_from_rows([None, None]) == [None, None]
 
 
 def test_as_text_of_client_replies():

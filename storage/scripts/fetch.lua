@@ -1,6 +1,6 @@
--- fetch: the same fields of many sessions in one round trip (listing).
--- KEYS[1..n] sess:{S} of each session  ARGV: field names.
--- Reply: one array of field values per key, in KEYS order (nil where missing).
+-- fetch: the summary rows of many sessions in one round trip (listing).
+-- KEYS[1..n] sess:{S} of each session.
+-- Reply: one ``row`` per key, in KEYS order (nil where the session is gone or terminated).
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], unpack(ARGV)) end
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'row') end
 return out
