@@ -58,8 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Write lease of one session: its TTL and how long a writer waits for it.
     lease_ttl_ms: int = 5000
     lease_wait_ms: int = 2000
-    #: Session actor: idle stop, mailbox bound (full → 429), and ask() deadline.
-    actor_idle_s: float = 10.0
+    #: Session actor: idle stop (short: an idle actor keeps no lease and no cached state, only
+    #: memory and GC work), mailbox bound (full → 429), and ask() deadline.
+    actor_idle_s: float = 1.0
     mailbox_size: int = 256
     ask_timeout_s: float = 10.0
     #: Largest accepted request body; larger → 413.
