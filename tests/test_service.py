@@ -194,7 +194,47 @@ def test_dev_mode_starts_embedded_valkey_and_writes_a_private_admin_pat(tmp_path
     assert not (tmp_path / "valkey.sock").exists() or _socket_dead(tmp_path / "valkey.sock")
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
+@pytest.mark.slow
+def test_the_embedded_valkey_dies_when_the_service_is_killed(tmp_path: Path):
+    """SIGKILL runs no cleanup code: the kernel's parent-death signal must stop Valkey."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SESSIOND_")}
+    env.update(
+        {
+            "SESSIOND_DATA_DIR": str(tmp_path),
+            "SESSIOND_HTTP_PORT": str(port),
+            "SESSIOND_LOG_FORMAT": "json",
+        }
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "app"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(port, proc)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        valkey = [int(pid) for pid in children if "valkey" in _cmdline(int(pid))]
+        assert len(valkey) == 1
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _alive(valkey[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(valkey[0])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _alive(pid: int) -> bool:
+    """Running, or stopped but not yet reaped (a zombie: state Z) counts as dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert proc.poll() is None, "server exited"
