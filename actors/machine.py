@@ -207,20 +207,6 @@ def _decide_delete(state: SessionState | None, command: DeleteSession, ctx: Cont
     return [Terminated()]
 
 
-def can_read(state: SessionState, caller: Caller) -> bool:
-    """GetSession/ListSessions visibility without a token (spec §3.3 step 3, §6.3)."""
-    return (
-        (bool(state.creator_id) and state.creator_id == caller.user_id)
-        or (state.user_id is not None and state.user_id == caller.user_id)
-        or (
-            bool(caller.agent_id)
-            and state.user_agent is not None
-            and state.user_agent.fingerprint_id == caller.agent_id
-        )
-        or caller.has("session.read", state.user_org_id)
-    )
-
-
 def evolve(
     state: SessionState | None, event: Event, *, session_id: str, at_ms: int
 ) -> SessionState:

@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DURATION = re.compile(r"^(-)?(\d{1,12})(?:\.(\d{1,9}))?s$")
 
 
+@lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS``; cached because strftime costs ~2 µs and writes cluster in time."""
+    return (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rfc3339_ms(ms: int) -> str:
     """RFC 3339 UTC with 0 or 3 fractional digits, as protojson prints a Timestamp."""
     seconds, millis = divmod(ms, 1000)
-    text = (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    text = _second(seconds)
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 

@@ -8,7 +8,6 @@ a password factor checked before that change is not shown (spec §2.2).
 from __future__ import annotations
 
 import base64
-from functools import lru_cache
 
 import msgspec
 
@@ -26,18 +25,6 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     version: int = 0
     password_changed_ms: int = 0
-
-
-@lru_cache(maxsize=64)
-def _second(seconds: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of one second, from the canonical formatter."""
-    return rfc3339_ms(seconds * 1000)[:-1]
-
-
-def rfc3339(ms: int) -> str:
-    """Exactly ``timefmt.rfc3339_ms``; the date part is formatted once per second, not per call."""
-    seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}.{millis:03d}Z" if millis else f"{_second(seconds)}Z"
 
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -86,13 +73,13 @@ class SessionView(_Wire, kw_only=True):
 def render(state: SessionState, user: UserView | None = None) -> SessionView:
     return SessionView(
         id=state.id,
-        creation_date=rfc3339(state.creation_ms),
-        change_date=rfc3339(state.change_ms),
+        creation_date=rfc3339_ms(state.creation_ms),
+        change_date=rfc3339_ms(state.change_ms),
         sequence=str(state.sequence),
         factors=_factors(state, user),
         metadata={k: base64.b64encode(v).decode() for k, v in state.metadata.items()},
         user_agent=_user_agent(state),
-        expiration_date=rfc3339(state.expiration_ms) if state.expiration_ms else None,
+        expiration_date=rfc3339_ms(state.expiration_ms) if state.expiration_ms else None,
     )
 
 
@@ -102,7 +89,7 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
         return None  # ZITADEL omits factors entirely until a user is checked
     current = user if user is not None and user.id == checked.id else None
     user_view = UserFactorView(
-        verified_at=rfc3339(checked.verified_at_ms),
+        verified_at=rfc3339_ms(checked.verified_at_ms),
         id=checked.id,
         login_name=current.login_name if current else checked.login_name,
         display_name=current.display_name if current else checked.display_name,
@@ -111,7 +98,7 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
     password = state.factors.password
     changed_ms = current.password_changed_ms if current else 0
     password_view = (
-        VerifiedFactor(verified_at=rfc3339(password.verified_at_ms))
+        VerifiedFactor(verified_at=rfc3339_ms(password.verified_at_ms))
         if password is not None and password.verified_at_ms >= changed_ms
         else None
     )

@@ -32,7 +32,7 @@ from actors.queries import (
     retained,
     visible,
 )
-from actors.views import rfc3339
+from actors.timefmt import rfc3339_ms
 from app import wire
 from app.appkeys import CLOCK, SESSIONS, SETTINGS
 from app.http import caller, decode_body, respond_raw
@@ -171,7 +171,9 @@ async def list_sessions(request: web.Request) -> web.Response:
         found = await _scan(request.app, query, who, page, now_ms)
         total, shown = len(found), found[page.offset : page.offset + page.limit]
     views = await current_views(request.app, shown)
-    details = wire.ListDetails(total_result=str(total) if total else "0", timestamp=rfc3339(now_ms))
+    details = wire.ListDetails(
+        total_result=str(total) if total else "0", timestamp=rfc3339_ms(now_ms)
+    )
     head = b'{"details":' + _ENCODER.encode(details)
     if not views:
         return respond_raw(head + b"}")

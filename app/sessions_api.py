@@ -15,7 +15,7 @@ from actors.execute import Outcome
 from actors.machine import session_not_found
 from actors.model import UserRef
 from actors.queries import retained, visible
-from actors.views import rfc3339
+from actors.timefmt import rfc3339_ms
 from app import wire
 from app.appkeys import CLOCK, INSTANCE, REGISTRY, SESSIONS, SETTINGS, USERS
 from app.http import caller, decode_body, respond, respond_raw
@@ -104,7 +104,7 @@ def _details(request: web.Request, outcome: Outcome) -> wire.Details:
     if state is None:
         return wire.Details(resource_owner=owner)
     return wire.Details(
-        sequence=str(state.sequence), change_date=rfc3339(state.change_ms), resource_owner=owner
+        sequence=str(state.sequence), change_date=rfc3339_ms(state.change_ms), resource_owner=owner
     )
 
 

@@ -16,6 +16,7 @@ from actors import views
 from actors.events import Event, event_type, stream_payload
 from actors.model import SessionState
 from actors.queries import SessionSummary as SessionMeta
+from actors.timefmt import rfc3339_ms
 from storage import keys
 
 _STATE_ENCODER = msgspec.json.Encoder()
@@ -185,7 +186,7 @@ def stream_entries(
     events: list[Event], first_sequence: int, session_id: str, ctx: StreamContext
 ) -> list[dict[str, str]]:
     """ZITADEL's event envelope per event; all events of one write share one timestamp."""
-    created_at = views.rfc3339(ctx.at_ms)
+    created_at = rfc3339_ms(ctx.at_ms)
     return [
         {
             "type": event_type(event),

@@ -9,6 +9,7 @@ in place of ``asyncio.timeout`` + ``shield``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import re
@@ -24,7 +25,7 @@ from actors.errors import DeadlineExceeded
 from actors.model import CheckedFactor, Factors, SessionState, UserAgent, UserFactor
 from actors.permissions import SYSTEM, Caller
 from actors.timefmt import rfc3339_ms
-from actors.views import UserView, render, rfc3339
+from actors.views import UserView, render
 from app.auth import AUTHENTICATOR, Authenticator, authenticate
 from app.clock import SystemClock
 from app.http import caller, respond
@@ -39,13 +40,20 @@ from tests.test_actor import _new_session, make_registry
 # -- pure ---------------------------------------------------------------------------------
 
 
-def test_rfc3339_is_timefmt_rfc3339_ms():
+def _reference(ms: int) -> str:
+    """Uncached, straight from datetime: what the per-second cache must reproduce."""
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+
+
+def test_cached_rfc3339_matches_an_uncached_reference():
     rng = random.Random(7)  # noqa: S311 - test values, not secrets
     values = [0, 1, 999, 1000, 1001, -1, -999, -1000, -1001, 1_764_000_000_000, 253402300799999]
     values += [rng.randrange(-(10**12), 10**13) for _ in range(20_000)]
     values += list(range(1_764_000_000_990, 1_764_000_001_010))  # across one second boundary
     for ms in values:
-        assert rfc3339(ms) == rfc3339_ms(ms), ms
+        assert rfc3339_ms(ms) == _reference(ms), ms
 
 
 def _state() -> SessionState:

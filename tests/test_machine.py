@@ -19,6 +19,7 @@ from actors.events import (
 )
 from actors.model import UserRef
 from actors.permissions import Caller, Grant
+from actors.queries import SessionSummary, visible
 
 NOW = 1_700_000_000_000
 OWNER = Caller(user_id="admin", grants=(Grant(roles=("IAM_OWNER",)),))
@@ -228,13 +229,35 @@ class TestDelete:
 
 
 class TestRead:
-    def test_creator_user_agent_and_permission_grant_reading(self):
-        from actors.model import UserAgent
+    """GetSession/ListSessions visibility without a token (spec §3.3, §6.3): queries.visible."""
 
-        state = created(
-            CreateSession(user_agent=UserAgent(fingerprint_id="fp")), caller=LOGIN_CLIENT
-        )
-        assert machine.can_read(state, Caller(user_id="login"))
-        assert machine.can_read(state, Caller(user_id="x", agent_id="fp"))
-        assert machine.can_read(state, OWNER)
-        assert not machine.can_read(state, Caller(user_id="x", agent_id="other"))
+    def _summary(self, **fields):
+        base = {
+            "session_id": "s1",
+            "wire": msgspec.Raw(b"{}"),
+            "user_id": "alice",
+            "org_id": "org1",
+            "creator_id": "login",
+            "fingerprint_id": "fp",
+            "creation_ms": NOW,
+            "expiration_ms": None,
+            "view_version": 0,
+            "password_ms": None,
+        }
+        return SessionSummary(**{**base, **fields})
+
+    def test_creator_user_user_agent_and_permission_grant_reading(self):
+        summary = self._summary()
+        assert visible(summary, Caller(user_id="login"))
+        assert visible(summary, Caller(user_id="alice"))
+        assert visible(summary, Caller(user_id="x", agent_id="fp"))
+        assert visible(summary, OWNER)
+        org_owner = Caller(user_id="o", grants=(Grant(roles=("ORG_OWNER",), org_id="org1"),))
+        assert visible(summary, org_owner)
+
+    def test_strangers_and_other_orgs_may_not_read(self):
+        summary = self._summary()
+        assert not visible(summary, Caller(user_id="x", agent_id="other"))
+        other_org = Caller(user_id="o", grants=(Grant(roles=("ORG_OWNER",), org_id="org2"),))
+        assert not visible(summary, other_org)
+        assert not visible(self._summary(user_id="", org_id=""), other_org)
