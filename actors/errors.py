@@ -80,6 +80,8 @@ MESSAGES: dict[str, str] = {
     "Errors.Session.MailboxFull": "Too many concurrent updates of this session, retry",
     "Errors.Session.Unavailable": "Session actor stopped before handling the request, retry",
     "Errors.Session.Timeout": "The session update did not finish in time",
+    "Errors.Request.Timeout": "The request did not finish before its deadline",
+    "Errors.Method.NotSupported": "This method is not supported yet",
     "Errors.Session.NotSupported": "This check or challenge is not supported yet",
     "Errors.PermissionDenied": "No matching permissions found",
     "Errors.Token.Invalid": "Token is invalid",
@@ -98,9 +100,6 @@ MESSAGES: dict[str, str] = {
     "Errors.User.Email.Invalid": "Email is invalid",
     "Errors.User.NotSupported": "This part of the request is not supported yet",
 }
-
-ERROR_DETAIL_TYPE = "type.googleapis.com/zitadel.v1.ErrorDetail"
-CREDENTIALS_CHECK_ERROR_TYPE = "type.googleapis.com/zitadel.v1.CredentialsCheckError"
 
 
 class ServiceError(Exception):
@@ -126,14 +125,18 @@ class ServiceError(Exception):
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
 
-    def body(self) -> dict[str, Any]:
-        """The REST error body ZITADEL's gateway writes (google.rpc.Status shape)."""
-        detail_type = (
-            CREDENTIALS_CHECK_ERROR_TYPE if "failedAttempts" in self.extra else ERROR_DETAIL_TYPE
-        )
-        detail: dict[str, Any] = {"@type": detail_type, "id": self.error_id, "message": self.text}
-        detail.update(self.extra)
-        return {"code": self.code, "message": self.message, "details": [detail]}
+    @property
+    def detail_type(self) -> str:
+        """The ZITADEL message of the error detail (``zitadel.v1.<type>``)."""
+        return "CredentialsCheckError" if "failedAttempts" in self.extra else "ErrorDetail"
+
+    def detail(self) -> dict[str, Any] | None:
+        """The detail's fields (``id``, ``message``, extras such as ``failedAttempts``).
+
+        None for errors that carry no ZITADEL detail (validation failures). The transports
+        wrap it in their own error body.
+        """
+        return {"id": self.error_id, "message": self.text, **self.extra}
 
 
 class InvalidArgument(ServiceError):
@@ -153,8 +156,8 @@ class ValidationFailed(InvalidArgument):
     def message(self) -> str:
         return self._plain
 
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self._plain, "details": []}
+    def detail(self) -> dict[str, Any] | None:
+        return None
 
 
 class NotFound(ServiceError):

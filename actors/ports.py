@@ -72,6 +72,11 @@ class Clock(Protocol):
         """Milliseconds since the epoch."""
 
 
+class IdSource(Protocol):
+    def new_id(self) -> str:
+        """A fresh numeric, roughly time-ordered id (users, orgs, sessions, PATs)."""
+
+
 class TokenMinter(Protocol):
     def session_token(self, session_id: str) -> IssuedToken:
         """A fresh session token for ``session_id`` (random secret, stored as hash)."""

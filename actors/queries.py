@@ -48,6 +48,14 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     terminated: bool = False
 
 
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """Which slice of the matches a listing returns, and in which order."""
+
+    offset: int
+    limit: int
+    descending: bool
+
+
 class TimeCondition(msgspec.Struct, frozen=True):
     method: int
     at_ms: int

@@ -106,6 +106,10 @@ class Change:
     error: ServiceError | None = None
 
 
+def org_not_found() -> NotFound:
+    return NotFound("QUERY-iTTGJ", "Errors.Org.NotFound")
+
+
 def existing(user: User | None, error_id: str, key: str = "Errors.User.NotFound") -> User:
     """The user a transition applies to; NotFound(``error_id``) if missing or deleted."""
     if user is None or user.state == DELETED:

@@ -1,7 +1,9 @@
-"""The composition root: builds the aiohttp application and wires storage → actors → routes.
+"""The composition root: the only place that names the Redis classes and wires everything.
 
-No logic lives here. Every resource is created and closed in one ``cleanup_ctx`` generator,
-so start-up and shutdown happen in one readable place, in reverse order.
+``open_stores`` builds storage for one process; ``create_app`` builds the aiohttp application
+of one worker: storage → actors → services → both transports (REST and Connect) behind one
+middleware stack. Every resource is created and closed in one ``cleanup_ctx`` generator, so
+start-up and shutdown happen in one readable place, in reverse order. No logic lives here.
 """
 
 from __future__ import annotations
@@ -9,94 +11,142 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from actors.actor import ActorConfig
 from actors.execute import Deps
 from actors.registry import SessionRegistry
-from app.appkeys import (
-    CLOCK,
-    HASHER,
-    INSTANCE,
-    PASSWORDS,
-    REGISTRY,
-    SESSIONS,
-    SETTINGS,
-    USER_VIEWS,
-    USERS,
-)
-from app.auth import AUTHENTICATOR, Authenticator, authenticate
-from app.clock import SystemClock
-from app.credentials import PasswordService
-from app.hashing import PasswordHasher
-from app.health import setup_health_routes
-from app.middlewares import error_body, request_log
-from app.minting import SecretsMinter, new_id
-from app.openapi import setup_openapi_route
-from app.sessions_api import setup_session_routes
-from app.settings import Settings
-from app.sweeper import sweep_forever
-from app.users_api import setup_user_routes
-from app.userviews import UserViewCache
+from app.process.settings import Settings
+from app.services.administrators import InternalPermissionService
+from app.services.auth import Authenticator
+from app.services.catalog import Services
+from app.services.clock import SystemClock
+from app.services.hashing import PasswordHasher
+from app.services.ids import SecretsMinter
+from app.services.organizations import OrganizationService
+from app.services.passwords import PasswordService
+from app.services.session_reads import SessionViews
+from app.services.sessions import SessionService
+from app.services.sweeper import sweep_forever
+from app.services.user_views import UserViewCache
+from app.services.users import UserService
+from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
+from app.transports.connect import setup_connect_routes
+from app.transports.health import setup_health_routes
+from app.transports.middlewares import authenticate, error_body, request_log
+from app.transports.openapi import setup_openapi_route
+from app.transports.rest import setup_rest_routes
 from storage.multiplex import MultiplexedRedis
+from storage.orgs import InstanceInfo
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
 
+#: The one clock and the one id/token source of the process.
+CLOCK = SystemClock()
+IDS = SecretsMinter()
 
-def create_app(settings: Settings, redis_url: str) -> web.Application:
-    """The whole service for one worker process, talking to the Redis at ``redis_url``."""
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Storage of one process: one auto-pipelined connection shared by both stores."""
+
+    redis: MultiplexedRedis
+    instance: InstanceInfo
+    users: RedisUserStore
+    sessions: RedisSessionStore
+
+    async def close(self) -> None:
+        await self.redis.close()
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """Connect, ensure the instance and its default organization, build both stores."""
+    redis = MultiplexedRedis(settings.redis_url)
+    try:
+        instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()
+    except BaseException:
+        await redis.close()
+        raise
+    users = RedisUserStore(redis, settings, instance_id=instance.id, clock=CLOCK, ids=IDS)
+    sessions = RedisSessionStore(
+        redis,
+        instance_id=instance.id,
+        retention_ms=settings.expired_retention_ms,
+        partitions=settings.event_partitions,
+        session_stream_maxlen=settings.session_stream_maxlen,
+        stream_maxlen=settings.event_stream_maxlen,
+        lease_ttl_ms=settings.lease_ttl_ms,
+    )
+    return Stores(redis=redis, instance=instance, users=users, sessions=sessions)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole service for one worker process, talking to ``settings.redis_url``."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_log, error_body, authenticate],
     )
-    app[SETTINGS] = settings
-    app[CLOCK] = SystemClock()
-    app.cleanup_ctx.append(_services(redis_url))
+    app.cleanup_ctx.append(_services(settings))
     setup_health_routes(app)
     setup_openapi_route(app)
-    setup_session_routes(app)
-    setup_user_routes(app)
+    setup_rest_routes(app)
+    setup_connect_routes(app)
     return app
 
 
-def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def services(app: web.Application) -> AsyncIterator[None]:
-        settings, clock = app[SETTINGS], app[CLOCK]
-        fast = MultiplexedRedis(redis_url)
-        instance = await RedisUserStore(fast, settings).bootstrap()
-        users = RedisUserStore(fast, settings, instance_id=instance.id)
-        hasher = PasswordHasher(settings)
-        sessions = RedisSessionStore(
-            fast,
-            instance_id=instance.id,
-            retention_ms=settings.expired_retention_ms,
-            partitions=settings.event_partitions,
-            session_stream_maxlen=settings.session_stream_maxlen,
-            stream_maxlen=settings.event_stream_maxlen,
+def _registry(settings: Settings, stores: Stores, passwords: PasswordService) -> SessionRegistry:
+    return SessionRegistry(
+        stores.sessions,
+        Deps(passwords=passwords, clock=CLOCK, minter=IDS),
+        ActorConfig(
             lease_ttl_ms=settings.lease_ttl_ms,
+            lease_wait_ms=settings.lease_wait_ms,
+            idle_s=settings.actor_idle_s,
+            mailbox_size=settings.mailbox_size,
+        ),
+        ask_timeout_s=settings.ask_timeout_s,
+        new_session_id=IDS.new_id,
+    )
+
+
+def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        stores = await open_stores(settings)
+        users = stores.users
+        hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            threads=settings.hash_threads,
         )
-        passwords = PasswordService(users, hasher, settings, clock)
+        passwords = PasswordService(
+            users, hasher, CLOCK, max_attempts=settings.lockout_max_password_attempts
+        )
         user_views = UserViewCache(users, settings.cache_ttl_ms)
-        registry = SessionRegistry(
-            sessions,
-            Deps(passwords=passwords, clock=clock, minter=SecretsMinter()),
-            ActorConfig(
-                lease_ttl_ms=settings.lease_ttl_ms,
-                lease_wait_ms=settings.lease_wait_ms,
-                idle_s=settings.actor_idle_s,
-                mailbox_size=settings.mailbox_size,
+        registry = _registry(settings, stores, passwords)
+        app[SERVICES] = Services(
+            sessions=SessionService(
+                registry,
+                stores.sessions,
+                users,
+                SessionViews(stores.sessions, user_views),
+                CLOCK,
+                instance_id=stores.instance.id,
+                retention_ms=settings.expired_retention_ms,
             ),
-            ask_timeout_s=settings.ask_timeout_s,
-            new_session_id=new_id,
+            users=UserService(users, passwords, hasher, user_views, CLOCK, IDS),
+            organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
+            permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),
         )
-        app[INSTANCE], app[USERS], app[HASHER], app[SESSIONS] = instance, users, hasher, sessions
-        app[PASSWORDS], app[USER_VIEWS], app[REGISTRY] = passwords, user_views, registry
         app[AUTHENTICATOR] = Authenticator(
-            passwords, sessions, user_views, clock, settings.cache_ttl_ms
+            passwords, stores.sessions, user_views, CLOCK, settings.cache_ttl_ms
         )
+        app[STORAGE] = stores.sessions
         sweeper = asyncio.create_task(
-            sweep_forever(sessions, clock, settings.sweep_interval_s), name="session-sweeper"
+            sweep_forever(stores.sessions, CLOCK, settings.sweep_interval_s),
+            name="session-sweeper",
         )
         try:
             yield
@@ -106,6 +156,6 @@ def _services(redis_url: str) -> Callable[[web.Application], AsyncIterator[None]
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             hasher.close()
-            await fast.close()
+            await stores.close()
 
     return services

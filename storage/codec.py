@@ -17,7 +17,7 @@ from actors.events import Event, event_type, stream_payload
 from actors.model import SessionState
 from actors.queries import SessionSummary as SessionMeta
 from actors.timefmt import rfc3339_ms
-from storage import keys
+from storage import index_plan, keys
 
 _STATE_ENCODER = msgspec.json.Encoder()
 _STATE_DECODER = msgspec.json.Decoder(SessionState)
@@ -126,20 +126,6 @@ class IndexOp(msgspec.Struct, frozen=True, array_like=True):
     member: str
 
 
-def _memberships(state: SessionState) -> list[str]:
-    found = [keys.SESSIONS_BY_CREATION]
-    if state.user_id:
-        found.append(keys.sessions_of_user(state.user_id))
-    if state.user_org_id:
-        found.append(keys.sessions_of_org(state.user_org_id))
-    if state.creator_id:
-        found.append(keys.sessions_of_creator(state.creator_id))
-    ua = state.user_agent
-    if ua is not None and ua.fingerprint_id:
-        found.append(keys.sessions_of_fingerprint(ua.fingerprint_id))
-    return found
-
-
 def purge_at_ms(state: SessionState, retention_ms: int) -> int | None:
     return state.expiration_ms + retention_ms if state.expiration_ms is not None else None
 
@@ -148,32 +134,18 @@ def index_ops(before: SessionState | None, after: SessionState, retention_ms: in
     """The ZADD/ZREM that move the indexes from ``before`` to ``after`` (idempotent ops)."""
     sid = after.id
     if after.terminated:
-        gone = _memberships(before) if before is not None else []
+        gone = index_plan.of_state(before) if before is not None else []
         return [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
-    old = set(_memberships(before)) if before is not None else set()
+    old = set(index_plan.of_state(before)) if before is not None else set()
     ops = [
         IndexOp("zadd", key, after.creation_ms, sid)
-        for key in _memberships(after)
+        for key in index_plan.of_state(after)
         if key not in old
     ]
     purge_at = purge_at_ms(after, retention_ms)
     if purge_at is not None and purge_at != (purge_at_ms(before, retention_ms) if before else None):
         ops.append(IndexOp("zadd", keys.SESSIONS_BY_PURGE, purge_at, sid))
     return ops
-
-
-def all_index_keys(meta: SessionMeta) -> list[str]:
-    """Every index a stored session can be in (used by the purge of expired sessions)."""
-    found = [keys.SESSIONS_BY_CREATION, keys.SESSIONS_BY_PURGE]
-    if meta.user_id:
-        found.append(keys.sessions_of_user(meta.user_id))
-    if meta.org_id:
-        found.append(keys.sessions_of_org(meta.org_id))
-    if meta.creator_id:
-        found.append(keys.sessions_of_creator(meta.creator_id))
-    if meta.fingerprint_id:
-        found.append(keys.sessions_of_fingerprint(meta.fingerprint_id))
-    return found
 
 
 class StreamContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,12 +10,12 @@ import msgspec
 from msgspec.structs import replace
 
 from actors import users as rules
-from actors.errors import AlreadyExists, NotFound
+from actors.errors import AlreadyExists
 from actors.user_records import Org
 from storage import keys
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
-from storage.user_base import UserStoreBase, new_id
+from storage.user_base import UserStoreBase
 from storage.user_codec import counted, org_fields, org_from_fields, pairs, text, to_json
 
 DEFAULT_ORG_NAME = "ZITADEL"
@@ -24,10 +24,6 @@ DEFAULT_ORG_NAME = "ZITADEL"
 class InstanceInfo(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     default_org_id: str
-
-
-def org_not_found() -> NotFound:
-    return NotFound("QUERY-iTTGJ", "Errors.Org.NotFound")
 
 
 class OrgStore(UserStoreBase):
@@ -42,7 +38,7 @@ class OrgStore(UserStoreBase):
             if configured:
                 await self._redis.execute("HSET", keys.INSTANCE, "id", configured)
             else:
-                await self._redis.execute("HSETNX", keys.INSTANCE, "id", new_id())
+                await self._redis.execute("HSETNX", keys.INSTANCE, "id", self._ids.new_id())
             self.instance_id = text(await self._redis.execute("HGET", keys.INSTANCE, "id"))
         org_id = await self.default_org_id()
         return InstanceInfo(id=self.instance_id, default_org_id=org_id)
@@ -78,7 +74,10 @@ class OrgStore(UserStoreBase):
     ) -> Org:
         now = self._clock.now_ms()
         org, event = rules.new_org(
-            org_id=org_id or new_id(), name=name, instance_domain=self._settings.domain, now_ms=now
+            org_id=org_id or self._ids.new_id(),
+            name=name,
+            instance_domain=self._settings.domain,
+            now_ms=now,
         )
         status, seq = await self._run(
             "org_create",

@@ -12,9 +12,11 @@ from typing import Any
 from actors.errors import LeaseLost
 from actors.events import Event
 from actors.model import SessionState
+from actors.permissions import Caller
 from actors.ports import Acquired, Lease
+from actors.queries import Page, SessionFilter
 from actors.queries import SessionSummary as SessionMeta
-from storage import codec, keys
+from storage import codec, index_plan, keys, session_search
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
@@ -41,7 +43,7 @@ class RedisSessionStore:
         self._redis = redis
         self._lease_ttl_ms = lease_ttl_ms
         self.instance_id = instance_id
-        self._retention_ms = retention_ms
+        self.retention_ms = retention_ms
         self._partitions = partitions
         self._session_maxlen = session_stream_maxlen
         self._stream_maxlen = stream_maxlen
@@ -121,8 +123,8 @@ class RedisSessionStore:
 
     def _expire_at(self, state: SessionState, at_ms: int) -> int:
         if state.terminated:
-            return at_ms + max(self._retention_ms, 1000)
-        purge_at = codec.purge_at_ms(state, self._retention_ms)
+            return at_ms + max(self.retention_ms, 1000)
+        purge_at = codec.purge_at_ms(state, self.retention_ms)
         return purge_at + PURGE_GRACE_MS if purge_at is not None else 0
 
     def _write_args(
@@ -141,7 +143,7 @@ class RedisSessionStore:
             after.id,
             StreamContext(instance_id=self.instance_id, creator_id=creator_id, at_ms=at_ms),
         )
-        ops = codec.index_ops(before, after, self._retention_ms)
+        ops = codec.index_ops(before, after, self.retention_ms)
         index_keys = sorted({op.key for op in ops})
         args: list[Any] = [
             str(before.sequence) if before else "",
@@ -233,6 +235,12 @@ class RedisSessionStore:
             with mapped_errors():
                 await self._redis.execute("ZREM", index_key, *session_ids)
 
+    async def search(
+        self, query: SessionFilter, who: Caller, page: Page, now_ms: int
+    ) -> tuple[int, list[SessionMeta]]:
+        """ListSessions: see ``storage.session_search``."""
+        return await session_search.search(self, query, who, page, now_ms)
+
     # -- expiry ------------------------------------------------------------------------
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
         """Purge sessions whose expiration + retention has passed; returns how many."""
@@ -248,7 +256,7 @@ class RedisSessionStore:
     async def _purge_one(self, session_id: str, now_ms: int) -> int:
         metas = await self.fetch_metas([session_id])
         meta = metas[0]
-        index_keys = codec.all_index_keys(meta) if meta else [keys.SESSIONS_BY_CREATION]
+        index_keys = index_plan.all_of_summary(meta) if meta else [keys.SESSIONS_BY_CREATION]
         others = [key for key in index_keys if key != keys.SESSIONS_BY_PURGE]
         keys_ = [
             keys.session(session_id),
@@ -259,7 +267,7 @@ class RedisSessionStore:
         ]
         with mapped_errors():
             done = await self._redis.eval_script(
-                source("purge"), keys_, [now_ms, self._retention_ms, session_id]
+                source("purge"), keys_, [now_ms, self.retention_ms, session_id]
             )
         return int(done)
 

@@ -1,4 +1,4 @@
-"""What the user-side stores share: the client, the scripts, the clock and event envelopes.
+"""What the user-side stores share: the client, the scripts, clock, ids and event envelopes.
 
 Every write of a user, organization or PAT runs one Lua script that also appends its events
 to the partitioned stream; ``_envelope`` is the part of each event that is not its payload.
@@ -6,11 +6,9 @@ to the partitioned stream; ``_envelope`` is the part of each event that is not i
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any, Protocol
 
-from actors.ports import Clock
+from actors.ports import Clock, IdSource
 from actors.timefmt import rfc3339_ms
 from storage import keys
 from storage.errors import mapped_errors
@@ -35,16 +33,6 @@ class StoreSettings(Protocol):
     def event_stream_maxlen(self) -> int: ...
 
 
-class _WallClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
-def new_id() -> str:
-    """A numeric, roughly time-ordered id (the shape of ZITADEL's Sonyflake ids)."""
-    return str(((time.time_ns() // 1_000_000 - 1_672_531_200_000) << 22) | secrets.randbits(22))
-
-
 class UserStoreBase:
     """The state the store parts share; ``RedisUserStore`` combines the parts."""
 
@@ -54,11 +42,13 @@ class UserStoreBase:
         settings: StoreSettings,
         *,
         instance_id: str = "",
-        clock: Clock | None = None,
+        clock: Clock,
+        ids: IdSource,
     ) -> None:
         self._redis = redis
         self._settings = settings
-        self._clock: Clock = clock or _WallClock()
+        self._clock = clock
+        self._ids = ids
         self.instance_id = instance_id
 
     def _stream(self, aggregate_id: str) -> str:

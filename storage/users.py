@@ -24,15 +24,15 @@ from actors.errors import Aborted, AlreadyExists, Internal, ServiceError
 from actors.model import UserRef
 from actors.permissions import Grant
 from actors.tokens import IssuedToken
-from actors.user_records import Change, User
+from actors.user_records import Change, User, org_not_found
 from actors.views import UserView
 from storage import keys
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
-from storage.orgs import InstanceInfo, OrgStore, org_not_found
+from storage.orgs import InstanceInfo, OrgStore
 from storage.password_checks import PasswordCheckEnd, PasswordCheckStart, PasswordCheckStore
 from storage.pats import PatRecord, PatStore
-from storage.user_base import StoreSettings, new_id
+from storage.user_base import StoreSettings
 from storage.user_codec import counted, event_args, pairs, text, user_fields, user_from_fields
 
 __all__ = [
@@ -45,8 +45,6 @@ __all__ = [
     "RedisUserStore",
     "StoreSettings",
     "Transition",
-    "new_id",
-    "org_not_found",
 ]
 
 #: Optimistic-write attempts before giving up with Aborted (409, safe to retry).
@@ -273,7 +271,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
 
     async def _create_admin(self) -> str:
         change = rules.new_machine(
-            user_id=new_id(),
+            user_id=self._ids.new_id(),
             org_id=await self.default_org_id(),
             username=ADMIN_USERNAME,
             name=ADMIN_USERNAME,

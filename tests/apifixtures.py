@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.settings import Settings
+from app.process.settings import Settings
 from storage.multiplex import MultiplexedRedis
 from tests.support import ADMIN_TOKEN, Api
 
@@ -49,12 +49,10 @@ async def _client(
     redis: aioredis.Redis, settings: Settings
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     from app.application import create_app  # late: pure tests must not need the whole app
-    from app.bootstrap import bootstrap
+    from app.process.bootstrap import bootstrap
 
     await bootstrap(settings, dev_mode=False)
-    async with TestClient(
-        TestServer(create_app(settings, settings.redis_url), host="127.0.0.1")
-    ) as client:
+    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
         yield client
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from app.embedded import parent_death_preexec, wait_until_ready
+from storage.embedded import parent_death_preexec, wait_until_ready
 
 ENV_VAR = "SESSIOND_TEST_REDIS"
 DEFAULT_KIND = "valkey"

@@ -12,8 +12,8 @@ from actors.errors import LeaseLost, MailboxFull
 from actors.execute import Deps
 from actors.permissions import SYSTEM
 from actors.registry import SessionRegistry
-from app.clock import SystemClock
-from app.minting import SecretsMinter, new_id
+from app.services.clock import SystemClock
+from app.services.ids import SecretsMinter
 from storage import keys
 from storage.sessions import RedisSessionStore
 
@@ -46,7 +46,9 @@ def make_registry(
     config = ActorConfig(
         lease_ttl_ms=lease_ttl_ms, lease_wait_ms=lease_wait_ms, idle_s=idle_s, mailbox_size=mailbox
     )
-    return SessionRegistry(store, deps, config, ask_timeout_s=10, new_session_id=new_id)
+    return SessionRegistry(
+        store, deps, config, ask_timeout_s=10, new_session_id=SecretsMinter().new_id
+    )
 
 
 @pytest.fixture(name="registry")

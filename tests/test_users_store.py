@@ -17,7 +17,8 @@ from actors.errors import (
     NotFound,
 )
 from actors.permissions import Grant
-from app.settings import Settings
+from app.process.settings import Settings
+from app.services.ids import SecretsMinter
 from storage import keys
 from storage.user_codec import user_fields
 from storage.users import MAX_WRITE_ATTEMPTS, RedisUserStore
@@ -43,7 +44,10 @@ def _clock():
 @pytest.fixture(name="store")
 async def _store(fast_redis, clock):
     store = RedisUserStore(
-        fast_redis, Settings(domain="example.test", event_partitions=2), clock=clock
+        fast_redis,
+        Settings(domain="example.test", event_partitions=2),
+        clock=clock,
+        ids=SecretsMinter(),
     )
     await store.bootstrap()
     return store
@@ -227,7 +231,7 @@ class RacedStore(RedisUserStore):
 
 
 async def test_mutate_rereads_and_retries_when_another_writer_got_in_between(fast_redis, clock):
-    raced = RacedStore(fast_redis, Settings(), clock=clock, races=2)
+    raced = RacedStore(fast_redis, Settings(), clock=clock, ids=SecretsMinter(), races=2)
     await add_alice(raced)
 
     locked = await raced.mutate("u1", rules.lock)
@@ -238,7 +242,9 @@ async def test_mutate_rereads_and_retries_when_another_writer_got_in_between(fas
 
 
 async def test_mutate_gives_up_with_aborted_when_it_never_wins(fast_redis, clock):
-    raced = RacedStore(fast_redis, Settings(), clock=clock, races=MAX_WRITE_ATTEMPTS)
+    raced = RacedStore(
+        fast_redis, Settings(), clock=clock, ids=SecretsMinter(), races=MAX_WRITE_ATTEMPTS
+    )
     await add_alice(raced)
 
     with pytest.raises(Aborted):
@@ -336,8 +342,10 @@ async def test_an_org_gets_a_domain_from_its_name_and_the_instance_domain(store)
 
 async def test_bootstrap_twice_keeps_one_instance_and_one_default_org(redis, fast_redis, clock):
     settings = Settings(domain="example.test")
-    first = await RedisUserStore(fast_redis, settings, clock=clock).bootstrap()
-    second = await RedisUserStore(fast_redis, settings, clock=clock).bootstrap()
+    first = await RedisUserStore(fast_redis, settings, clock=clock, ids=SecretsMinter()).bootstrap()
+    second = await RedisUserStore(
+        fast_redis, settings, clock=clock, ids=SecretsMinter()
+    ).bootstrap()
 
     assert first == second
     assert await redis.hlen(keys.ORG_NAMES) == 1
@@ -345,7 +353,7 @@ async def test_bootstrap_twice_keeps_one_instance_and_one_default_org(redis, fas
 
 async def test_a_configured_instance_id_wins(fast_redis, clock):
     info = await RedisUserStore(
-        fast_redis, Settings(instance_id="tenant-7"), clock=clock
+        fast_redis, Settings(instance_id="tenant-7"), clock=clock, ids=SecretsMinter()
     ).bootstrap()
 
     assert info.id == "tenant-7"

@@ -1,0 +1,212 @@
+"""Every RPC the service answers, described once; both transports are tables over this.
+
+An ``Rpc`` names the ZITADEL service and method, the request and (documented) response
+messages, and the service method that implements it: an ``async (self, caller, request) ->
+response`` of one of the service classes. REST maps an HTTP method and path to an ``Rpc``,
+Connect maps ``/<package>.<Service>/<Method>`` to one; neither holds any use-case logic.
+
+``UNIMPLEMENTED`` lists the other methods ZITADEL defines on the same services: Connect
+answers them ``unimplemented`` (501) instead of 404, so a client can tell "not built yet"
+from "no such thing".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.permissions import Caller
+from app.services import session_wire as sw
+from app.services import user_wire as uw
+from app.services.administrators import InternalPermissionService
+from app.services.organizations import OrganizationService
+from app.services.sessions import SessionService
+from app.services.users import UserService
+
+SESSION_V2 = "zitadel.session.v2.SessionService"
+SESSION_V2BETA = "zitadel.session.v2beta.SessionService"
+USER_V2 = "zitadel.user.v2.UserService"
+ORG_V2 = "zitadel.org.v2.OrganizationService"
+PERMISSION_V2 = "zitadel.internal_permission.v2.InternalPermissionService"
+
+Impl = Callable[[Any, Caller, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    service: str
+    name: str
+    request: type
+    #: The documented response message; the method's return value encodes to this shape.
+    response: type
+    impl: Impl
+    owner: type
+
+    @property
+    def path(self) -> str:
+        """The Connect path, ``/<package>.<Service>/<Method>``."""
+        return f"/{self.service}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The service instances of one worker process, built by the composition root."""
+
+    sessions: SessionService
+    users: UserService
+    organizations: OrganizationService
+    permissions: InternalPermissionService
+
+    def instance(self, owner: type) -> object:
+        return _INSTANCE_OF[owner](self)
+
+
+_INSTANCE_OF: dict[type, Callable[[Services], object]] = {
+    SessionService: lambda s: s.sessions,
+    UserService: lambda s: s.users,
+    OrganizationService: lambda s: s.organizations,
+    InternalPermissionService: lambda s: s.permissions,
+}
+
+
+def _session_rpcs(service: str) -> list[Rpc]:
+    owner = SessionService
+    return [
+        Rpc(
+            service,
+            "CreateSession",
+            sw.CreateSessionRequest,
+            sw.CreateSessionResponse,
+            owner.create_session,
+            owner,
+        ),
+        Rpc(
+            service,
+            "SetSession",
+            sw.SetSessionRequest,
+            sw.SetSessionResponse,
+            owner.set_session,
+            owner,
+        ),
+        Rpc(
+            service,
+            "GetSession",
+            sw.GetSessionRequest,
+            sw.GetSessionResponse,
+            owner.get_session,
+            owner,
+        ),
+        Rpc(
+            service,
+            "ListSessions",
+            sw.ListSessionsRequest,
+            sw.ListSessionsResponse,
+            owner.list_sessions,
+            owner,
+        ),
+        Rpc(
+            service,
+            "DeleteSession",
+            sw.DeleteSessionRequest,
+            sw.DeleteSessionResponse,
+            owner.delete_session,
+            owner,
+        ),
+    ]
+
+
+def _user_rpc(name: str, request: type, response: type, impl: Impl) -> Rpc:
+    return Rpc(USER_V2, name, request, response, impl, UserService)
+
+
+U = UserService
+USER_RPCS = [
+    _user_rpc("AddHumanUser", uw.AddHumanUserRequest, uw.AddHumanUserResponse, U.add_human_user),
+    _user_rpc("CreateUser", uw.CreateUserRequest, uw.CreateUserResponse, U.create_user),
+    _user_rpc("GetUserByID", uw.GetUserByIDRequest, uw.GetUserResponse, U.get_user_by_id),
+    _user_rpc("DeleteUser", uw.DeleteUserRequest, uw.DetailsResponse, U.delete_user),
+    _user_rpc("DeactivateUser", uw.DeactivateUserRequest, uw.DetailsResponse, U.deactivate_user),
+    _user_rpc("ReactivateUser", uw.ReactivateUserRequest, uw.DetailsResponse, U.reactivate_user),
+    _user_rpc("LockUser", uw.LockUserRequest, uw.DetailsResponse, U.lock_user),
+    _user_rpc("UnlockUser", uw.UnlockUserRequest, uw.DetailsResponse, U.unlock_user),
+    _user_rpc("SetPassword", uw.SetPasswordRequest, uw.DetailsResponse, U.set_password),
+    _user_rpc("PasswordReset", uw.PasswordResetRequest, uw.PasswordResetResponse, U.password_reset),
+    _user_rpc("VerifyEmail", uw.VerifyEmailRequest, uw.DetailsResponse, U.verify_email),
+    _user_rpc("VerifyPhone", uw.VerifyPhoneRequest, uw.DetailsResponse, U.verify_phone),
+    _user_rpc(
+        "AddPersonalAccessToken",
+        uw.AddPersonalAccessTokenRequest,
+        uw.AddPersonalAccessTokenResponse,
+        U.add_personal_access_token,
+    ),
+]
+del U
+
+ADD_ORGANIZATION = Rpc(
+    ORG_V2,
+    "AddOrganization",
+    uw.AddOrganizationRequest,
+    uw.AddOrganizationResponse,
+    OrganizationService.add_organization,
+    OrganizationService,
+)
+CREATE_ADMINISTRATOR = Rpc(
+    PERMISSION_V2,
+    "CreateAdministrator",
+    uw.CreateAdministratorRequest,
+    uw.CreateAdministratorResponse,
+    InternalPermissionService.create_administrator,
+    InternalPermissionService,
+)
+
+SESSION_RPCS = _session_rpcs(SESSION_V2)
+RPCS: list[Rpc] = [
+    *SESSION_RPCS,
+    *_session_rpcs(SESSION_V2BETA),
+    *USER_RPCS,
+    ADD_ORGANIZATION,
+    CREATE_ADMINISTRATOR,
+]
+
+
+def rpc(service: str, name: str) -> Rpc:
+    """The one descriptor of ``service``/``name`` (KeyError if it is not served)."""
+    return _BY_PATH[f"/{service}/{name}"]
+
+
+_BY_PATH = {entry.path: entry for entry in RPCS}
+
+_ZITADEL_METHODS: dict[str, str] = {
+    USER_V2: (
+        "AddHumanUser AddIDPLink AddKey AddOTPEmail AddOTPSMS AddPersonalAccessToken AddSecret"
+        " CreateInviteCode CreatePasskeyRegistrationLink CreateUser DeactivateUser DeleteUser"
+        " DeleteUserMetadata GenerateRecoveryCodes GetUserByID HumanMFAInitSkipped"
+        " ListAuthenticationFactors ListAuthenticationMethodTypes ListIDPLinks ListKeys"
+        " ListPasskeys ListPersonalAccessTokens ListUserMetadata ListUsers LockUser"
+        " PasswordReset ReactivateUser RegisterPasskey RegisterTOTP RegisterU2F RemoveIDPLink"
+        " RemoveKey RemoveOTPEmail RemoveOTPSMS RemovePasskey RemovePersonalAccessToken"
+        " RemovePhone RemoveRecoveryCodes RemoveSecret RemoveTOTP RemoveU2F ResendEmailCode"
+        " ResendInviteCode ResendPhoneCode RetrieveIdentityProviderIntent SendEmailCode"
+        " SetEmail SetPassword SetPhone SetUserMetadata StartIdentityProviderIntent UnlockUser"
+        " UpdateHumanUser UpdateUser VerifyEmail VerifyInviteCode VerifyPasskeyRegistration"
+        " VerifyPhone VerifyTOTPRegistration VerifyU2FRegistration"
+    ),
+    ORG_V2: (
+        "ActivateOrganization AddOrganization AddOrganizationDomain DeactivateOrganization"
+        " DeleteOrganization DeleteOrganizationDomain DeleteOrganizationMetadata"
+        " GenerateOrganizationDomainValidation ListOrganizationDomains"
+        " ListOrganizationMetadata ListOrganizations SetOrganizationMetadata"
+        " UpdateOrganization VerifyOrganizationDomain"
+    ),
+    PERMISSION_V2: (
+        "CreateAdministrator DeleteAdministrator ListAdministrators UpdateAdministrator"
+    ),
+}
+
+#: ZITADEL's other methods of these services (v4 protos, as the official SDKs call them):
+#: answered ``unimplemented``, never 404.
+UNIMPLEMENTED: dict[str, tuple[str, ...]] = {
+    service: tuple(name for name in names.split() if f"/{service}/{name}" not in _BY_PATH)
+    for service, names in _ZITADEL_METHODS.items()
+}

@@ -1,0 +1,48 @@
+"""OrganizationService (``zitadel.org.v2``): AddOrganization, with its admins."""
+
+from __future__ import annotations
+
+from actors.errors import Unimplemented
+from actors.permissions import Caller, Grant
+from actors.timefmt import rfc3339_ms
+from app.services.session_wire import Details
+from app.services.user_common import UserServiceBase, require
+from app.services.user_wire import (
+    AddOrganizationRequest,
+    AddOrganizationResponse,
+    CreatedAdmin,
+)
+
+
+class OrganizationService(UserServiceBase):
+    async def add_organization(
+        self, caller: Caller, request: AddOrganizationRequest
+    ) -> AddOrganizationResponse:
+        require(caller, "org.create", None)
+        if any(admin.human is not None or not admin.user_id for admin in request.admins):
+            raise Unimplemented(
+                "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": ["admins.human"]}
+            )
+        for admin in request.admins:  # all checks before the first write: no half-made org
+            await self._existing_user(admin.user_id or "")
+        org = await self._users.create_org(
+            request.name,
+            org_id=request.organization_id or request.org_id,
+            creator_id=caller.user_id,
+        )
+        admins: list[CreatedAdmin] = []
+        for admin in request.admins:
+            roles = tuple(admin.roles) or ("ORG_OWNER",)
+            granted = await self._users.add_grant(
+                admin.user_id or "", Grant(roles=roles, org_id=org.id), creator_id=caller.user_id
+            )
+            self._forget_view(granted.id)
+            admins.append(CreatedAdmin(user_id=granted.id))
+        org_details = Details(
+            sequence=str(org.sequence),
+            change_date=rfc3339_ms(org.creation_ms),
+            resource_owner=org.id,
+        )
+        return AddOrganizationResponse(
+            details=org_details, organization_id=org.id, created_admins=tuple(admins)
+        )

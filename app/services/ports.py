@@ -1,0 +1,153 @@
+"""What the services need from storage and from the process, as Protocols.
+
+The services and the transports are typed against these, never against the Redis classes:
+the composition root (``app.application``) is the only place that names those. As in
+``actors.ports``, the Protocols exist for the import direction and for mypy; the tests run
+the real Redis implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from actors.model import SessionState, UserRef
+from actors.permissions import Caller, Grant
+from actors.queries import Page, SessionFilter, SessionSummary
+from actors.tokens import IssuedToken
+from actors.user_records import Change, Org, User
+from actors.views import UserView
+
+
+class SessionReads(Protocol):
+    """The read side of the session store (writes go through the actors)."""
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` when Redis does not answer."""
+
+    async def read_meta(self, session_id: str) -> tuple[SessionSummary | None, str]:
+        """The session's summary (None if gone) and its current token hash."""
+
+    async def read_state(self, session_id: str) -> SessionState | None:
+        """The whole state, for re-rendering a view after its user changed."""
+
+    async def search(
+        self, query: SessionFilter, who: Caller, page: Page, now_ms: int
+    ) -> tuple[int, list[SessionSummary]]:
+        """ListSessions: the total the caller may see and the requested page of it."""
+
+    async def purge_due(self, now_ms: int, limit: int = 200) -> int:
+        """Purge sessions past expiration + retention; how many were purged."""
+
+
+class PasswordCheckStart(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def password_hash(self) -> str: ...
+
+
+class PasswordCheckEnd(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def failed(self) -> int: ...
+
+
+class PatRecord(Protocol):
+    @property
+    def token_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def secret_hash(self) -> str: ...
+
+    @property
+    def expires_ms(self) -> int: ...
+
+
+Transition = Callable[[User | None, int], Change]
+
+
+class UserDirectory(Protocol):
+    """Users, organizations, PATs and the password-attempt protocol."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def user_view(self, user_id: str) -> UserView | None: ...
+
+    async def user_ref_by_id(self, user_id: str) -> UserRef | None: ...
+
+    async def user_ref_by_login_name(self, login_name: str) -> UserRef | None: ...
+
+    async def login_names(self, user: User) -> list[str]: ...
+
+    async def create_user(self, change: Change, *, creator_id: str = "") -> User: ...
+
+    async def mutate(
+        self,
+        user_id: str,
+        transition: Transition,
+        *,
+        creator_id: str = "",
+        release_login_names: bool = False,
+    ) -> User: ...
+
+    async def set_password(
+        self,
+        user_id: str,
+        password_hash: str,
+        change_required: bool,
+        *,
+        creator_id: str = "",
+        reset_code: str | None = None,
+    ) -> User: ...
+
+    async def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool: ...
+
+    async def add_grant(self, user_id: str, grant: Grant, *, creator_id: str = "") -> User: ...
+
+    async def add_pat(
+        self, user_id: str, issued: IssuedToken, expiration_ms: int | None, *, creator_id: str = ""
+    ) -> int: ...
+
+    async def get_pat(self, token_id: str) -> PatRecord | None: ...
+
+    async def create_org(
+        self, name: str, *, org_id: str | None = None, creator_id: str = ""
+    ) -> Org: ...
+
+    async def get_org(self, org_id: str) -> Org | None: ...
+
+    async def org_by_domain(self, domain: str) -> Org | None: ...
+
+    async def default_org_id(self) -> str: ...
+
+    async def begin_password_check(
+        self, user_id: str, attempt_id: str, deadline_ms: int, max_attempts: int
+    ) -> PasswordCheckStart: ...
+
+    async def finish_password_check(
+        self, user_id: str, attempt_id: str, ok: bool, max_attempts: int, now_ms: int
+    ) -> PasswordCheckEnd: ...
+
+    async def release_password_check(self, user_id: str, attempt_id: str) -> None: ...
+
+
+class Hasher(Protocol):
+    """argon2id off the event loop (``app.services.hashing.PasswordHasher``)."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, encoded: str, password: str) -> bool: ...
+
+    def needs_rehash(self, encoded: str) -> bool: ...
+
+    def accepts(self, encoded: str) -> bool: ...

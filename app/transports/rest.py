@@ -1,0 +1,136 @@
+"""The REST transport: ZITADEL's grpc-gateway mapping of each RPC onto an HTTP route.
+
+A route names its RPC, HTTP method and path; path parameters and the listed query
+parameters are merged into the request message (a path value overrides the body's, as
+grpc-gateway does), and the success status is 201 where ZITADEL's REST says so. The session
+routes are also served under ``/v2beta`` and ``/v2alpha``. Errors get grpc-gateway's body
+(``app.transports.errors``). No use-case logic lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from actors.errors import ValidationFailed
+from app.services import catalog
+from app.services.catalog import Rpc
+from app.transports.appkeys import SERVICES
+from app.transports.http import caller, decode, require_fields, respond
+
+_PARAM = re.compile(r"\{(\w+)\}")
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    rpc: Rpc
+    status: int = 200
+    #: Whether the request body is decoded into the message (grpc-gateway ``body: "*"``).
+    body: bool = True
+    #: Message fields also taken from the query string (camelCase or snake_case names).
+    query: tuple[str, ...] = ()
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+
+def _session_routes(prefix: str) -> list[Route]:
+    def rpc(name: str) -> Rpc:
+        return catalog.rpc(catalog.SESSION_V2, name)
+
+    one = f"{prefix}/sessions/{{sessionId}}"
+    return [
+        Route("POST", f"{prefix}/sessions", rpc("CreateSession"), status=201),
+        Route("POST", f"{prefix}/sessions/search", rpc("ListSessions")),
+        Route("GET", one, rpc("GetSession"), body=False, query=("sessionToken",)),
+        Route("PATCH", one, rpc("SetSession")),
+        Route("DELETE", one, rpc("DeleteSession"), query=("sessionToken",)),
+    ]
+
+
+def _user(name: str) -> Rpc:
+    return catalog.rpc(catalog.USER_V2, name)
+
+
+_USER = "/v2/users/{userId}"
+ROUTES: list[Route] = [
+    *_session_routes("/v2"),
+    *_session_routes("/v2beta"),
+    *_session_routes("/v2alpha"),
+    Route("POST", "/v2/users/human", _user("AddHumanUser"), status=201),
+    Route("POST", "/v2/users/new", _user("CreateUser"), status=201),
+    Route("GET", _USER, _user("GetUserByID"), body=False),
+    Route("DELETE", _USER, _user("DeleteUser")),
+    Route("POST", f"{_USER}/deactivate", _user("DeactivateUser")),
+    Route("POST", f"{_USER}/reactivate", _user("ReactivateUser")),
+    Route("POST", f"{_USER}/lock", _user("LockUser")),
+    Route("POST", f"{_USER}/unlock", _user("UnlockUser")),
+    Route("POST", f"{_USER}/password", _user("SetPassword")),
+    Route("POST", f"{_USER}/password_reset", _user("PasswordReset")),
+    Route("POST", f"{_USER}/email/verify", _user("VerifyEmail")),
+    Route("POST", f"{_USER}/phone/verify", _user("VerifyPhone")),
+    Route("POST", f"{_USER}/pats", _user("AddPersonalAccessToken")),
+    Route("POST", "/v2/organizations", catalog.ADD_ORGANIZATION, status=201),
+    Route("POST", "/v2/administrators", catalog.CREATE_ADMINISTRATOR),
+]
+
+
+def snake(name: str) -> str:
+    return _CAMEL.sub("_", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """One path or query parameter: its wire name, the message field and its typed form."""
+
+    param: str
+    field: str
+    kind: Any
+
+
+def _bindings(route: Route, names: list[str] | tuple[str, ...]) -> list[_Binding]:
+    types = {field.name: field.type for field in msgspec.structs.fields(route.rpc.request)}
+    return [_Binding(name, snake(name), types[snake(name)]) for name in names]
+
+
+def _convert(binding: _Binding, value: str) -> Any:
+    try:
+        return msgspec.convert(value, binding.kind)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"invalid request: {exc} - at `{binding.param}`") from None
+
+
+def handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler of one route: decode and merge, call the service, encode."""
+    rpc, status = route.rpc, route.status
+    path = _bindings(route, route.path_params)
+    query = _bindings(route, route.query)
+
+    async def handle(request: web.Request) -> web.Response:
+        message: Any = decode(await request.read() if route.body else b"", rpc.request)
+        updates = {b.field: _convert(b, request.match_info[b.param]) for b in path}
+        for binding in query:
+            value = request.query.get(binding.param) or request.query.get(binding.field)
+            if value is not None and getattr(message, binding.field) is None:
+                updates[binding.field] = _convert(binding, value)
+        if updates:
+            message = msgspec.structs.replace(message, **updates)
+        require_fields(message)
+        service = request.app[SERVICES].instance(rpc.owner)
+        return respond(await rpc.impl(service, caller(request), message), status=status)
+
+    return handle
+
+
+def setup_rest_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, handler(route))
