@@ -60,8 +60,10 @@ SCENARIOS = [
     "redis",
     "redis_pipelined",
     "create_user",
+    "connect_create",
     "create_password",
     "get",
+    "connect_get",
     "set",
     "search",
     "delete",
@@ -73,8 +75,10 @@ TITLES = {
     "redis_pipelined": "baseline: + 1 round trip, pipelined",
     "argon2": "argon2id verify, raw",
     "create_user": "create (user check)",
+    "connect_create": "create (user check), Connect",
     "create_password": "create (user+password)",
     "get": "get",
+    "connect_get": "get, Connect",
     "set": "set (metadata)",
     "search": "search (100 sessions)",
     "delete": "delete",
@@ -85,6 +89,8 @@ TARGETS = {
     "set": report.Target(base="redis", ratio=0.40),
     "search": report.Target(base="redis", ratio=0.30),
     "create_password": report.Target(base="argon2", ratio=0.85),
+    "connect_create": report.Target(base="create_user", ratio=0.95),
+    "connect_get": report.Target(base="get", ratio=0.95),
 }
 EXPECTED_STATUS = {"create_user": 201, "create_password": 201}
 SEARCH_SESSIONS = 100
@@ -455,6 +461,11 @@ class Bench:
         )
         self.collect_captured("create_user")
 
+    def run_connect_create(self) -> None:
+        body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
+        path = "/zitadel.session.v2.SessionService/CreateSession"
+        self.measure("connect_create", self.load("connect_create", "POST", path, body))
+
     def run_argon2(self) -> None:
         params = run_async(argon2rate.stored_params(self.redis_url, self.user1), 30)
         threads = self.args.hash_threads
@@ -492,6 +503,12 @@ class Bench:
     def run_get(self) -> None:
         self.grow_pool(self.args.pool)
         self.measure("get", self.load("get", "GET", "/v2/sessions/{id}", ids=self.pool))
+
+    def run_connect_get(self) -> None:
+        self.grow_pool(self.args.pool)
+        path = "/zitadel.session.v2.SessionService/GetSession"
+        body = '{"sessionId":"{id}"}'
+        self.measure("connect_get", self.load("connect_get", "POST", path, body, ids=self.pool))
 
     def run_set(self) -> None:
         self.grow_pool(self.args.pool)
@@ -561,8 +578,10 @@ class Bench:
             ("redis_pipelined", self.run_redis_pipelined),
             ("argon2", self.run_argon2),
             ("create_user", self.run_create_user),
+            ("connect_create", self.run_connect_create),
             ("create_password", self.run_create_password),
             ("get", self.run_get),
+            ("connect_get", self.run_connect_get),
             ("set", self.run_set),
             ("search", self.run_search),
             ("delete", self.run_delete),
