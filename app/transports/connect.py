@@ -47,7 +47,8 @@ def _check_protocol(request: web.Request) -> float | None:
     timeout = request.headers.get("Connect-Timeout-Ms")
     if timeout is None:
         return None
-    if not timeout.isdigit() or len(timeout) > _MAX_TIMEOUT_DIGITS:
+    # ASCII digits only: str.isdigit() would also accept "²" and other scripts' digits
+    if not (timeout.isascii() and timeout.isdigit()) or len(timeout) > _MAX_TIMEOUT_DIGITS:
         raise ValidationFailed(f"invalid Connect-Timeout-Ms {timeout!r}")
     return int(timeout) / 1000
 
