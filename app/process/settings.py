@@ -74,6 +74,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_ttl_ms: int = 1000
     #: Interval of the expired-session sweeper.
     sweep_interval_s: float = 30.0
+    #: Every Redis command is bounded by this; after ``redis_circuit_failures`` timeouts in a
+    #: row the circuit opens and requests fail fast (503) for ``redis_circuit_open_ms``.
+    redis_timeout_ms: int = 2000
+    redis_circuit_failures: int = 3
+    redis_circuit_open_ms: int = 1000
+    #: SIGTERM: stop accepting, let in-flight requests finish within this, then exit.
+    shutdown_grace_s: float = 30.0
+    #: Slow clients: the request line and headers must arrive within ``http_header_timeout_s``,
+    #: the body within ``http_body_timeout_s``; at most ``http_max_connections`` per worker.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_max_connections: int = 1000
+    #: Deepest JSON nesting accepted in a request body (free-form fields included).
+    max_json_depth: int = 64
+    #: Bounds of a session's metadata (keys, key length, one value, all values) and of the
+    #: user agent's headers (names, values per name, bytes per value).
+    max_metadata_keys: int = 100
+    max_metadata_key_chars: int = 200
+    max_metadata_value_bytes: int = 4096
+    max_metadata_bytes: int = 65536
+    max_header_names: int = 64
+    max_header_values: int = 16
+    max_header_value_bytes: int = 4096
+    #: Credential checks (password, later second factors) allowed per minute and burst, per
+    #: user, per client IP and per caller; "0" turns one off. ``<count>/<span>`` ("20/1m").
+    rate_limit_user: str = "20/1m"
+    rate_limit_ip: str = "120/1m"
+    rate_limit_caller: str = "6000/1m"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
     uvloop: bool = True

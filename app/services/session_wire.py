@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -289,14 +290,20 @@ _USER_VERIFICATION = (
 )
 
 
+@cache
+def _json_names(kind: type[Wire]) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON name) of each field; cached: ``structs.fields`` costs ~250 µs."""
+    return tuple((field.name, field.encode_name) for field in msgspec.structs.fields(kind))
+
+
 def _present(message: Wire | None, prefix: str) -> list[str]:
     """JSON paths of the set fields of ``message`` (``checks.webAuthN``); ``{}`` counts."""
     if message is None:
         return []
     return [
-        f"{prefix}.{field.encode_name}"
-        for field in msgspec.structs.fields(message)
-        if getattr(message, field.name) is not None
+        f"{prefix}.{json_name}"
+        for name, json_name in _json_names(type(message))
+        if getattr(message, name) is not None
     ]
 
 
