@@ -11,6 +11,9 @@ Theory of operation:
   idle timeout.
 - A commit whose lease expired or was taken over is refused by the storage (fencing), the
   command fails with 409 and the cached state is dropped; nothing half-written survives.
+- An actor never dies with requests waiting: any failure, a ServiceError or not (a Redis
+  error reply nobody mapped, a bug), fails only the command it happened to, and the actor
+  goes on (reloading the state, which may be stale after a failed commit).
 - After ``idle_s`` without messages the actor stops; checking the mailbox and deregistering
   happen with no ``await`` in between (in one timer callback), so no message can slip in
   unseen. One timer per actor, armed when work ends if none is pending, re-armed if it
@@ -26,12 +29,22 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from actors.commands import Command
-from actors.errors import ActorStopped, LeaseLost, MailboxFull, ServiceError
+from actors.errors import ActorStopped, Internal, LeaseLost, MailboxFull, ServiceError
 from actors.execute import Deps, Outcome, execute
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller
 from actors.ports import Acquired, Lease, SessionStore
+
+log = structlog.get_logger("sessiond.actor")
+
+
+def _unexpected(session_id: str, exc: Exception) -> Internal:
+    """A failure nothing mapped: logged once, in one line, and answered as a 500."""
+    log.error("session command failed", session_id=session_id, error=repr(exc)[:500])
+    return Internal("SESSION-internal", "Errors.Internal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,9 @@ class SessionActor:
         except ServiceError as exc:
             _fail(first, exc)
             return
+        except Exception as exc:
+            _fail(first, _unexpected(self.session_id, exc))
+            return
         lease, state, released = acquired.lease, acquired.state, False
         envelope = first
         try:
@@ -146,13 +162,16 @@ class SessionActor:
                 envelope = queued
         except LeaseLost:
             pass  # the command was failed with it; the next message re-acquires and reloads
+        except BaseException:
+            _fail(envelope, ActorStopped(self.session_id))  # cancelled (shutdown) mid-command
+            raise
         finally:
             if not released:
                 await self._release(lease)
 
     async def _release(self, lease: Lease) -> None:
         """Give the lease back; if that fails it simply expires, so the actor carries on."""
-        with contextlib.suppress(ServiceError):
+        with contextlib.suppress(Exception):
             await asyncio.shield(self._store.release(lease))
 
     async def _acquire(self) -> Acquired:
@@ -184,6 +203,9 @@ class SessionActor:
         except ServiceError as exc:
             _fail(envelope, exc)
             return state, False
+        except Exception as exc:
+            _fail(envelope, _unexpected(self.session_id, exc))
+            return state, False
         if not outcome.events:
             _reply(envelope, outcome)
             return state, False
@@ -199,8 +221,9 @@ class SessionActor:
                 creator_id=envelope.caller.user_id,
                 release=release,
             )
-        except ServiceError as exc:
-            _fail(envelope, exc)
+        except Exception as exc:
+            error = exc if isinstance(exc, ServiceError) else _unexpected(self.session_id, exc)
+            _fail(envelope, error)
             raise LeaseLost(self.session_id) from exc  # state unknown now: reload next time
         _reply(envelope, outcome)
         return outcome.state, release

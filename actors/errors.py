@@ -75,6 +75,12 @@ MESSAGES: dict[str, str] = {
     "Errors.Session.Terminated": "Session already terminated",
     "Errors.Session.Expired": "Session has expired",
     "Errors.Session.PositiveLifetime": "Lifetime must be positive",
+    "Errors.Session.LifetimeTooLong": "Lifetime would expire after year 9999",
+    "Errors.Session.Metadata.TooMany": "Too many metadata keys on the session",
+    "Errors.Session.Metadata.KeyTooLong": "Metadata key is too long",
+    "Errors.Session.Metadata.ValueTooLarge": "Metadata value is too large",
+    "Errors.Session.Metadata.TooLarge": "Session metadata is too large",
+    "Errors.Session.UserAgent.TooLarge": "User agent headers are too large",
     "Errors.Session.Token.Invalid": "Session Token is invalid",
     "Errors.Session.Busy": "Session is being updated by another worker, retry",
     "Errors.Session.MailboxFull": "Too many concurrent updates of this session, retry",
@@ -89,6 +95,7 @@ MESSAGES: dict[str, str] = {
     "List.Query.Invalid": "Invalid query",
     "Errors.Internal": "Internal error",
     "Errors.Storage.Unavailable": "Storage is not reachable",
+    "Errors.Storage.Full": "Storage is full: no more writes can be accepted right now",
     "Errors.Member.AlreadyExists": "Member already exists",
     "Errors.Member.InvalidRole": "Invalid role",
     "Errors.User.CantDeactivateInitial": "User with state initial can only be deleted",
@@ -106,6 +113,8 @@ class ServiceError(Exception):
     """Base of every error the API reports; carries the gRPC code, id and i18n key."""
 
     code: ClassVar[int] = 2
+    #: Seconds a client should wait before retrying (``Retry-After``); None: do not say.
+    retry_after_s: ClassVar[int | None] = None
 
     def __init__(self, error_id: str, key: str, *, extra: dict[str, Any] | None = None) -> None:
         self.error_id = error_id
@@ -182,6 +191,7 @@ class ResourceExhausted(ServiceError):
     """Raised when a bound is hit; the client should back off (gRPC 8)."""
 
     code = 8
+    retry_after_s = 1
 
 
 class FailedPrecondition(ServiceError):
@@ -212,6 +222,7 @@ class Unavailable(ServiceError):
     """Raised when a dependency is down or the service is shutting down (gRPC 14)."""
 
     code = 14
+    retry_after_s = 1
 
 
 class DeadlineExceeded(ServiceError):

@@ -13,6 +13,7 @@ import msgspec
 from actors import machine
 from actors.commands import Command, Evidence
 from actors.events import Event, TokenSet
+from actors.limits import Limits
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller
 from actors.ports import Clock, PasswordVerifier, TokenMinter
@@ -24,6 +25,7 @@ class Deps(msgspec.Struct, frozen=True, kw_only=True):
     passwords: PasswordVerifier
     clock: Clock
     minter: TokenMinter
+    limits: Limits = Limits()
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,7 +47,10 @@ async def execute(
 ) -> Outcome:
     """Decide and evolve; raises a ServiceError if the command is refused."""
     ctx = machine.Context(
-        now_ms=deps.clock.now_ms(), caller=caller, token=deps.minter.session_token(session_id)
+        now_ms=deps.clock.now_ms(),
+        caller=caller,
+        token=deps.minter.session_token(session_id),
+        limits=deps.limits,
     )
     evidence = Evidence(user=user)
     password = getattr(getattr(command, "checks", None), "password", None)

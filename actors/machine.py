@@ -10,8 +10,9 @@ Theory of operation (ZITADEL's order, spec §3-§4):
 4. Checks run in the fixed order user → password; a check other than ``user`` needs a user on
    the session, stored or checked earlier in the same request. The first failure aborts the
    whole command and no event is produced.
-5. Metadata (merge; one event with the full map), then lifetime, then — only if something was
-   produced — a new token. A command that changes nothing produces nothing and keeps the token.
+5. Metadata (merge; one event with the full map; bounded by ``Limits``), then lifetime (an
+   expiration past year 9999 is refused), then — only if something was produced — a new
+   token. A command that changes nothing produces nothing and keeps the token.
 
 ``preflight`` runs steps 1-4 without evidence of the password, so the actor knows which user's
 password to verify before calling ``decide``; ``decide`` repeats it, so it alone is the spec.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors import tokens
+from actors import limits, tokens
 from actors.commands import Checks, Command, CreateSession, DeleteSession, Evidence, SetSession
 from actors.errors import (
     FailedPrecondition,
@@ -41,6 +42,7 @@ from actors.events import (
     TokenSet,
     UserChecked,
 )
+from actors.limits import Limits
 from actors.model import CheckedFactor, Factors, SessionState, UserFactor
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
@@ -52,6 +54,7 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     now_ms: int
     caller: Caller
     token: IssuedToken
+    limits: Limits = Limits()
 
 
 def _user_not_active() -> FailedPrecondition:
@@ -142,14 +145,17 @@ def decide(
     events: list[Event] = []
     current = state
     if isinstance(command, CreateSession):
+        limits.check_user_agent(command.user_agent, ctx.limits)
         events.append(SessionAdded(creator_id=ctx.caller.user_id, user_agent=command.user_agent))
     events.extend(_check_events(command.checks, evidence, ctx.now_ms))
     metadata = merge_metadata(current.metadata if current else {}, command.metadata)
     if metadata is not None and (current is not None or metadata):
+        limits.check_metadata(metadata, ctx.limits)
         events.append(MetadataSet(metadata=metadata))
     if command.lifetime_ms is not None:
         if command.lifetime_ms <= 0:
             raise InvalidArgument("COMMAND-asEG4", "Errors.Session.PositiveLifetime")
+        limits.check_expiration(ctx.now_ms, command.lifetime_ms)
         events.append(LifetimeSet(lifetime_ms=command.lifetime_ms))
     if events:
         events.append(TokenSet(token_id=ctx.token.token_id, token_hash=ctx.token.token_hash))

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from actors.actor import ActorConfig
 from actors.execute import Deps
+from actors.limits import Limits
 from actors.registry import SessionRegistry
 from app.process.settings import Settings
 from app.services.administrators import InternalPermissionService
@@ -63,7 +64,12 @@ class Stores:
 
 async def open_stores(settings: Settings) -> Stores:
     """Connect, ensure the instance and its default organization, build both stores."""
-    redis = MultiplexedRedis(settings.redis_url)
+    redis = MultiplexedRedis(
+        settings.redis_url,
+        timeout_s=settings.redis_timeout_ms / 1000,
+        circuit_failures=settings.redis_circuit_failures,
+        circuit_open_s=settings.redis_circuit_open_ms / 1000,
+    )
     try:
         instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()
     except BaseException:
@@ -91,15 +97,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services(settings))
     setup_health_routes(app)
     setup_openapi_route(app)
-    setup_rest_routes(app)
-    setup_connect_routes(app)
+    setup_rest_routes(app, max_depth=settings.max_json_depth)
+    setup_connect_routes(app, max_depth=settings.max_json_depth)
     return app
 
 
 def _registry(settings: Settings, stores: Stores, passwords: PasswordService) -> SessionRegistry:
     return SessionRegistry(
         stores.sessions,
-        Deps(passwords=passwords, clock=CLOCK, minter=IDS),
+        Deps(passwords=passwords, clock=CLOCK, minter=IDS, limits=_limits(settings)),
         ActorConfig(
             lease_ttl_ms=settings.lease_ttl_ms,
             lease_wait_ms=settings.lease_wait_ms,
@@ -108,6 +114,18 @@ def _registry(settings: Settings, stores: Stores, passwords: PasswordService) ->
         ),
         ask_timeout_s=settings.ask_timeout_s,
         new_session_id=IDS.new_id,
+    )
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        metadata_keys=settings.max_metadata_keys,
+        metadata_key_chars=settings.max_metadata_key_chars,
+        metadata_value_bytes=settings.max_metadata_value_bytes,
+        metadata_bytes=settings.max_metadata_bytes,
+        header_names=settings.max_header_names,
+        header_values=settings.max_header_values,
+        header_value_bytes=settings.max_header_value_bytes,
     )
 
 

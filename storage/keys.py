@@ -26,6 +26,7 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``orgs:domains``                  | hash   | none; generated org domain → org id  | org_create.lua          |
 | ``pat:{T}``                       | hash   | PAT expiration, else none            | pat_add.lua             |
 | ``sessiond:instance``             | hash   | none; ``id``, ``default_org``        | bootstrap (HSETNX)      |
+| ``sessiond:ready``                | string | 10 s; the readiness write probe      | /readyz                 |
 """
 
 from __future__ import annotations
@@ -105,3 +106,4 @@ def pat(token_id: str) -> str:
 
 
 INSTANCE = "sessiond:instance"
+READY_PROBE = "sessiond:ready"

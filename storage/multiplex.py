@@ -10,6 +10,12 @@ Redis answers pipelined commands in order, so FIFO matching is exact; a caller t
 Errors use redis-py's exception classes, so ``storage.errors.mapped_errors`` handles both
 clients alike. On connection loss every waiting command fails with ``ConnectionError`` and
 the next command reconnects.
+
+Every command is bounded by ``timeout_s``. A server that stops answering (frozen, swapped
+out, a network partition) would otherwise make every request wait that long, and pile up:
+after ``circuit_failures`` timeouts in a row the circuit opens and commands fail at once
+(``CircuitOpenError``, a ``ConnectionError``) for ``circuit_open_s``; then commands go through
+again, the first success closes the circuit and another timeout opens it at once.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import ssl
 from collections import deque
 from functools import cache
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import hiredis
 from redis.asyncio.connection import parse_url
@@ -27,10 +33,41 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-#: A command without a reply after this long means the server or network hangs.
-COMMAND_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 5.0
+#: Defaults; the service passes SESSIOND_REDIS_TIMEOUT_MS and the circuit settings.
+COMMAND_TIMEOUT_S = 2.0
+CIRCUIT_FAILURES = 3
+CIRCUIT_OPEN_S = 1.0
 Arg = str | bytes | int | float
+
+
+class CircuitOpenError(RedisConnectionError):
+    """Raised without trying while Redis recently stopped answering (see module docstring)."""
+
+
+class _Circuit:
+    """Consecutive timeouts open it; the first answer after ``open_s`` closes it."""
+
+    def __init__(self, failures: int, open_s: float) -> None:
+        self._failures = max(1, failures)
+        self._open_s = open_s
+        self._timeouts = 0
+        self._open_until = 0.0
+
+    def check(self, now: float) -> None:
+        if self._timeouts >= self._failures and now < self._open_until:
+            raise CircuitOpenError("Redis stopped answering; failing fast until it does again")
+
+    def succeeded(self) -> None:
+        self._timeouts = 0
+
+    def timed_out(self, now: float) -> None:
+        self._timeouts += 1
+        if self._timeouts >= self._failures:
+            self._open_until = now + self._open_s
+
+    @property
+    def is_open(self) -> bool:
+        return self._timeouts >= self._failures
 
 
 class _Protocol(asyncio.Protocol):
@@ -88,36 +125,63 @@ class _Protocol(asyncio.Protocol):
 class MultiplexedRedis:
     """One shared connection per worker for all of its concurrent commands."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+        circuit_failures: int = CIRCUIT_FAILURES,
+        circuit_open_s: float = CIRCUIT_OPEN_S,
+    ) -> None:
         self._options = parse_url(url)
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
+        self._timeout_s = timeout_s
+        self._circuit = _Circuit(circuit_failures, circuit_open_s)
+
+    @property
+    def circuit_open(self) -> bool:
+        return self._circuit.is_open
 
     async def execute(self, *args: Arg) -> Any:
         """Send one command (auto-pipelined with every other caller's) and await its reply."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
-        future = protocol.send(_pack(args))
+        loop = asyncio.get_running_loop()
+        self._circuit.check(loop.time())
+        protocol: _Protocol | None = None
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT_S):
-                return await future
+            async with asyncio.timeout(self._timeout_s):
+                protocol = self._protocol
+                if protocol is None or protocol.lost is not None:
+                    protocol = await self._connect()
+                reply = await protocol.send(_pack(args))
         except TimeoutError:
-            self._abort(protocol)
-            raise RedisTimeoutError("Redis did not answer in time") from None
+            self._timed_out(loop, protocol)
+        self._circuit.succeeded()
+        return reply
 
     async def execute_many(self, *commands: tuple[Arg, ...]) -> list[Any]:
         """Several commands in the same write; replies in order (one round trip)."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
-        futures = [protocol.send(_pack(command)) for command in commands]
+        loop = asyncio.get_running_loop()
+        self._circuit.check(loop.time())
+        protocol: _Protocol | None = None
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT_S):
-                return [await future for future in futures]
+            async with asyncio.timeout(self._timeout_s):
+                protocol = self._protocol
+                if protocol is None or protocol.lost is not None:
+                    protocol = await self._connect()
+                futures = [protocol.send(_pack(command)) for command in commands]
+                replies = [await future for future in futures]
         except TimeoutError:
+            self._timed_out(loop, protocol)
+        self._circuit.succeeded()
+        return replies
+
+    def _timed_out(self, loop: asyncio.AbstractEventLoop, protocol: _Protocol | None) -> NoReturn:
+        """Count the timeout, drop the connection (its replies can no longer be matched)."""
+        self._circuit.timed_out(loop.time())
+        if protocol is not None:
             self._abort(protocol)
-            raise RedisTimeoutError("Redis did not answer in time") from None
+        raise RedisTimeoutError("Redis did not answer in time") from None
 
     async def eval_script(self, source: str, keys: list[str], args: list[Arg]) -> Any:
         """EVALSHA, falling back to EVAL (which caches the script) after a server restart."""
@@ -135,10 +199,9 @@ class MultiplexedRedis:
                 return self._protocol
             loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    _, protocol = await self._open(loop)
-                    await self._handshake(protocol)
-            except (OSError, TimeoutError) as exc:
+                _, protocol = await self._open(loop)
+                await self._handshake(protocol)
+            except OSError as exc:
                 raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
             self._protocol = protocol  # published only once AUTH/SELECT are done
             return protocol

@@ -49,8 +49,12 @@ class RedisSessionStore:
         self._stream_maxlen = stream_maxlen
 
     async def ping(self) -> None:
+        """Raise unless a write would succeed now (one SET of a tiny key, short expiry).
+
+        A PING alone answers while Redis refuses writes (OOM, READONLY, MISCONF).
+        """
         with mapped_errors():
-            await self._redis.execute("PING")
+            await self._redis.execute("SET", keys.READY_PROBE, "1", "PX", 10_000)
 
     # -- lease -------------------------------------------------------------------------
     async def acquire(self, session_id: str, owner: str, ttl_ms: int) -> Acquired | None:

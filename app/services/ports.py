@@ -23,7 +23,7 @@ class SessionReads(Protocol):
     """The read side of the session store (writes go through the actors)."""
 
     async def ping(self) -> None:
-        """Raise ``Unavailable`` when Redis does not answer."""
+        """Raise a ServiceError unless a write to Redis would succeed now."""
 
     async def read_meta(self, session_id: str) -> tuple[SessionSummary | None, str]:
         """The session's summary (None if gone) and its current token hash."""

@@ -161,7 +161,8 @@ class DeleteSessionRequest(Wire):
 
 
 class ListQuery(Wire):
-    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: uint64 in the proto; Redis (and msgspec) take signed 64-bit, so 2^63 and up are a 400
+    offset: Annotated[int, msgspec.Meta(ge=0, le=9_223_372_036_854_775_807)] = 0
     limit: Annotated[int, msgspec.Meta(ge=0, le=4_294_967_295)] = 0
     asc: bool = False
 

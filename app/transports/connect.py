@@ -22,7 +22,7 @@ from actors.errors import DeadlineExceeded, Unimplemented, ValidationFailed
 from app.services import catalog
 from app.services.catalog import Rpc
 from app.transports.appkeys import SERVICES
-from app.transports.http import caller, decode, require_fields, respond
+from app.transports.http import MAX_DEPTH, caller, decode, read_body, require_fields, respond
 
 JSON = "application/json"
 _MAX_TIMEOUT_DIGITS = 10
@@ -53,10 +53,10 @@ def _check_protocol(request: web.Request) -> float | None:
     return int(timeout) / 1000
 
 
-def handler(rpc: Rpc) -> Handler:
+def handler(rpc: Rpc, max_depth: int = MAX_DEPTH) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         deadline_s = _check_protocol(request)
-        message: Any = decode(await request.read(), rpc.request)
+        message: Any = decode(await read_body(request), rpc.request, max_depth)
         require_fields(message)
         service = request.app[SERVICES].instance(rpc.owner)
         call = rpc.impl(service, caller(request), message)
@@ -83,9 +83,9 @@ def _unimplemented(service: str, name: str) -> Handler:
     return handle
 
 
-def setup_connect_routes(app: web.Application) -> None:
+def setup_connect_routes(app: web.Application, *, max_depth: int = MAX_DEPTH) -> None:
     for path, rpc in METHODS.items():
-        app.router.add_route("*", path, handler(rpc))
+        app.router.add_route("*", path, handler(rpc, max_depth))
     for service, names in catalog.UNIMPLEMENTED.items():
         for name in names:
             app.router.add_route("*", f"/{service}/{name}", _unimplemented(service, name))

@@ -12,7 +12,9 @@ import re
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 
 from actors.errors import Unauthenticated, ValidationFailed
 from actors.permissions import Caller
@@ -59,10 +61,47 @@ def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
-def decode(raw: bytes, kind: type[T]) -> T:
+#: Deepest nesting accepted by default (SESSIOND_MAX_JSON_DEPTH); the service's own
+#: messages nest at most 6 deep, free-form fields (WebAuthn data) a little more.
+MAX_DEPTH = 64
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def too_deep(raw: bytes, limit: int) -> bool:
+    """True if ``raw`` nests arrays/objects deeper than ``limit`` (strings are skipped).
+
+    Deep nesting would exhaust the decoders' recursion (a 500, or a dead actor), so it is
+    refused before decoding. Counting brackets is C-fast; only a body with more brackets
+    than ``limit`` is walked, and only at its structural characters.
+    """
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
+    depth, in_string, escaped_at = 0, False, -2
+    for match in _STRUCTURE.finditer(raw):
+        char, at = match.group(), match.start()
+        if in_string:
+            if char == b"\\":
+                # an escaped backslash escapes nothing after it
+                escaped_at = at if escaped_at != at - 1 else -2
+            elif char == b'"' and escaped_at != at - 1:
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in (b"{", b"["):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def decode(raw: bytes, kind: type[T], max_depth: int = MAX_DEPTH) -> T:
     """Bytes of a JSON object → ``kind``; any problem is a 400 with a plain message."""
     if not raw.strip():
         raw = b"{}"
+    if too_deep(raw, max_depth):
+        raise ValidationFailed(f"invalid JSON: nested deeper than {max_depth} levels")
     try:
         if b"_" not in raw:
             return _decoder(kind).decode(raw)
@@ -74,6 +113,17 @@ def decode(raw: bytes, kind: type[T]) -> T:
         raise ValidationFailed(f"invalid request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ValidationFailed(f"invalid JSON: {exc}") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body; one that cannot be decoded (bad gzip, a broken chunk) is a 400.
+
+    The size limit is aiohttp's (``client_max_size``, 413).
+    """
+    try:
+        return await request.read()
+    except (BadHttpMessage, ClientPayloadError, RequestPayloadError) as exc:
+        raise ValidationFailed(f"invalid request body: {type(exc).__name__}") from None
 
 
 def require_fields(message: object) -> None:

@@ -99,8 +99,12 @@ def error_response(request: web.Request, exc: ServiceError) -> web.Response:
     if exc.code in (13, 2):
         log.error("internal error", error_id=exc.error_id, key=exc.key)
     if is_connect(request):
-        return respond(errors.connect_body(exc), status=exc.http_status)
-    return respond(errors.rest_body(exc), status=exc.http_status)
+        response = respond(errors.connect_body(exc), status=exc.http_status)
+    else:
+        response = respond(errors.rest_body(exc), status=exc.http_status)
+    if exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:

@@ -21,7 +21,7 @@ from actors.errors import ValidationFailed
 from app.services import catalog
 from app.services.catalog import Rpc
 from app.transports.appkeys import SERVICES
-from app.transports.http import caller, decode, require_fields, respond
+from app.transports.http import MAX_DEPTH, caller, decode, read_body, require_fields, respond
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -109,14 +109,17 @@ def _convert(binding: _Binding, value: str) -> Any:
         raise ValidationFailed(f"invalid request: {exc} - at `{binding.param}`") from None
 
 
-def handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+def handler(
+    route: Route, max_depth: int = MAX_DEPTH
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler of one route: decode and merge, call the service, encode."""
     rpc, status = route.rpc, route.status
     path = _bindings(route, route.path_params)
     query = _bindings(route, route.query)
 
     async def handle(request: web.Request) -> web.Response:
-        message: Any = decode(await request.read() if route.body else b"", rpc.request)
+        raw = await read_body(request) if route.body else b""
+        message: Any = decode(raw, rpc.request, max_depth)
         updates = {b.field: _convert(b, request.match_info[b.param]) for b in path}
         for binding in query:
             value = request.query.get(binding.param) or request.query.get(binding.field)
@@ -131,6 +134,6 @@ def handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handle
 
 
-def setup_rest_routes(app: web.Application) -> None:
+def setup_rest_routes(app: web.Application, *, max_depth: int = MAX_DEPTH) -> None:
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, handler(route))
+        app.router.add_route(route.method, route.path, handler(route, max_depth))
