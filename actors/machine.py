@@ -43,7 +43,7 @@ from actors.events import (
     UserChecked,
 )
 from actors.limits import Limits
-from actors.model import CheckedFactor, Factors, SessionState, UserFactor
+from actors.model import CheckedFactor, SessionState, UserFactor
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
@@ -256,7 +256,7 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
         case SessionAdded():
             raise Internal("SESSION-added-twice", "Errors.Internal")
         case _:  # Terminated
-            return {"terminated": True, "factors": Factors()}
+            return {"terminated": True}  # factors stay: a repeated delete by the user is allowed
 
 
 def evolve_all(
