@@ -102,6 +102,7 @@ MESSAGES: dict[str, str] = {
     "Errors.User.ShouldBeActiveOrInitial": "User is not active or initial",
     "Errors.User.Email.NotFound": "Email not found",
     "Errors.User.Password.Busy": "Password check already in progress, retry",
+    "Errors.User.RateLimited": "Too many credential checks, retry later",
     "Errors.User.Password.HashUnsupported": "Password hash algorithm is not supported",
     "Errors.User.ConcurrentUpdate": "The user was changed concurrently, retry",
     "Errors.User.Email.Invalid": "Email is invalid",
@@ -114,12 +115,22 @@ class ServiceError(Exception):
 
     code: ClassVar[int] = 2
     #: Seconds a client should wait before retrying (``Retry-After``); None: do not say.
-    retry_after_s: ClassVar[int | None] = None
+    default_retry_after_s: ClassVar[int | None] = None
 
-    def __init__(self, error_id: str, key: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        error_id: str,
+        key: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         self.error_id = error_id
         self.key = key
         self.extra = extra or {}
+        self.retry_after_s = (
+            retry_after_s if retry_after_s is not None else self.default_retry_after_s
+        )
         super().__init__(self.message)
 
     @property
@@ -191,7 +202,7 @@ class ResourceExhausted(ServiceError):
     """Raised when a bound is hit; the client should back off (gRPC 8)."""
 
     code = 8
-    retry_after_s = 1
+    default_retry_after_s = 1
 
 
 class FailedPrecondition(ServiceError):
@@ -222,7 +233,7 @@ class Unavailable(ServiceError):
     """Raised when a dependency is down or the service is shutting down (gRPC 14)."""
 
     code = 14
-    retry_after_s = 1
+    default_retry_after_s = 1
 
 
 class DeadlineExceeded(ServiceError):

@@ -15,7 +15,7 @@ from actors.commands import Command, Evidence
 from actors.events import Event, TokenSet
 from actors.limits import Limits
 from actors.model import SessionState, UserRef
-from actors.permissions import Caller
+from actors.permissions import Caller, reports_end_users
 from actors.ports import Clock, PasswordVerifier, TokenMinter
 
 
@@ -35,6 +35,14 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None = None
     events: tuple[Event, ...] = ()
     at_ms: int = 0
+
+
+def _with_client_ip(state: SessionState | None, caller: Caller) -> Caller:
+    """A login client's checks on a session count against the end user's stored address."""
+    ua = state.user_agent if state is not None else None
+    if ua is not None and ua.ip and reports_end_users(caller):
+        return msgspec.structs.replace(caller, client_ip=ua.ip)
+    return caller
 
 
 async def execute(
@@ -57,7 +65,9 @@ async def execute(
     if password is not None:  # else decide() runs the same preflight itself, first thing
         password_user = machine.preflight(state, command, evidence, ctx)
         if password_user is not None:
-            await deps.passwords.verify_password(password_user, password)
+            await deps.passwords.verify_password(
+                password_user, password, caller=_with_client_ip(state, caller)
+            )
             evidence = Evidence(user=user, password_verified=True)
     events = machine.decide(state, command, evidence, ctx)
     if not events:

@@ -27,6 +27,51 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     header_value_bytes: int = 4096
 
 
+class Rate(msgspec.Struct, frozen=True):
+    """``count`` per ``period_ms``, in bursts of up to ``count`` (0 = unlimited)."""
+
+    count: int
+    period_ms: int
+
+    @property
+    def interval_ms(self) -> int:
+        """GCRA's emission interval: the steady spacing between two admitted checks."""
+        return max(1, self.period_ms // max(1, self.count))
+
+    @property
+    def tolerance_ms(self) -> int:
+        """How far ahead of the steady pace a burst may run: ``count - 1`` intervals."""
+        return self.interval_ms * max(0, self.count - 1)
+
+
+UNLIMITED = Rate(0, 1)
+_SPAN_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_span_ms(text: str) -> int:
+    """Parse "1h", "90m", "300s", "250ms" or bare seconds ("300") into milliseconds."""
+    value = text.strip().lower()
+    for unit in ("ms", "s", "m", "h", "d"):
+        if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
+            return int(value[: -len(unit)]) * _SPAN_UNITS_MS[unit]
+    if value.isdigit():
+        return int(value) * 1000
+    raise ValueError(f"not a time span: {text!r}")
+
+
+def parse_rate(text: str) -> Rate:
+    """``"20/1m"`` → 20 per minute; ``"0"`` (or ``"0/..."``) → unlimited."""
+    count, _, span = text.strip().partition("/")
+    if not count.isdigit():
+        raise ValueError(f"not a rate (count/span, e.g. 20/1m): {text!r}")
+    if int(count) == 0:
+        return UNLIMITED
+    period_ms = parse_span_ms(span or "1m")
+    if period_ms <= 0:
+        raise ValueError(f"a rate needs a positive span: {text!r}")
+    return Rate(int(count), period_ms)
+
+
 def _too_large(error_id: str, key: str, limit: int) -> InvalidArgument:
     return InvalidArgument(error_id, key, extra={"limit": limit})
 

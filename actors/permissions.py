@@ -57,6 +57,9 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     org_id: str = ""
     grants: tuple[Grant, ...] = ()
     agent_id: str = ""
+    #: Where the request comes from, for rate limits: the peer address, or the end user's
+    #: address a trusted login client reports (``userAgent.ip``).
+    client_ip: str = ""
 
     def has(self, permission: str, org_id: str | None = None) -> bool:
         """True if an instance role grants it, or a role on ``org_id`` does."""
@@ -75,6 +78,11 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
             if grant.org_id
             and any(permission in ROLE_PERMISSIONS.get(role, ()) for role in grant.roles)
         ]
+
+
+def reports_end_users(caller: Caller) -> bool:
+    """A login client (it may link sessions): its ``userAgent.ip`` is the end user's address."""
+    return caller.has("session.link")
 
 
 SYSTEM = Caller(user_id="", grants=(Grant(roles=("IAM_OWNER",)),))

@@ -12,6 +12,7 @@ import msgspec
 
 from actors.events import Event
 from actors.model import SessionState
+from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
 
@@ -58,12 +59,13 @@ class SessionStore(Protocol):
 
 
 class PasswordVerifier(Protocol):
-    async def verify_password(self, user_id: str, password: str) -> None:
+    async def verify_password(self, user_id: str, password: str, *, caller: Caller) -> None:
         """Return if the password is right; else record the failure (and lockout) and raise.
 
         Raises ServiceErrors in ZITADEL's order: user missing (COMMAND-3n77z), locked
         (COMMAND-JLK35), no password (COMMAND-3nJ4t), wrong (COMMAND-3M0fs with
-        ``failedAttempts``), locked meanwhile (COMMAND-SFA3t).
+        ``failedAttempts``), locked meanwhile (COMMAND-SFA3t); and ResourceExhausted when
+        the user, the caller or its client IP checked too many credentials lately.
         """
 
 

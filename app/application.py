@@ -27,7 +27,7 @@ from app.services.clock import SystemClock
 from app.services.hashing import PasswordHasher
 from app.services.ids import SecretsMinter
 from app.services.organizations import OrganizationService
-from app.services.passwords import PasswordService
+from app.services.passwords import CheckRates, PasswordService
 from app.services.session_reads import SessionViews
 from app.services.sessions import SessionService
 from app.services.sweeper import sweep_forever
@@ -41,6 +41,7 @@ from app.transports.openapi import setup_openapi_route
 from app.transports.rest import setup_rest_routes
 from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
+from storage.rate_limits import RedisRateLimiter
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
 
@@ -139,8 +140,14 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             parallelism=settings.argon2_parallelism,
             threads=settings.hash_threads,
         )
+        user_rate, ip_rate, caller_rate = settings.rates
         passwords = PasswordService(
-            users, hasher, CLOCK, max_attempts=settings.lockout_max_password_attempts
+            users,
+            hasher,
+            CLOCK,
+            max_attempts=settings.lockout_max_password_attempts,
+            limiter=RedisRateLimiter(stores.redis),
+            rates=CheckRates(user=user_rate, ip=ip_rate, caller=caller_rate),
         )
         user_views = UserViewCache(users, settings.cache_ttl_ms)
         registry = _registry(settings, stores, passwords)

@@ -27,6 +27,7 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``pat:{T}``                       | hash   | PAT expiration, else none            | pat_add.lua             |
 | ``sessiond:instance``             | hash   | none; ``id``, ``default_org``        | bootstrap (HSETNX)      |
 | ``sessiond:ready``                | string | 10 s; the readiness write probe      | /readyz                 |
+| ``rl:{K:sha256(X)}``              | string | until the subject's budget is full   | rate_limit.lua          |
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ ORG_DOMAINS = "orgs:domains"
 
 def pat(token_id: str) -> str:
     return f"pat:{{{token_id}}}"
+
+
+def rate_limit(kind: str, subject: str) -> str:
+    """A credential-check rate limit of one subject (``user``, ``ip``, ``caller``)."""
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
+    return f"rl:{{{kind}:{digest}}}"
 
 
 INSTANCE = "sessiond:instance"

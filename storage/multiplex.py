@@ -193,6 +193,21 @@ class MultiplexedRedis:
                 raise
             return await self.execute("EVAL", source, len(keys), *keys, *args)
 
+    async def eval_many(self, source: str, calls: list[tuple[list[str], list[Arg]]]) -> list[Any]:
+        """One script, several calls, one round trip; replies in order."""
+        sha = _sha1(source)
+        try:
+            return await self.execute_many(
+                *(("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls)
+            )
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.execute("SCRIPT", "LOAD", source)
+            return await self.execute_many(
+                *(("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls)
+            )
+
     async def _connect(self) -> _Protocol:
         async with self._connecting:
             if self._protocol is not None and self._protocol.lost is None:

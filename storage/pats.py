@@ -27,9 +27,18 @@ class PatRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 class PatStore(UserStoreBase):
     async def add_pat(
-        self, user_id: str, issued: IssuedToken, expiration_ms: int | None, *, creator_id: str = ""
+        self,
+        user_id: str,
+        issued: IssuedToken,
+        expiration_ms: int | None,
+        *,
+        creator_id: str = "",
+        replace: bool = False,
     ) -> int:
-        """Store a machine user's PAT (hash only); returns the user's new sequence."""
+        """Store a machine user's PAT (hash only); returns the user's new sequence.
+
+        ``replace``: a token id this user already holds gets the new secret (rotation).
+        """
         now = self._clock.now_ms()
         event = rules.pat_added_event(issued.token_id, expiration_ms)
         status, seq = await self._run(
@@ -42,10 +51,20 @@ class PatStore(UserStoreBase):
                 now,
                 self._settings.event_stream_maxlen,
                 to_json(event.payload),
+                1 if replace else 0,
                 *counted(self._envelope("user", user_id, creator_id, now)),
             ],
         )
         return _pat_status(status, int(seq))
+
+    async def remove_pat(self, token_id: str, user_id: str) -> bool:
+        """Delete a PAT of ``user_id`` (a rotated-away admin token); False if not theirs."""
+        record = await self.get_pat(token_id)
+        if record is None or record.user_id != user_id:
+            return False
+        with mapped_errors():
+            await self._redis.execute("DEL", keys.pat(token_id))
+        return True
 
     async def get_pat(self, token_id: str) -> PatRecord | None:
         with mapped_errors():

@@ -250,10 +250,12 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
         return await self.mutate(user_id, transition, creator_id=creator_id)
 
     # -- the admin user ----------------------------------------------------------------------
-    async def ensure_admin(self, token: str) -> str:
-        """Make ``token`` (``p.<tokenId>.<secret>``) a PAT of the IAM_OWNER machine user "admin".
+    async def ensure_admin(self, token: str) -> bool:
+        """Make ``token`` (``p.<tokenId>.<secret>``) the PAT of the IAM_OWNER machine user "admin".
 
-        Idempotent, so every worker may run it at start. Returns the admin's user id.
+        Idempotent, so every start may run it. The configured token replaces the one of the
+        previous start (its id is kept in the instance record): the old one stops working.
+        Returns True if it replaced a different token.
         """
         parts = tokens.split(token)
         if parts is None or parts[0] != tokens.PAT_PREFIX:
@@ -266,8 +268,16 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
             await self.add_grant(user_id, Grant(roles=("IAM_OWNER",)))
         _, token_id, secret = parts
         issued = IssuedToken(token_id=token_id, token_hash=tokens.hash_secret(secret), plain="")
-        await self.add_pat(user_id, issued, None)
-        return user_id
+        with mapped_errors():
+            previous = text(await self._redis.execute("HGET", keys.INSTANCE, "admin_pat"))
+            old = await self.get_pat(token_id)
+        rotated = old is not None and old.secret_hash != issued.token_hash
+        await self.add_pat(user_id, issued, None, replace=True)
+        if previous and previous != token_id:
+            rotated = await self.remove_pat(previous, user_id) or rotated
+        with mapped_errors():
+            await self._redis.execute("HSET", keys.INSTANCE, "admin_pat", token_id)
+        return rotated
 
     async def _create_admin(self) -> str:
         change = rules.new_machine(

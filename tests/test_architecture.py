@@ -36,6 +36,7 @@ PURE = {
     "actors/user_names.py",
     "actors/user_creation.py",
     "actors/user_credentials.py",
+    "actors/limits.py",
     "storage/keys.py",
     "storage/codec.py",
     "storage/user_codec.py",

@@ -34,7 +34,9 @@ async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
     try:
         users = stores.users
         if settings.admin_token:
-            await users.ensure_admin(tokens.as_pat(settings.admin_token))
+            rotated = await users.ensure_admin(tokens.as_pat(settings.admin_token))
+            if rotated:
+                log.warning("admin token rotated: the previous one no longer works")
             log.info("admin token ensured", instance_id=stores.instance.id)
         elif dev_mode:
             path = await _ensure_dev_admin_file(users, Path(settings.data_dir))
@@ -44,7 +46,7 @@ async def bootstrap(settings: Settings, *, dev_mode: bool) -> None:
 
 
 class _AdminUsers(UserDirectory, Protocol):
-    async def ensure_admin(self, token: str) -> str: ...
+    async def ensure_admin(self, token: str) -> bool: ...
 
 
 async def _ensure_dev_admin_file(users: _AdminUsers, data_dir: Path) -> Path:

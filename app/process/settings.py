@@ -12,21 +12,11 @@ from typing import Literal
 
 import msgspec
 
+from actors.limits import Rate, parse_rate, parse_span_ms
+
 PREFIX = "SESSIOND_"
 #: Variables of the test harness share the prefix but are not settings of the service.
 TEST_PREFIX = "SESSIOND_TEST_"
-_SPAN_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_span_ms(text: str) -> int:
-    """Parse "1h", "90m", "300s", "250ms" or bare seconds ("300") into milliseconds."""
-    value = text.strip().lower()
-    for unit in ("ms", "s", "m", "h", "d"):
-        if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
-            return int(value[: -len(unit)]) * _SPAN_UNITS_MS[unit]
-    if value.isdigit():
-        return int(value) * 1000
-    raise ValueError(f"not a time span: {text!r}")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -131,10 +121,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("expired_retention must not be negative")
         if logging.getLevelNamesMapping().get(self.log_level.strip().upper()) is None:
             raise ValueError(f"unknown log_level {self.log_level!r}")
+        for rate in (self.rate_limit_user, self.rate_limit_ip, self.rate_limit_caller):
+            parse_rate(rate)
+        if self.redis_timeout_ms < 1 or self.max_json_depth < 8:
+            raise ValueError("redis_timeout_ms must be >= 1 and max_json_depth >= 8")
 
     @property
     def expired_retention_ms(self) -> int:
         return parse_span_ms(self.expired_retention)
+
+    @property
+    def rates(self) -> tuple[Rate, Rate, Rate]:
+        """The credential-check rates per user, per client IP, per caller."""
+        return (
+            parse_rate(self.rate_limit_user),
+            parse_rate(self.rate_limit_ip),
+            parse_rate(self.rate_limit_caller),
+        )
 
     @property
     def embedded(self) -> bool:

@@ -14,20 +14,41 @@ Locked, or ResourceExhausted ("busy", 429) while the reserved ones are being ver
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 
+import msgspec
 import structlog
 
 from actors import tokens
 from actors import users as rules
 from actors.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, ServiceError
+from actors.limits import UNLIMITED, Rate
 from actors.permissions import Caller
 from actors.ports import Clock
 from actors.users import User
-from app.services.ports import Hasher, PasswordCheckEnd, PatRecord, UserDirectory
+from app.services.ports import (
+    Hasher,
+    PasswordCheckEnd,
+    PasswordCheckStart,
+    PatRecord,
+    RateLimiter,
+    UserDirectory,
+)
 
 #: How long a reservation outlives a crashed verifier; far above one argon2 verification.
 ATTEMPT_TTL_MS = 60_000
+#: How long a check waits for in-flight checks of the same user before it is 429 busy.
+BUSY_WAIT_S = 2.0
+
+
+class CheckRates(msgspec.Struct, frozen=True, kw_only=True):
+    user: Rate = UNLIMITED
+    ip: Rate = UNLIMITED
+    caller: Rate = UNLIMITED
+
+
+NO_RATES = CheckRates()
 log = structlog.get_logger("sessiond.credentials")
 
 _NOT_ADMITTED: dict[str, ServiceError] = {
@@ -60,20 +81,29 @@ class PasswordService:
     """``actors.ports.PasswordVerifier`` plus the caller lookups of ``app.services.auth``."""
 
     def __init__(
-        self, users: UserDirectory, hasher: Hasher, clock: Clock, *, max_attempts: int
+        self,
+        users: UserDirectory,
+        hasher: Hasher,
+        clock: Clock,
+        *,
+        max_attempts: int,
+        limiter: RateLimiter | None = None,
+        rates: CheckRates = NO_RATES,
+        busy_wait_s: float = BUSY_WAIT_S,
     ) -> None:
         self._users = users
         self._hasher = hasher
         self._max_attempts = max_attempts
         self._clock = clock
+        self._limiter = limiter
+        self._rates = rates
+        self._busy_wait_s = busy_wait_s
 
-    async def verify_password(self, user_id: str, password: str) -> None:
+    async def verify_password(self, user_id: str, password: str, *, caller: Caller) -> None:
         """Return if right; else record the failure (and maybe the lock) and raise."""
+        await self.admit(user_id, caller)
         attempt_id = secrets.token_hex(8)
-        deadline_ms = self._clock.now_ms() + ATTEMPT_TTL_MS
-        start = await self._users.begin_password_check(
-            user_id, attempt_id, deadline_ms, self._max_attempts
-        )
+        start = await self._begin(user_id, attempt_id)
         if start.status != "OK":
             raise _not_admitted(start.status)
         ok = await self._verify_reserved(user_id, attempt_id, start.password_hash, password)
@@ -85,6 +115,44 @@ class PasswordService:
             raise error
         if self._hasher.needs_rehash(start.password_hash):
             await self._rehash(user_id, start.password_hash, password)
+
+    async def admit(self, user_id: str, caller: Caller) -> None:
+        """The rate limits of credential checks: per user, per client IP, per caller."""
+        if self._limiter is None:
+            return
+        rates = self._rates
+        wait_ms = await self._limiter.admit(
+            [
+                ("user", user_id, rates.user),
+                ("ip", caller.client_ip, rates.ip),
+                ("caller", caller.user_id, rates.caller),
+            ]
+        )
+        if wait_ms:
+            raise ResourceExhausted(
+                "COMMAND-rateLimit",
+                "Errors.User.RateLimited",
+                retry_after_s=max(1, math.ceil(wait_ms / 1000)),
+            )
+
+    async def _begin(self, user_id: str, attempt_id: str) -> PasswordCheckStart:
+        """Reserve a verification; while the reserved ones fill the lockout budget, wait.
+
+        Genuine concurrent logins of one user (several tabs, a retrying client) should not
+        fail at once just because others are being verified: their outcome decides whether
+        this one may run (a success frees the budget, failures lock the user).
+        """
+        pause_s, waited_s = 0.01, 0.0
+        while True:
+            deadline_ms = self._clock.now_ms() + ATTEMPT_TTL_MS
+            start = await self._users.begin_password_check(
+                user_id, attempt_id, deadline_ms, self._max_attempts
+            )
+            if start.status != "BUSY" or waited_s >= self._busy_wait_s:
+                return start
+            await asyncio.sleep(pause_s)
+            waited_s += pause_s
+            pause_s = min(pause_s * 2, 0.2)
 
     async def _verify_reserved(
         self, user_id: str, attempt_id: str, encoded: str, password: str
@@ -121,10 +189,10 @@ class PasswordService:
         )
 
     async def change_password(
-        self, user_id: str, current: str, new: str, change_required: bool
+        self, user_id: str, current: str, new: str, change_required: bool, *, caller: Caller
     ) -> User:
         """SetPassword with ``currentPassword``: the check counts toward the lockout."""
-        await self.verify_password(user_id, current)
+        await self.verify_password(user_id, current, caller=caller)
         return await self.set_password(user_id, new, change_required, creator_id=user_id)
 
     async def authenticate_pat(self, token: str) -> Caller | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from actors.limits import Rate
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller, Grant
 from actors.queries import Page, SessionFilter, SessionSummary
@@ -139,6 +140,11 @@ class UserDirectory(Protocol):
     ) -> PasswordCheckEnd: ...
 
     async def release_password_check(self, user_id: str, attempt_id: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def admit(self, subjects: list[tuple[str, str, Rate]]) -> int:
+        """0 if every ``(kind, subject, rate)`` may go on now, else ms until one may."""
 
 
 class Hasher(Protocol):

@@ -8,13 +8,15 @@ the response, re-rendering it only when its user changed since it was stored.
 
 from __future__ import annotations
 
+import msgspec
+
 from actors import tokens
 from actors.commands import DeleteSession, UserCheck
 from actors.errors import InvalidArgument, NotFound, PermissionDenied, permission_denied
 from actors.execute import Outcome
 from actors.machine import session_not_found
 from actors.model import UserRef
-from actors.permissions import Caller
+from actors.permissions import Caller, reports_end_users
 from actors.ports import Clock
 from actors.queries import (
     DEFAULT_LIMIT,
@@ -58,6 +60,9 @@ class SessionService:
     ) -> wire.CreateSessionResponse:
         command = wire.to_create(request)
         user = await self._resolve_user(command.checks.user)
+        ua = command.user_agent
+        if ua is not None and ua.ip and reports_end_users(caller):
+            caller = msgspec.structs.replace(caller, client_ip=ua.ip)  # for the rate limits
         outcome = await self._registry.create(command, user=user, caller=caller)
         assert outcome.state is not None  # noqa: S101 - a create always produces a state
         assert outcome.token is not None  # noqa: S101 - ... and a token

@@ -68,7 +68,11 @@ class UserCredentials(UserServiceBase):
             if caller.user_id != user_id:
                 require(caller, "user.write", user.org_id)
             updated = await self._passwords.change_password(
-                user_id, request.current_password, new.password, new.change_required
+                user_id,
+                request.current_password,
+                new.password,
+                new.change_required,
+                caller=caller,
             )
         else:
             if request.verification_code is None:

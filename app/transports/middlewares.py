@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import structlog
 from aiohttp import web
 from structlog.contextvars import bind_contextvars, reset_contextvars
@@ -103,7 +104,7 @@ def error_response(request: web.Request, exc: ServiceError) -> web.Response:
     else:
         response = respond(errors.rest_body(exc), status=exc.http_status)
     if exc.retry_after_s is not None:
-        response.headers["Retry-After"] = str(exc.retry_after_s)
+        response.headers["Retry-After"] = str(exc.retry_after_s)  # whole seconds, >= 1
     return response
 
 
@@ -152,5 +153,6 @@ def _bearer(request: web.Request) -> str:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every API request carries ``Authorization: Bearer <token>`` (see app.services.auth)."""
     if request.path not in PUBLIC_PATHS:
-        request[CALLER] = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
+        caller = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
+        request[CALLER] = msgspec.structs.replace(caller, client_ip=request.remote or "")
     return await handler(request)

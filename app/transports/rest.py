@@ -118,20 +118,40 @@ def handler(
     query = _bindings(route, route.query)
 
     async def handle(request: web.Request) -> web.Response:
-        raw = await read_body(request) if route.body else b""
-        message: Any = decode(raw, rpc.request, max_depth)
-        updates = {b.field: _convert(b, request.match_info[b.param]) for b in path}
-        for binding in query:
-            value = request.query.get(binding.param) or request.query.get(binding.field)
-            if value is not None and getattr(message, binding.field) is None:
-                updates[binding.field] = _convert(binding, value)
-        if updates:
-            message = msgspec.structs.replace(message, **updates)
+        if route.body:
+            message: Any = decode(await read_body(request), rpc.request, max_depth)
+            message = _merged(message, request, path, query)
+        else:  # the parameters are the whole message: one validating conversion
+            message = _from_parameters(request, rpc.request, path, query)
         require_fields(message)
         service = request.app[SERVICES].instance(rpc.owner)
         return respond(await rpc.impl(service, caller(request), message), status=status)
 
     return handle
+
+
+def _merged(message: Any, request: web.Request, path: list[_Binding], query: list[_Binding]) -> Any:
+    """The body's message with the path's values (they win) and missing query values."""
+    updates = {b.field: _convert(b, request.match_info[b.param]) for b in path}
+    for binding in query:
+        value = request.query.get(binding.param) or request.query.get(binding.field)
+        if value is not None and getattr(message, binding.field) is None:
+            updates[binding.field] = _convert(binding, value)
+    return msgspec.structs.replace(message, **updates) if updates else message
+
+
+def _from_parameters(
+    request: web.Request, kind: type, path: list[_Binding], query: list[_Binding]
+) -> Any:
+    params = {b.param: request.match_info[b.param] for b in path}
+    for binding in query:
+        value = request.query.get(binding.param) or request.query.get(binding.field)
+        if value is not None:
+            params[binding.param] = value
+    try:
+        return msgspec.convert(params, kind)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"invalid request: {exc}") from None
 
 
 def setup_rest_routes(app: web.Application, *, max_depth: int = MAX_DEPTH) -> None:

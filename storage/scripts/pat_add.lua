@@ -1,9 +1,11 @@
 -- pat_add: store a personal access token of a machine user (only the SHA-256 of its secret).
 -- Re-adding the same token (same user, same hash) is a no-op, so the configured admin token
--- can be ensured on every start.
+-- can be ensured on every start; with ARGV[7] = "1" a token id the same user already holds
+-- gets the new hash (the configured admin token was rotated: the old secret stops working).
 -- KEYS[1] pat:{T}  KEYS[2] user:{U}  KEYS[3] sessiond:events:{P}
 -- ARGV[1] user id  ARGV[2] secret hash  ARGV[3] expiration ms (0 = never)  ARGV[4] now ms
--- ARGV[5] MAXLEN ~  ARGV[6] event payload JSON  ARGV[7..] envelope as a counted list
+-- ARGV[5] MAXLEN ~  ARGV[6] event payload JSON  ARGV[7] "1" = replace the user's own token
+-- ARGV[8..] envelope as a counted list
 -- Reply: {status, sequence}; status OK | SAME | EXISTS | GONE | NOT_MACHINE.
 --#include _emit
 local k_pat, k_user, k_stream = KEYS[1], KEYS[2], KEYS[3]
@@ -15,14 +17,15 @@ if redis.call('EXISTS', k_pat) == 1 then
   if user == ARGV[1] and hash == ARGV[2] then
     return {'SAME', tonumber(redis.call('HGET', k_user, 'seq') or '0')}
   end
-  return {'EXISTS', 0}
+  if user ~= ARGV[1] or ARGV[7] ~= '1' then return {'EXISTS', 0} end
+  redis.call('DEL', k_pat)
 end
 local expires = tonumber(ARGV[3])
 redis.call('HSET', k_pat, 'user', ARGV[1], 'hash', ARGV[2], 'exp', ARGV[3], 'ctime', ARGV[4])
 if expires > 0 then redis.call('PEXPIREAT', k_pat, expires) end
 redis.call('HSET', k_user, 'mtime', ARGV[4])
 redis.call('HINCRBY', k_user, 'rev', 1)
-local envelope = read_list(7)
+local envelope = read_list(8)
 local owner = redis.call('HGET', k_user, 'org')
 local seq = emit(k_user, k_stream, ARGV[5], owner, envelope,
                  'user.personal.access.token.added', ARGV[6])
