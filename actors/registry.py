@@ -7,6 +7,7 @@ once closing, and on close tells every actor to stop, waits, then cancels stragg
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 
 from actors.actor import ActorConfig, Envelope, SessionActor
@@ -89,7 +90,11 @@ class SessionRegistry:
                 session_id, self._store, self._deps, self._config, on_exit=self._forget
             )
             self._actors[session_id] = actor
-            task = asyncio.create_task(actor.run(), name=f"session-actor:{session_id}")
+            # A fresh context: the actor outlives the request that started it, and must not
+            # log under that request's id (structlog's contextvars) for later commands.
+            task = asyncio.create_task(
+                actor.run(), name=f"session-actor:{session_id}", context=contextvars.Context()
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return actor

@@ -64,6 +64,9 @@ def _reply_error(reason: str) -> Exception | None:
         return AlreadyExists("SESSION-exists", "Errors.Session.Exists")
     if reason in ("LEASE_LOST", "STALE_FENCE", "STALE"):
         return ScriptRefused(reason)
+    # Inside a script an ACL refusal carries no NOPERM word (Redis 7.0 and Valkey 9 texts)
+    if "can't run this command or subcommand" in reason or "ACL failure in script" in reason:
+        return Unavailable("STORAGE-auth", "Errors.Storage.Unavailable")
     # A write command refused inside a script reports "... script: ..., on @user_script";
     # its own first word may then be buried: look for the known ones.
     for known, error_id in _UNAVAILABLE_REPLIES.items():

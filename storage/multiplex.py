@@ -215,9 +215,13 @@ class MultiplexedRedis:
             loop = asyncio.get_running_loop()
             try:
                 _, protocol = await self._open(loop)
-                await self._handshake(protocol)
             except OSError as exc:
                 raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+            try:
+                await self._handshake(protocol)
+            except BaseException:
+                self._abort(protocol)  # never published: nobody else would close it
+                raise
             self._protocol = protocol  # published only once AUTH/SELECT are done
             return protocol
 

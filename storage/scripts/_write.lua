@@ -8,6 +8,12 @@
 --   nops, per op: "zadd"|"zrem", index key number (KEYS[index_base + n]), score, member.
 -- Returns the previous sequence, or an error reply: EXISTS, STALE.
 local function apply_write(k_state, k_fence, k_events, k_partition, index_base, a)
+  -- A script's writes are not undone by a later error: refuse before the first write if a
+  -- stream key is not a stream (a corrupted or foreign key), so a commit is all or nothing.
+  for _, key in ipairs({k_events, k_partition}) do
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. key) end
+  end
   local expected = ARGV[a]
   local current = redis.call('HGET', k_state, 'seq')
   if expected == '' then
