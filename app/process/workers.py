@@ -19,8 +19,8 @@ was serving. The parent supervises them, much like gunicorn's arbiter:
 
 Workers are started with the *spawn* method: a fresh interpreter, no inherited event loop,
 Redis connections or threads. ``serve`` therefore travels by pickle and must be a
-module-level function; it runs in each worker and must configure logging itself and call
-``web.run_app(..., reuse_port=True, shutdown_timeout=settings.shutdown_grace_s)``.
+module-level function; it runs in each worker, configures logging itself and serves with
+``reuse_port=True`` and a drain of ``shutdown_grace_s`` (see ``app.process.server``).
 """
 
 from __future__ import annotations
