@@ -170,10 +170,14 @@ class MultiplexedRedis:
                 if protocol is None or protocol.lost is not None:
                     protocol = await self._connect()
                 futures = [protocol.send(_pack(command)) for command in commands]
-                replies = [await future for future in futures]
+                # every reply is collected, so a failed one never leaves the others unread
+                replies = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
             self._timed_out(loop, protocol)
         self._circuit.succeeded()
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
         return replies
 
     def _timed_out(self, loop: asyncio.AbstractEventLoop, protocol: _Protocol | None) -> NoReturn:

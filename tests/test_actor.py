@@ -10,7 +10,7 @@ from actors.actor import ActorConfig
 from actors.commands import CreateSession, SetSession
 from actors.errors import LeaseLost, MailboxFull
 from actors.execute import Deps
-from actors.permissions import SYSTEM
+from actors.permissions import SYSTEM, Caller
 from actors.registry import SessionRegistry
 from app.services.clock import SystemClock
 from app.services.ids import SecretsMinter
@@ -21,7 +21,7 @@ from storage.sessions import RedisSessionStore
 class PasswordsNotUsed:
     """These tests send no password checks; a call would be a bug in the test."""
 
-    async def verify_password(self, user_id: str, password: str) -> None:
+    async def verify_password(self, user_id: str, password: str, *, caller: Caller) -> None:
         raise AssertionError("no password check expected")
 
 
@@ -93,7 +93,7 @@ async def test_an_idle_actor_stops_and_leaves_no_lease(redis, fast_redis):
 async def test_a_full_mailbox_refuses_at_once(redis, fast_redis):
     registry = make_registry(fast_redis, mailbox=2)
     sid = await _new_session(registry)
-    await redis.set(keys.session_lease(sid), "someone-else", px=1000)  # park the actor
+    await redis.set(keys.session_lease(sid), "someone-else", px=300)  # park the actor
     asks = [
         asyncio.ensure_future(
             registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM)
@@ -101,7 +101,17 @@ async def test_a_full_mailbox_refuses_at_once(redis, fast_redis):
         for i in range(4)
     ]
     results = await asyncio.gather(*asks, return_exceptions=True)
-    assert sum(isinstance(r, MailboxFull) for r in results) >= 1
+    # all four are told before the actor first runs: two fill the mailbox, two are refused
+    assert [type(r).__name__ for r in results] == [
+        "Outcome",
+        "Outcome",
+        "MailboxFull",
+        "MailboxFull",
+    ]
+    assert all(isinstance(r, MailboxFull) for r in results[2:])
+    final = await registry.ask(sid, SetSession(), user=None, caller=SYSTEM)
+    assert final.state is not None
+    assert set(final.state.metadata) == {"k0", "k1"}  # the refused ones left no trace
     await registry.close()
 
 

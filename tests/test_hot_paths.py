@@ -217,29 +217,46 @@ async def test_the_admin_token_of_any_shape_still_authenticates(api: Api):
 
 
 async def test_an_actor_kept_busy_past_idle_s_stays_then_stops(redis, fast_redis):
-    registry = make_registry(fast_redis, idle_s=0.1)
+    idle_s = 0.25
+    registry = make_registry(fast_redis, idle_s=idle_s)
     sid = await _new_session(registry)
-    for i in range(8):  # 0.32 s of work, never 0.1 s apart
-        await registry.ask(sid, SetSession(metadata={f"k{i}": b"v"}), user=None, caller=SYSTEM)
-        assert registry.live_actors == 1
-        await asyncio.sleep(0.04)
-    await asyncio.sleep(0.35)
+    await registry.ask(sid, SetSession(metadata={"k0": b"v"}), user=None, caller=SYSTEM)
+    actor = registry._actors[sid]
+    loop = asyncio.get_running_loop()
+    started, asked = loop.time(), 1
+    while loop.time() - started < 2.5 * idle_s:  # busy for longer than idle_s ...
+        await asyncio.sleep(0.02)  # ... never idle_s apart (a 0.23 s margin per gap)
+        await registry.ask(sid, SetSession(metadata={f"k{asked}": b"v"}), user=None, caller=SYSTEM)
+        asked += 1
+        # the same actor: one stopped early and replaced by a new one would also be "1 live"
+        assert registry._actors.get(sid) is actor
+    deadline = loop.time() + 5
+    while registry.live_actors and loop.time() < deadline:
+        await asyncio.sleep(0.02)
     assert registry.live_actors == 0
     assert await redis.exists(keys.session_lease(sid)) == 0
     outcome = await registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None, caller=SYSTEM)
     assert outcome.state is not None
-    assert len(outcome.state.metadata) == 9  # a new actor picks up where the old one stopped
+    assert len(outcome.state.metadata) == asked + 1  # a new actor picks up where the old stopped
+    assert registry._actors[sid] is not actor
     await registry.close()
 
 
 async def test_an_ask_that_waits_too_long_fails_and_the_command_still_lands(redis, fast_redis):
-    registry = make_registry(fast_redis, lease_wait_ms=2000)
+    registry = make_registry(fast_redis, lease_wait_ms=30_000)
     registry._ask_timeout_s = 0.1  # the one knob make_registry fixes
     sid = await _new_session(registry)
-    await redis.set(keys.session_lease(sid), "someone-else", px=300)
+    # held until the test lets go (no expiry racing the 0.1 s deadline on a slow machine)
+    await redis.set(keys.session_lease(sid), "someone-else")
     with pytest.raises(DeadlineExceeded):
         await registry.ask(sid, SetSession(metadata={"late": b"v"}), user=None, caller=SYSTEM)
-    await asyncio.sleep(0.5)  # the lease expired, the actor took it and committed
+    assert isinstance(registry._store, RedisSessionStore)
+    stored = await registry._store.read_state(sid)
+    assert stored is not None
+    assert stored.metadata == {}  # not landed: still waiting
+    await redis.delete(keys.session_lease(sid))  # the other holder is done
+    registry._ask_timeout_s = 10.0
+    # queued behind the timed-out command, so it sees that one's outcome
     outcome = await registry.ask(sid, SetSession(), user=None, caller=SYSTEM)
     assert outcome.state is not None
     assert outcome.state.metadata == {"late": b"v"}
@@ -247,9 +264,9 @@ async def test_an_ask_that_waits_too_long_fails_and_the_command_still_lands(redi
 
 
 async def test_a_cancelled_ask_does_not_stop_its_command(redis, fast_redis):
-    registry = make_registry(fast_redis)
+    registry = make_registry(fast_redis, lease_wait_ms=30_000)
     sid = await _new_session(registry)
-    await redis.set(keys.session_lease(sid), "someone-else", px=200)
+    await redis.set(keys.session_lease(sid), "someone-else")  # held until the test lets go
     asked = asyncio.ensure_future(
         registry.ask(sid, SetSession(metadata={"k": b"v"}), user=None, caller=SYSTEM)
     )
@@ -257,6 +274,11 @@ async def test_a_cancelled_ask_does_not_stop_its_command(redis, fast_redis):
     asked.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asked
+    assert isinstance(registry._store, RedisSessionStore)
+    stored = await registry._store.read_state(sid)
+    assert stored is not None
+    assert stored.metadata == {}  # cancelled before it ran
+    await redis.delete(keys.session_lease(sid))
     outcome = await registry.ask(sid, SetSession(), user=None, caller=SYSTEM)
     assert outcome.state is not None
     assert outcome.state.metadata == {"k": b"v"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+import redis.asyncio as aioredis
 import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -29,11 +31,31 @@ async def test_an_error_reply_fails_only_its_own_caller(fast_redis: MultiplexedR
     assert isinstance(results[1], ResponseError)
 
 
-async def test_a_cancelled_caller_does_not_shift_the_replies(fast_redis: MultiplexedRedis):
-    slow = asyncio.ensure_future(fast_redis.execute("BLPOP", "nothing", "0.2"))
-    await asyncio.sleep(0.01)
+async def _wait_until_blocked(redis: aioredis.Redis, command: str) -> None:
+    """Until the server shows a client blocked in ``command``: it was sent, and is pending."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while loop.time() < deadline:
+        clients = await redis.client_list()
+        if any(c["cmd"] == command and "b" in c["flags"] for c in clients):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no client blocked in {command}")
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(
+    fast_redis: MultiplexedRedis, redis: aioredis.Redis
+):
+    slow = asyncio.ensure_future(fast_redis.execute("BLPOP", "nothing", "1.5"))
+    await _wait_until_blocked(redis, "blpop")
     slow.cancel()
-    assert await fast_redis.execute("ECHO", "next") == b"next"
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    after = asyncio.ensure_future(fast_redis.execute("ECHO", "next"))
+    await asyncio.sleep(0.01)  # sent behind the BLPOP on the same connection
+    await redis.rpush("nothing", "popped")  # now the BLPOP answers, with a value
+    assert await after == b"next"  # not [b"nothing", b"popped"]: that reply was absorbed
+    assert await redis.llen("nothing") == 0  # the BLPOP really ran and popped it
 
 
 async def test_scripts_load_themselves_after_a_script_flush(fast_redis: MultiplexedRedis):

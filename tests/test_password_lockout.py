@@ -96,7 +96,11 @@ async def outcome(coro) -> tuple[str, int | None]:
 async def test_the_right_password_passes_and_clears_earlier_failures(store, hasher):
     await add_user(store, hasher)
     passwords = service(store, hasher)
-    await outcome(passwords.verify_password("u1", "wrong", caller=CALLER))
+    assert await outcome(passwords.verify_password("u1", "wrong", caller=CALLER)) == (
+        "COMMAND-3M0fs",
+        1,
+    )
+    assert (await store.get_user("u1")).failed_password_attempts == 1  # there is one to clear
 
     await passwords.verify_password("u1", PASSWORD, caller=CALLER)
 
@@ -170,10 +174,13 @@ async def test_without_lockout_no_number_of_failures_locks(store, hasher):
     await add_user(store, hasher)
     passwords = service(store, hasher, max_attempts=0)
 
-    for _ in range(5):
-        await outcome(passwords.verify_password("u1", "wrong", caller=CALLER))
+    results = [
+        await outcome(passwords.verify_password("u1", "wrong", caller=CALLER)) for _ in range(5)
+    ]
 
-    assert (await store.get_user("u1")).state == rules.ACTIVE
+    assert results == [("COMMAND-3M0fs", n) for n in range(1, 6)]  # counted, never locked
+    user = await store.get_user("u1")
+    assert (user.state, user.failed_password_attempts) == (rules.ACTIVE, 5)
 
 
 class CountingHasher(PasswordHasher):
@@ -314,9 +321,12 @@ async def test_changing_the_password_needs_the_current_one(store, hasher):
     wrong = await outcome(
         passwords.change_password("u1", "wrong", "N3w-Password!", False, caller=CALLER)
     )
+    assert wrong == ("COMMAND-3M0fs", 1)
+    assert (await store.get_user("u1")).failed_password_attempts == 1  # it counted
+
     await passwords.change_password("u1", PASSWORD, "N3w-Password!", False, caller=CALLER)
 
-    assert wrong == ("COMMAND-3M0fs", 1)
+    assert (await store.get_user("u1")).failed_password_attempts == 0
     assert await outcome(passwords.verify_password("u1", "N3w-Password!", caller=CALLER)) == (
         "ok",
         None,
@@ -327,8 +337,12 @@ async def test_user_events_reach_the_stream_without_any_secret(store, hasher, re
     user = await add_user(store, hasher)
     passwords = service(store, hasher, max_attempts=2)
     await passwords.verify_password("u1", PASSWORD, caller=CALLER)
-    for _ in range(2):
+    failures = [
         await outcome(passwords.verify_password("u1", "Wr0ng-Guess!", caller=CALLER))
+        for _ in range(2)
+    ]
+    assert failures == [("COMMAND-3M0fs", 1), ("COMMAND-3M0fs", 2)]
+    assert (await store.get_user("u1")).state == rules.LOCKED
     await store.mutate("u1", rules.unlock)
     changed = await passwords.set_password("u1", "N3w-Password!", False)
 

@@ -54,6 +54,11 @@ class Authenticator:
         self._user_views = user_views
         self._clock = clock
         self._pats: TTLCache[str, Caller | None] = TTLCache(cache_ttl_ms)
+        user_views.subscribe(self._forget_user)
+
+    def _forget_user(self, user_id: str) -> None:
+        """A user changed in this worker: its cached PAT callers must be looked up again."""
+        self._pats.discard_if(lambda caller: caller is not None and caller.user_id == user_id)
 
     async def authenticate(self, token: str) -> Caller:
         parts = tokens.split(token)

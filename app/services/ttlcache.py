@@ -7,6 +7,7 @@ user (or a PAT) can be after another worker changed it. Writes in this process i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -39,6 +40,11 @@ class TTLCache(Generic[K, V]):
 
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)
+
+    def discard_if(self, stale: Callable[[V], bool]) -> None:
+        """Drop every entry whose value ``stale`` says is out of date."""
+        for key in [k for k, (_, value) in self._entries.items() if stale(value)]:
+            del self._entries[key]
 
     def clear(self) -> None:
         self._entries.clear()
