@@ -12,15 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -36,57 +31,13 @@ from app.process.logging import (
     secret_literals,
 )
 from app.process.settings import Settings
+from tests.processes import logged_server
 from tests.support import ADMIN_TOKEN
-from tests.test_workers import _free_port, _wait_healthy
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SECRET = "Q" * 10 + "abcdefghijklmnopqrstuvwxyz0123456-_"  # 45 base64url characters
 SESSION_TOKEN = f"s.329421077445181441.{SECRET[:43]}"
 PAT = f"p.329421077445181442.{SECRET[2:45]}"
-
-
-class LoggedServer:
-    def __init__(self, url: str, port: int, log: Path) -> None:
-        self.url = url
-        self.port = port
-        self.log = log
-
-    def lines(self) -> list[dict[str, Any]]:
-        """Every line of the log, each of which must be one JSON object."""
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
-
-
-@contextmanager
-def logged_server(redis_url: str, log: Path, **env: str | float) -> Iterator[LoggedServer]:
-    """``python -m app`` like ``tests.test_workers.server``, its stderr written to ``log``."""
-    port = _free_port()
-    variables = {
-        **os.environ,
-        "SESSIOND_REDIS_URL": redis_url,
-        "SESSIOND_HTTP_PORT": str(port),
-        "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SESSIOND_LOG_LEVEL": "warning",
-        "SESSIOND_LOG_FORMAT": "json",
-        "SESSIOND_CACHE_TTL_MS": "0",
-        "SESSIOND_ARGON2_TIME_COST": "1",
-        "SESSIOND_ARGON2_MEMORY_KIB": "1024",
-        **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},
-    }
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=variables, stderr=stderr, start_new_session=True
-        )
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield LoggedServer(f"http://127.0.0.1:{port}", port, log)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
 
 
 async def raw_request(port: int, data: bytes) -> bytes:

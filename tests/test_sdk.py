@@ -28,8 +28,8 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
+from tests.processes import server
 from tests.support import ADMIN_TOKEN, PASSWORD, b64
-from tests.test_workers import server
 
 # zitadel_client imports authlib.jose, which warns (AuthlibDeprecationWarning) at import time.
 # authlib's own import adds an "always" filter for it in front of pytest's "error", so the

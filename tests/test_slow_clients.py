@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
+from tests.processes import Server, logged_server
 from tests.support import ADMIN_TOKEN
-from tests.test_log_redaction import LoggedServer, logged_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(name="running", scope="module")
-def _running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedServer]:
+def _running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("slow") / "stderr.log"
     with logged_server(
         redis_url,
@@ -95,7 +95,7 @@ async def _normal_traffic(url: str, until: float) -> list[float]:
     return durations
 
 
-async def test_slow_heads_and_bodies_are_cut_and_others_are_served(running: LoggedServer):
+async def test_slow_heads_and_bodies_are_cut_and_others_are_served(running: Server):
     head_only = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
     body_head = (
         b"POST /v2/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -121,7 +121,7 @@ async def test_slow_heads_and_bodies_are_cut_and_others_are_served(running: Logg
     assert "slow or excess connections cut" in events
 
 
-async def test_connections_beyond_the_cap_are_closed_at_once(running: LoggedServer):
+async def test_connections_beyond_the_cap_are_closed_at_once(running: Server):
     await asyncio.sleep(0.2)  # the previous test's connections are gone
     connector = aiohttp.TCPConnector(limit=1)  # one kept-alive connection, opened first
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -156,7 +156,7 @@ async def test_connections_beyond_the_cap_are_closed_at_once(running: LoggedServ
         assert response.status == 200
 
 
-def test_idle_kept_alive_connections_are_not_cut_by_the_header_timeout(running: LoggedServer):
+def test_idle_kept_alive_connections_are_not_cut_by_the_header_timeout(running: Server):
     """The header timer runs while a head is awaited, not between requests."""
     import http.client
 

@@ -30,8 +30,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from storage import keys
+from tests.processes import server
 from tests.support import ADMIN_TOKEN, PASSWORD
-from tests.test_workers import _call, _human, server
+from tests.test_workers import _call, _human
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +23,16 @@ import aiohttp
 import pytest
 
 from storage import keys
+from tests.processes import Server, free_port, server, wait_healthy
 from tests.support import ADMIN_TOKEN, PASSWORD, b64
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes]) -> None:
-        self.url = url
-        self.proc = proc
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, exactly like a crashed or OOM-killed worker."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-
-
-@contextmanager
-def server(redis_url: str, **env: str | int) -> Iterator[Server]:
-    """``python -m app`` in its own process group; stopped (or killed) afterwards."""
-    port = _free_port()
-    variables = {
-        **os.environ,
-        "SESSIOND_REDIS_URL": redis_url,
-        "SESSIOND_HTTP_PORT": str(port),
-        "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN,
-        "SESSIOND_LOG_LEVEL": "warning",
-        "SESSIOND_LOG_FORMAT": "json",
-        "SESSIOND_CACHE_TTL_MS": "0",
-        "SESSIOND_ARGON2_TIME_COST": "1",
-        "SESSIOND_ARGON2_MEMORY_KIB": "1024",
-        **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "app"], env=variables, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield Server(url, proc)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not become ready")
+# re-exported: other process tests import these names from here
+_free_port = free_port
+_wait_healthy = wait_healthy
 
 
 @pytest.fixture(name="http")
