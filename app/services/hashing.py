@@ -35,19 +35,21 @@ class PasswordHasher:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, self._argon2.verify, encoded, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
             return False
 
     def needs_rehash(self, encoded: str) -> bool:
         """True if ``encoded`` was made with other parameters than the configured ones."""
         try:
             return self._argon2.check_needs_rehash(encoded)
-        except InvalidHashError:
+        except (InvalidHashError, UnicodeEncodeError):
             return False
 
     @staticmethod
     def accepts(encoded: str) -> bool:
         """Whether an imported hash (AddHumanUser ``hashedPassword``) is one we can verify."""
+        if not encoded.isascii():  # a PHC string is ASCII; argon2 cannot encode anything else
+            return False
         try:
             argon2.extract_parameters(encoded)
         except InvalidHashError:

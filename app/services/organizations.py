@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.errors import Unimplemented
+from actors.errors import Unimplemented, ValidationFailed
 from actors.permissions import Caller, Grant
 from actors.timefmt import rfc3339_ms
 from app.services.session_wire import Details
@@ -23,8 +23,11 @@ class OrganizationService(UserServiceBase):
             raise Unimplemented(
                 "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": ["admins.human"]}
             )
-        for admin in request.admins:  # all checks before the first write: no half-made org
-            await self._existing_user(admin.user_id or "")
+        admin_ids = [admin.user_id or "" for admin in request.admins]
+        if len(set(admin_ids)) != len(admin_ids):  # a second grant would fail after the org
+            raise ValidationFailed("invalid AddOrganizationRequest.Admins: a user is listed twice")
+        for user_id in admin_ids:  # all checks before the first write: no half-made org
+            await self._existing_user(user_id)
         org = await self._users.create_org(
             request.name,
             org_id=request.organization_id or request.org_id,

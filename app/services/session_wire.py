@@ -1,8 +1,9 @@
 """Session API request/response types (ZITADEL's JSON names) and their mapping to commands.
 
-Decoding validates shape (types, lengths, enums); ``to_*`` functions turn requests into
-commands and raise ``ValidationFailed`` for what the schema cannot say (one-ofs, base64,
-durations). Pure: no I/O.
+Decoding validates shape (types, lengths, patterns); ``to_*`` functions turn requests into
+commands and raise ``ValidationFailed`` for what a decoder cannot check (one-ofs, enums,
+base64). A wire type's ``schema_rules`` state those rules in JSON Schema, for the OpenAPI
+document (``app.transports.openapi``), next to the code that enforces them. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from functools import cache
 from typing import Annotated, Any, ClassVar
 
@@ -18,25 +20,68 @@ import msgspec
 from actors.commands import Checks, CreateSession, SetSession, UserCheck
 from actors.errors import Unimplemented, ValidationFailed
 from actors.model import UserAgent
+from actors.queries import MAX_LIMIT, METHODS, SORTING_COLUMNS
 from actors.timefmt import parse_duration_ms, parse_rfc3339_ms
 from actors.views import SessionView
 
 Str200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptStr200 = Annotated[str, msgspec.Meta(max_length=200)]
-B64 = Annotated[
+_B64_CHAR = "[A-Za-z0-9+/_-]"
+#: Standard or URL-safe base64, padded or not (protojson accepts all four), as ``decode_bytes``
+#: takes it: whole quads, then an optional last group of 2 or 3 characters and its padding.
+B64_PATTERN = rf"^(?:{_B64_CHAR}{{4}})*(?:{_B64_CHAR}{{2}}(?:==?)?|{_B64_CHAR}{{3}}=?)?$"
+#: A metadata value: base64 of at most ``max_metadata_value_bytes`` (4096 by default) bytes.
+#: ``decode_bytes`` checks the base64 and ``actors.limits`` the size, so the schema alone
+#: bounds it: 1365 quads (4095 bytes) and a group of 2 (1 byte), or 1364 and one of 3.
+MetadataValue = Annotated[
     str,
     msgspec.Meta(
-        max_length=1_000_000,
-        extra_json_schema={"contentEncoding": "base64", "pattern": r"^[A-Za-z0-9+/_=-]*$"},
+        extra_json_schema={
+            "contentEncoding": "base64",
+            "maxLength": 5464,
+            "pattern": rf"^(?:(?:{_B64_CHAR}{{4}}){{0,1365}}(?:{_B64_CHAR}{{2}}(?:==?)?)?"
+            rf"|(?:{_B64_CHAR}{{4}}){{0,1364}}{_B64_CHAR}{{3}}=?)$",
+        }
     ),
 ]
+#: A positive protobuf Duration of at most 11 digits of seconds (about 3000 years, so no
+#: expiration passes year 9999) and at least a millisecond, the precision kept: "300s", "1.5s".
+DURATION_PATTERN = (
+    r"^(?:[1-9][0-9]{0,10}(?:\.[0-9]{1,9})?"
+    r"|0\.(?:[1-9][0-9]{0,8}|0[1-9][0-9]{0,7}|00[1-9][0-9]{0,6}))s$"
+)
+#: The decoder leaves the value to ``_lifetime_ms`` and the session's own check of the
+#: expiration (SESSION-lifetimeMax), which name what is wrong.
 Duration = Annotated[
     str,
     msgspec.Meta(
-        max_length=40, extra_json_schema={"pattern": r"^-?\d+(\.\d{1,9})?s$", "examples": ["300s"]}
+        max_length=40, extra_json_schema={"pattern": DURATION_PATTERN, "examples": ["300s"]}
     ),
 ]
-Timestamp = Annotated[str, msgspec.Meta(max_length=40, extra_json_schema={"format": "date-time"})]
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_HOUR, _MINUTE = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
+#: RFC 3339 as ``parse_rfc3339_ms`` reads it (no leap second, no year 0, an offset within a
+#: day); ``format: date-time`` adds the calendar (no February 30th).
+TIMESTAMP_PATTERN = (
+    rf"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    rf"T{_HOUR}:{_MINUTE}:{_MINUTE}(?:\.[0-9]{{1,9}})?(?:Z|[+-]{_HOUR}:{_MINUTE})$"
+)
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=40, pattern=TIMESTAMP_PATTERN, extra_json_schema={"format": "date-time"}
+    ),
+]
+
+
+_B64 = re.compile(B64_PATTERN)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+
+
+def enum_of(names: tuple[str, ...] | list[str], *, zero: bool = True) -> dict[str, Any]:
+    """The JSON schema of a protojson enum: its names or numbers (without 0 if not ``zero``)."""
+    first = 0 if zero else 1
+    return {"enum": [*names[first:], *range(first, len(names))]}
 
 
 class Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
@@ -44,7 +89,29 @@ class Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
 
 
 # -- requests ---------------------------------------------------------------------------------
+def exactly_one(*names: str) -> dict[str, Any]:
+    """JSON Schema of a proto oneof that must be set: exactly one of ``names`` non-null."""
+    return {"oneOf": [present(name) for name in names]}
+
+
+def at_most_one(*names: str) -> dict[str, Any]:
+    """JSON Schema of an optional oneof: not both of ``names`` given non-null."""
+    return {
+        "not": {
+            "required": list(names),
+            "properties": {n: {"not": {"type": "null"}} for n in names},
+        }
+    }
+
+
+def present(name: str) -> dict[str, Any]:
+    """JSON Schema of a field that must be given, and not as null."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
 class CheckUser(Wire):
+    #: ``_checks``: exactly one of the two (ZITADEL's ``search`` oneof).
+    schema_rules: ClassVar[dict[str, Any]] = exactly_one("userId", "loginName")
     user_id: Str200 | None = None
     login_name: Str200 | None = None
 
@@ -74,20 +141,38 @@ class CheckRecoveryCode(Wire):
     code: Str200
 
 
+#: A check or challenge this server does not perform yet (``_refuse_unsupported``).
+_NOT_BUILT = msgspec.Meta(
+    extra_json_schema={"description": "not supported yet: a request naming it is answered 501"}
+)
+
+
 class ChecksIn(Wire):
     user: CheckUser | None = None
     password: CheckPassword | None = None
-    web_auth_n: CheckWebAuthN | None = None
-    idp_intent: CheckIDPIntent | None = None
-    totp: CheckTOTP | None = None
-    otp_sms: CheckOTP | None = None
-    otp_email: CheckOTP | None = None
-    recovery_code: CheckRecoveryCode | None = None
+    web_auth_n: Annotated[CheckWebAuthN | None, _NOT_BUILT] = None
+    idp_intent: Annotated[CheckIDPIntent | None, _NOT_BUILT] = None
+    totp: Annotated[CheckTOTP | None, _NOT_BUILT] = None
+    otp_sms: Annotated[CheckOTP | None, _NOT_BUILT] = None
+    otp_email: Annotated[CheckOTP | None, _NOT_BUILT] = None
+    recovery_code: Annotated[CheckRecoveryCode | None, _NOT_BUILT] = None
+
+
+_USER_VERIFICATION = (
+    "USER_VERIFICATION_REQUIREMENT_UNSPECIFIED",
+    "USER_VERIFICATION_REQUIREMENT_REQUIRED",
+    "USER_VERIFICATION_REQUIREMENT_PREFERRED",
+    "USER_VERIFICATION_REQUIREMENT_DISCOURAGED",
+)
 
 
 class WebAuthNChallengeIn(Wire):
+    #: ``_validate_challenges``: the requirement must be given, and not UNSPECIFIED.
+    schema_rules: ClassVar[dict[str, Any]] = {"required": ["domain", "userVerificationRequirement"]}
     domain: Str200
-    user_verification_requirement: str | int = 0
+    user_verification_requirement: Annotated[
+        str | int, msgspec.Meta(extra_json_schema=enum_of(_USER_VERIFICATION, zero=False))
+    ] = 0
 
 
 class OTPSMSChallengeIn(Wire):
@@ -103,6 +188,8 @@ class ReturnCodeIn(Wire):
 
 
 class OTPEmailChallengeIn(Wire):
+    #: ``_validate_challenges``: the delivery type is a oneof.
+    schema_rules: ClassVar[dict[str, Any]] = at_most_one("sendCode", "returnCode")
     send_code: SendCodeIn | None = None
     return_code: ReturnCodeIn | None = None
 
@@ -113,29 +200,53 @@ class ChallengesIn(Wire):
     otp_email: OTPEmailChallengeIn | None = None
 
 
+#: One header value: at most ``max_header_value_bytes`` (4096 by default) UTF-8 bytes, so
+#: never more than 4096 characters (``actors.limits`` checks it: SESSION-uaValue).
+HeaderValue = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": 4096})]
+
+
 class HeaderValuesIn(Wire):
-    values: list[Annotated[str, msgspec.Meta(max_length=8192)]] = []
+    #: at most ``max_header_values`` (16 by default) per header
+    values: Annotated[list[HeaderValue], msgspec.Meta(extra_json_schema={"maxItems": 16})] = []
 
 
 class UserAgentIn(Wire):
     fingerprint_id: OptStr200 | None = None
     ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     description: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
-    header: dict[Annotated[str, msgspec.Meta(max_length=256)], HeaderValuesIn] = {}
+    #: at most ``max_header_names`` (64 by default) headers
+    header: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=256)], HeaderValuesIn],
+        msgspec.Meta(extra_json_schema={"maxProperties": 64}),
+    ] = {}
 
 
-MetadataIn = dict[Annotated[str, msgspec.Meta(min_length=1, max_length=200)], B64]
+#: at most ``max_metadata_keys`` (100 by default) keys
+MetadataIn = Annotated[
+    dict[Annotated[str, msgspec.Meta(min_length=1, max_length=200)], MetadataValue],
+    msgspec.Meta(extra_json_schema={"maxProperties": 100}),
+]
 
 
 SessionToken = Annotated[str, msgspec.Meta(max_length=400)]
 
 
 class CreateSessionRequest(Wire):
+    #: A new session has no user yet: a password check needs the user check with it
+    #: (``actors.machine``, COMMAND-Sfw3f).
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "properties": {
+            "checks": {
+                "if": present("password"),
+                "then": present("user"),
+            }
+        }
+    }
     checks: ChecksIn | None = None
     metadata: MetadataIn = {}
     user_agent: UserAgentIn | None = None
     lifetime: Duration | None = None
-    challenges: ChallengesIn | None = None
+    challenges: Annotated[ChallengesIn | None, _NOT_BUILT] = None
 
 
 class SetSessionRequest(Wire):
@@ -145,7 +256,7 @@ class SetSessionRequest(Wire):
     checks: ChecksIn | None = None
     metadata: MetadataIn = {}
     lifetime: Duration | None = None
-    challenges: ChallengesIn | None = None
+    challenges: Annotated[ChallengesIn | None, _NOT_BUILT] = None
 
 
 class GetSessionRequest(Wire):
@@ -163,7 +274,8 @@ class DeleteSessionRequest(Wire):
 class ListQuery(Wire):
     #: uint64 in the proto; Redis (and msgspec) take signed 64-bit, so 2^63 and up are a 400
     offset: Annotated[int, msgspec.Meta(ge=0, le=9_223_372_036_854_775_807)] = 0
-    limit: Annotated[int, msgspec.Meta(ge=0, le=4_294_967_295)] = 0
+    #: 0 is the default page (100); more than MAX_LIMIT is refused (``_page``)
+    limit: Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"maximum": MAX_LIMIT})] = 0
     asc: bool = False
 
 
@@ -175,33 +287,64 @@ class UserIdQuery(Wire):
     id: OptStr200 = ""
 
 
+_TIMESTAMP_METHOD = Annotated[str | int, msgspec.Meta(extra_json_schema=enum_of(list(METHODS)))]
+
+
 class TimestampQuery(Wire):
     creation_date: Timestamp | None = None
     expiration_date: Timestamp | None = None
-    method: str | int = 0
+    method: _TIMESTAMP_METHOD = 0
+
+
+class CreationDateQuery(TimestampQuery, kw_only=True):
+    #: ``session_list._time``: the timestamp the query compares with is required
+    schema_rules: ClassVar[dict[str, Any]] = present("creationDate")
+
+
+class ExpirationDateQuery(TimestampQuery, kw_only=True):
+    schema_rules: ClassVar[dict[str, Any]] = present("expirationDate")
+
+
+#: ``{}`` (no id) means "mine"; an empty id is refused (``session_list._given_or_own``).
+_MINE_OR_ID = Annotated[str, msgspec.Meta(max_length=200, extra_json_schema={"minLength": 1})]
 
 
 class CreatorQuery(Wire):
-    id: OptStr200 | None = None
+    id: _MINE_OR_ID | None = None
 
 
 class UserAgentQuery(Wire):
-    fingerprint_id: OptStr200 | None = None
+    #: Without an id the query means the caller's own user agent, which only a caller that
+    #: authenticates with a session token has (any other caller gets a 400): documented as
+    #: required.
+    schema_rules: ClassVar[dict[str, Any]] = present("fingerprintId")
+    fingerprint_id: _MINE_OR_ID | None = None
 
 
 class SearchQuery(Wire):
+    #: ``session_list.to_filter``: each query is exactly one kind
+    schema_rules: ClassVar[dict[str, Any]] = exactly_one(
+        "idsQuery",
+        "userIdQuery",
+        "creationDateQuery",
+        "creatorQuery",
+        "userAgentQuery",
+        "expirationDateQuery",
+    )
     ids_query: IdsQuery | None = None
     user_id_query: UserIdQuery | None = None
-    creation_date_query: TimestampQuery | None = None
+    creation_date_query: CreationDateQuery | None = None
     creator_query: CreatorQuery | None = None
     user_agent_query: UserAgentQuery | None = None
-    expiration_date_query: TimestampQuery | None = None
+    expiration_date_query: ExpirationDateQuery | None = None
 
 
 class ListSessionsRequest(Wire):
     query: ListQuery | None = None
     queries: list[SearchQuery] = []
-    sorting_column: str | int = 0
+    sorting_column: Annotated[
+        str | int, msgspec.Meta(extra_json_schema=enum_of(list(SORTING_COLUMNS)))
+    ] = 0
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -259,6 +402,8 @@ class ListSessionsBody(Wire):
 # -- mapping ----------------------------------------------------------------------------------
 def decode_bytes(text: str, where: str) -> bytes:
     """Standard or URL-safe base64, padded or not (protojson accepts all four)."""
+    if _B64.fullmatch(text) is None:  # binascii alone would take "YWJj=" and "YQ===="
+        raise ValidationFailed(f"invalid {where}: value is not valid base64")
     cleaned = text.replace("-", "+").replace("_", "/")
     cleaned += "=" * (-len(cleaned) % 4)
     try:
@@ -275,20 +420,14 @@ def _lifetime_ms(raw: str | None, rpc: str) -> int | None:
     if raw is None:
         return None
     try:
+        if raw != raw.strip():  # parse_duration_ms would overlook it
+            raise ValueError(raw)
         lifetime_ms = parse_duration_ms(raw)
     except ValueError:
         raise ValidationFailed(f"invalid {rpc}.Lifetime: value must be a duration") from None
     if lifetime_ms <= 0:
         raise ValidationFailed(f"invalid {rpc}.Lifetime: value must be greater than 0s")
     return lifetime_ms
-
-
-_USER_VERIFICATION = (
-    "USER_VERIFICATION_REQUIREMENT_UNSPECIFIED",
-    "USER_VERIFICATION_REQUIREMENT_REQUIRED",
-    "USER_VERIFICATION_REQUIREMENT_PREFERRED",
-    "USER_VERIFICATION_REQUIREMENT_DISCOURAGED",
-)
 
 
 @cache
@@ -410,6 +549,8 @@ def timestamp_ms(raw: str | None, where: str) -> int:
     if raw is None:
         raise ValidationFailed(f"invalid {where}: value is required")
     try:
+        if _TIMESTAMP.fullmatch(raw) is None:
+            raise ValueError(raw)
         return parse_rfc3339_ms(raw)
     except ValueError:
         raise ValidationFailed(f"invalid {where}: value must be an RFC 3339 timestamp") from None

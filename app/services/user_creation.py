@@ -34,6 +34,15 @@ class Created(msgspec.Struct, frozen=True, kw_only=True):
     phone_code: str | None = None
 
 
+#: Path segments of the REST user routes: a user with such an id could not be addressed.
+RESERVED_USER_IDS = frozenset({"human", "new"})
+
+
+def _check_user_id(user_id: str | None) -> None:
+    if user_id in RESERVED_USER_IDS:
+        raise ValidationFailed(f"invalid request: userId {user_id!r} is reserved")
+
+
 def _refuse_unsupported(human: HumanIn) -> None:
     """Never pretend: a client sending these expects them to take effect."""
     pending = [
@@ -142,6 +151,7 @@ class UserCreation(UserServiceBase):
         username: str | None,
         human: HumanIn,
     ) -> Created:
+        _check_user_id(user_id)
         _refuse_unsupported(human)
         now = self._clock.now_ms()
         uid = user_id or self._ids.new_id()
@@ -172,6 +182,7 @@ class UserCreation(UserServiceBase):
         self, caller: Caller, org_id: str, request: CreateUserRequest
     ) -> Created:
         assert request.machine is not None  # noqa: S101 - checked by the caller
+        _check_user_id(request.user_id)
         user_id = request.user_id or self._ids.new_id()
         change = rules.new_machine(
             user_id=user_id,

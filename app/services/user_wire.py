@@ -10,9 +10,20 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from actors.permissions import INSTANCE_ROLES, ORG_ROLES
 from actors.timefmt import rfc3339_ms
+from actors.user_names import GENDERS
 from actors.user_records import Human, User
-from app.services.session_wire import Details, OptStr200, Str200, Timestamp, Wire
+from app.services.session_wire import (
+    Details,
+    OptStr200,
+    Str200,
+    Timestamp,
+    Wire,
+    at_most_one,
+    exactly_one,
+    present,
+)
 
 Code20 = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
 
@@ -62,8 +73,14 @@ class ReturnCode(Wire):
     pass
 
 
+#: ``user_creation._refuse_unsupported``: a local part, ``@``, a domain, no space.
+Email = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": "^[^@ ]+@[^ ]+$"})
+]
+
+
 class EmailIn(Wire):
-    email: Str200
+    email: Email
     send_code: SendCode | None = None
     return_code: ReturnCode | None = None
     is_verified: bool = False
@@ -76,13 +93,19 @@ class PhoneIn(Wire):
     is_verified: bool = False
 
 
+#: ``actors.user_names.gender_name``: a name or number; "", 0 and null are unspecified.
+Gender = Annotated[
+    str | int, msgspec.Meta(extra_json_schema={"enum": ["", *GENDERS, *range(len(GENDERS))]})
+]
+
+
 class ProfileIn(Wire):
     given_name: Str200
     family_name: Str200
     nick_name: OptStr200 = ""
     display_name: OptStr200 = ""
     preferred_language: Annotated[str, msgspec.Meta(max_length=10)] = ""
-    gender: str | int | None = None
+    gender: Gender | None = None
 
 
 class PasswordIn(Wire):
@@ -90,20 +113,43 @@ class PasswordIn(Wire):
     change_required: bool = False
 
 
+_ARGON2_PARAMS = "|".join(
+    ",".join(f"{key}=[0-9]+" for key in order)
+    for order in ("mtp", "mpt", "tmp", "tpm", "pmt", "ptm")
+)
+#: ASCII but ``$``: argon2-cffi takes any salt and hash text, but encodes it as ASCII.
+_PHC_FIELD = r"[\x00-#%-\x7f]*"
+#: An argon2 hash in PHC form, the one kind ``PasswordHasher.accepts`` can verify.
+ARGON2_PATTERN = (
+    rf"^\$argon2(?:id|i|d)(?:\$v=[0-9]+)?\$(?:{_ARGON2_PARAMS})\${_PHC_FIELD}\${_PHC_FIELD}$"
+)
+
+
 class HashedPasswordIn(Wire):
-    hash: Str200
+    hash: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": ARGON2_PATTERN}),
+    ]
     change_required: bool = False
 
 
+#: A field this server does not support yet (``user_creation._refuse_unsupported``).
+_NOT_BUILT = msgspec.Meta(
+    extra_json_schema={"description": "not supported yet: a non-empty value is answered 501"}
+)
+
+
 class HumanIn(Wire):
+    #: ``user_creation._refuse_unsupported``: a password or its hash, not both
+    schema_rules: ClassVar[dict[str, Any]] = at_most_one("password", "hashedPassword")
     profile: ProfileIn
     email: EmailIn
     phone: PhoneIn | None = None
     password: PasswordIn | None = None
     hashed_password: HashedPasswordIn | None = None
     metadata: tuple[Any, ...] = ()
-    idp_links: tuple[Any, ...] = ()
-    totp_secret: str | None = None
+    idp_links: Annotated[tuple[Any, ...], _NOT_BUILT] = ()
+    totp_secret: Annotated[str | None, _NOT_BUILT] = None
 
 
 class AddHumanUserRequest(HumanIn):
@@ -118,6 +164,8 @@ class MachineIn(Wire):
 
 
 class CreateUserRequest(Wire):
+    #: ``create_user``: exactly one of human and machine (ZITADEL's ``userType`` oneof)
+    schema_rules: ClassVar[dict[str, Any]] = exactly_one("human", "machine")
     #: Required in ZITADEL; we fall back to the default organization, like AddHumanUser.
     organization_id: Str200 | None = None
     user_id: Str200 | None = None
@@ -127,6 +175,8 @@ class CreateUserRequest(Wire):
 
 
 class SetPasswordRequest(UserIdRequest, kw_only=True):
+    #: ``set_password``: one proof at most, the current password or the reset code
+    schema_rules: ClassVar[dict[str, Any]] = at_most_one("currentPassword", "verificationCode")
     new_password: PasswordIn
     current_password: Str200 | None = None
     verification_code: Code20 | None = None
@@ -145,10 +195,20 @@ class PasswordResetRequest(UserIdRequest, kw_only=True):
     return_code: ReturnCode | None = None
 
 
+#: ``actors.users.add_grant``: an organization's roles
+OrgRole = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"enum": sorted(ORG_ROLES)})
+]
+
+
 class OrgAdminIn(Wire):
+    #: An existing user by id; ``human`` (a new user) is not supported yet (501), and
+    #: neither is an admin without ``userId``.
+    schema_rules: ClassVar[dict[str, Any]] = present("userId")
     user_id: Str200 | None = None
-    human: dict[str, Any] | None = None
-    roles: tuple[Str200, ...] = ()
+    human: Annotated[dict[str, Any] | None, _NOT_BUILT] = None
+    #: default ORG_OWNER
+    roles: tuple[OrgRole, ...] = ()
 
 
 class AddOrganizationRequest(Wire):
@@ -159,17 +219,42 @@ class AddOrganizationRequest(Wire):
 
 
 class AddPersonalAccessTokenRequest(UserIdRequest, kw_only=True):
+    #: in the future (400 otherwise)
     expiration_date: Timestamp | None = None
 
 
 class ResourceIn(Wire):
     instance: bool = False
     organization_id: Str200 | None = None
-    project_id: str | None = None
-    project_grant: dict[str, Any] | None = None
+    project_id: Annotated[str | None, _NOT_BUILT] = None
+    project_grant: Annotated[dict[str, Any] | None, _NOT_BUILT] = None
+
+
+def _grant_on(required: str, resource: dict[str, Any], roles: frozenset[str]) -> dict[str, Any]:
+    return {
+        "properties": {
+            "resource": {"required": [required], "properties": resource},
+            "roles": {"minItems": 1, "items": {"enum": sorted(roles)}},
+        }
+    }
 
 
 class CreateAdministratorRequest(Wire):
+    #: ``_grant_scope``: the instance or one organization, and ``add_grant``: roles of it
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            _grant_on(
+                "instance",
+                {"instance": {"const": True}, "organizationId": {"type": "null"}},
+                INSTANCE_ROLES,
+            ),
+            _grant_on(
+                "organizationId",
+                {"organizationId": {"type": "string"}, "instance": {"const": False}},
+                ORG_ROLES,
+            ),
+        ]
+    }
     user_id: Str200
     resource: ResourceIn
     roles: list[Str200]

@@ -119,7 +119,9 @@ def handler(
 
     async def handle(request: web.Request) -> web.Response:
         if route.body:
-            message: Any = decode(await read_body(request), rpc.request, max_depth)
+            message: Any = decode(
+                _json_or_nothing(await read_body(request)), rpc.request, max_depth
+            )
             message = _merged(message, request, path, query)
         else:  # the parameters are the whole message: one validating conversion
             message = _from_parameters(request, rpc.request, path, query)
@@ -130,13 +132,23 @@ def handler(
     return handle
 
 
+def _json_or_nothing(raw: bytes) -> bytes:
+    """No body is the empty message; a body is a JSON document, and whitespace is not one."""
+    if raw and not raw.strip():
+        raise ValidationFailed("invalid JSON: the body is only whitespace; send {} or no body")
+    return raw
+
+
 def _merged(message: Any, request: web.Request, path: list[_Binding], query: list[_Binding]) -> Any:
     """The body's message with the path's values (they win) and missing query values."""
     updates = {b.field: _convert(b, request.match_info[b.param]) for b in path}
     for binding in query:
         value = request.query.get(binding.param) or request.query.get(binding.field)
-        if value is not None and getattr(message, binding.field) is None:
-            updates[binding.field] = _convert(binding, value)
+        if value is None:
+            continue
+        converted = _convert(binding, value)  # validated even when the body's value wins
+        if getattr(message, binding.field) is None:
+            updates[binding.field] = converted
     return msgspec.structs.replace(message, **updates) if updates else message
 
 
@@ -154,6 +166,38 @@ def _from_parameters(
         raise ValidationFailed(f"invalid request: {exc}") from None
 
 
+def shadowed(route: Route) -> dict[str, list[str]]:
+    """Path parameter → the literal segments of other routes its pattern would also match.
+
+    ``/v2/sessions/{sessionId}`` would answer ``GET /v2/sessions/search`` (the search route's
+    path) as GetSession("search"), and so list GET in a 405's ``Allow`` there; those values
+    are carved out of the parameter, so that such a path has exactly its own methods.
+    """
+    parts = route.path.split("/")
+    found: dict[str, list[str]] = {}
+    for other in ROUTES:
+        others = other.path.split("/")
+        if len(others) != len(parts) or other.path_params:
+            continue
+        differing = [i for i, (a, b) in enumerate(zip(parts, others, strict=True)) if a != b]
+        if len(differing) == 1 and _PARAM.fullmatch(parts[differing[0]]):
+            literals = found.setdefault(parts[differing[0]][1:-1], [])
+            if others[differing[0]] not in literals:
+                literals.append(others[differing[0]])
+    return found
+
+
+def router_path(route: Route) -> str:
+    """``route.path`` with the shadowed literals excluded from its parameters' patterns."""
+    path = route.path
+    for name, literals in shadowed(route).items():
+        if not path.endswith(f"/{{{name}}}"):
+            raise ValueError(f"{route.path}: only a last parameter may shadow another route")
+        excluded = "|".join(re.escape(literal) for literal in literals)
+        path = path.replace(f"{{{name}}}", f"{{{name}:(?!(?:{excluded})$)[^{{}}/]+}}")
+    return path
+
+
 def setup_rest_routes(app: web.Application, *, max_depth: int = MAX_DEPTH) -> None:
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, handler(route, max_depth))
+        app.router.add_route(route.method, router_path(route), handler(route, max_depth))
