@@ -1,0 +1,1 @@
+"""Mutation testing of sessiond: ``make mutate`` (see docs/mutation.md)."""
