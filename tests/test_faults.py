@@ -124,7 +124,14 @@ async def set_metadata(client: Client, session_id: str, key: str, value: str = "
 
 
 async def metadata_of(client: Client, session_id: str) -> dict[str, str]:
+    """The session's metadata; a 503 (retryable by contract, e.g. one command that timed
+    out while the restarted Redis is still busy) is retried a few times, anything else not."""
     got = await call(client, "GET", f"/v2/sessions/{session_id}")
+    for _ in range(4):
+        if got.status != 503:
+            break
+        await asyncio.sleep(0.2)
+        got = await call(client, "GET", f"/v2/sessions/{session_id}")
     assert got.status == 200, str(got)
     return dict(got.body["session"].get("metadata", {}))
 
