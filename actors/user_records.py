@@ -45,6 +45,31 @@ class Phone(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     code: Code | None = None
 
 
+class Totp(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A TOTP authenticator: the seed sealed under the master key, never in clear.
+
+    ``verified``: a code was confirmed (VerifyTOTPRegistration) or it was imported; only
+    then is it a factor. ``last_step``: the RFC 6238 time step of the last accepted code;
+    a code of that step or an earlier one is a replay.
+    """
+
+    sealed_secret: str
+    verified: bool = False
+    last_step: int = 0
+
+
+class SecondFactors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The second factors a human has registered (stored in the user hash's own fields).
+
+    ``recovery_codes``: keyed hashes of the codes not used yet (each is usable once).
+    """
+
+    totp: Totp | None = None
+    otp_sms: bool = False
+    otp_email: bool = False
+    recovery_codes: tuple[str, ...] = ()
+
+
 class Human(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     profile: Profile
     email: Email
@@ -53,6 +78,7 @@ class Human(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     password_change_required: bool = False
     password_changed_ms: int = 0
     password_code: Code | None = None
+    factors: SecondFactors = SecondFactors()
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -71,6 +97,8 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     state: str = ACTIVE
     sequence: int = 0
     failed_password_attempts: int = 0
+    #: Failed TOTP / OTP / recovery-code checks since the last success or unlock.
+    failed_otp_attempts: int = 0
     #: Bumped whenever a fact sessions show changes (names, password, state).
     view_version: int = 0
     grants: tuple[Grant, ...] = ()

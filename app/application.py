@@ -28,6 +28,7 @@ from app.services.hashing import PasswordHasher
 from app.services.ids import SecretsMinter
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
+from app.services.sealing import Keyring
 from app.services.session_reads import SessionViews
 from app.services.sessions import SessionService
 from app.services.sweeper import sweep_forever
@@ -118,6 +119,12 @@ def _registry(settings: Settings, stores: Stores, passwords: PasswordService) ->
     )
 
 
+def _keyring(settings: Settings) -> Keyring:
+    if not settings.master_key:
+        raise SystemExit("SESSIOND_MASTER_KEY is not set (see app.process.master_key)")
+    return Keyring.from_text(settings.master_key, settings.master_key_old)
+
+
 def _limits(settings: Settings) -> Limits:
     return Limits(
         metadata_keys=settings.max_metadata_keys,
@@ -132,6 +139,7 @@ def _limits(settings: Settings) -> Limits:
 
 def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def services(app: web.Application) -> AsyncIterator[None]:
+        keyring = _keyring(settings)
         stores = await open_stores(settings)
         users = stores.users
         hasher = PasswordHasher(
@@ -161,7 +169,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 instance_id=stores.instance.id,
                 retention_ms=settings.expired_retention_ms,
             ),
-            users=UserService(users, passwords, hasher, user_views, CLOCK, IDS),
+            users=UserService(users, passwords, hasher, user_views, CLOCK, IDS, keyring=keyring),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
             permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import math
 import os
 import shlex
@@ -269,6 +270,8 @@ class Bench:
                 "SESSIOND_REDIS_URL": self.redis_url,
                 "SESSIOND_HTTP_PORT": str(port),
                 "SESSIOND_ADMIN_TOKEN": self.token,
+                # generated per run: the bench seals nothing that outlives it
+                "SESSIOND_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
                 "SESSIOND_WORKERS": str(self.args.workers),
                 "SESSIOND_LOG_LEVEL": "warning",
                 "SESSIOND_LOG_FORMAT": "json",

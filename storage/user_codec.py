@@ -2,7 +2,11 @@
 
 A user is one hash ``user:{U}``: scalar fields the scripts read (``state``, ``pw``,
 ``failed``, ``vv``, ``org``, ``rev``, ``seq``) and JSON for the rest (profile, email, ...).
-The password hash is kept out of the JSON document, in ``pw`` only. Pure: no Redis here.
+The password hash is kept out of the JSON document, in ``pw`` only. So are the second
+factors, which the check scripts read and change atomically: ``totp`` (the sealed seed),
+``totp_ok`` ("1" once verified), ``totp_step`` (last accepted time step), ``otp_sms`` and
+``otp_email`` ("1" when added), ``rc`` (the unused recovery codes' hashes, space-separated)
+and ``failed_otp`` (failed second-factor checks). Pure: no Redis here.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import msgspec
 from msgspec.structs import replace
 
 from actors.permissions import Grant
-from actors.user_records import Human, Machine, Org, User, UserEvent
+from actors.user_records import Human, Machine, Org, SecondFactors, Totp, User, UserEvent
 
 _ENCODER = msgspec.json.Encoder()
 _HUMAN = msgspec.json.Decoder(Human)
@@ -46,14 +50,16 @@ def user_fields(user: User) -> dict[str, str]:
         "ctime": str(user.creation_ms),
         "mtime": str(user.change_ms),
         "failed": str(user.failed_password_attempts),
+        "failed_otp": str(user.failed_otp_attempts),
         "vv": str(user.view_version),
         "grants": to_json(user.grants),
     }
     if user.human is not None:
         fields["kind"] = "human"
-        fields["human"] = to_json(replace(user.human, password_hash=""))
+        fields["human"] = to_json(replace(user.human, password_hash="", factors=SecondFactors()))
         if user.human.password_hash:
             fields["pw"] = user.human.password_hash
+        fields.update(_factor_fields(user.human.factors))
     elif user.machine is not None:
         fields["kind"] = "machine"
         fields["machine"] = to_json(user.machine)
@@ -67,7 +73,7 @@ def user_from_fields(raw: Mapping[bytes | str, bytes | str]) -> tuple[User, int]
     f = _decoded(raw)
     human = _HUMAN.decode(f["human"]) if "human" in f else None
     if human is not None:
-        human = replace(human, password_hash=f.get("pw", ""))
+        human = replace(human, password_hash=f.get("pw", ""), factors=_factors_from(f))
     user = User(
         id=f["id"],
         org_id=f["org"],
@@ -77,12 +83,46 @@ def user_from_fields(raw: Mapping[bytes | str, bytes | str]) -> tuple[User, int]
         change_ms=int(f["mtime"]),
         sequence=int(f.get("seq", 0)),
         failed_password_attempts=int(f.get("failed", 0)),
+        failed_otp_attempts=int(f.get("failed_otp", 0)),
         view_version=int(f.get("vv", 0)),
         grants=_GRANTS.decode(f.get("grants", "[]")),
         human=human,
         machine=_MACHINE.decode(f["machine"]) if "machine" in f else None,
     )
     return user, int(f.get("rev", 0))
+
+
+def _factor_fields(factors: SecondFactors) -> dict[str, str]:
+    """Only the factors present: an absent field is "not registered" for the scripts."""
+    fields: dict[str, str] = {}
+    if factors.totp is not None:
+        fields["totp"] = factors.totp.sealed_secret
+        fields["totp_step"] = str(factors.totp.last_step)
+        if factors.totp.verified:
+            fields["totp_ok"] = "1"
+    if factors.otp_sms:
+        fields["otp_sms"] = "1"
+    if factors.otp_email:
+        fields["otp_email"] = "1"
+    if factors.recovery_codes:
+        fields["rc"] = " ".join(factors.recovery_codes)
+    return fields
+
+
+def _factors_from(f: Mapping[str, str]) -> SecondFactors:
+    totp = None
+    if f.get("totp"):
+        totp = Totp(
+            sealed_secret=f["totp"],
+            verified=f.get("totp_ok") == "1",
+            last_step=int(f.get("totp_step") or 0),
+        )
+    return SecondFactors(
+        totp=totp,
+        otp_sms=f.get("otp_sms") == "1",
+        otp_email=f.get("otp_email") == "1",
+        recovery_codes=tuple(f.get("rc", "").split()),
+    )
 
 
 def org_fields(org: Org) -> dict[str, str]:

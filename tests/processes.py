@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, MASTER_KEY
 
 
 def free_port() -> int:
@@ -83,6 +83,7 @@ def _running(redis_url: str, stderr: Path | None, env: dict[str, str | float]) -
         "SESSIOND_REDIS_URL": redis_url,
         "SESSIOND_HTTP_PORT": str(port),
         "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SESSIOND_MASTER_KEY": MASTER_KEY,
         "SESSIOND_LOG_LEVEL": "warning",
         "SESSIOND_LOG_FORMAT": "json",
         "SESSIOND_CACHE_TTL_MS": "0",

@@ -11,6 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 ADMIN_TOKEN = "admin-" + "x" * 40
+#: The suite's master key (base64 of 32 bytes); only test data is ever sealed with it.
+MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1zdWl0ZSEhISE="
 PASSWORD = "Corr3ct-Horse!"
 
 

@@ -56,7 +56,7 @@ async def _ensure_dev_admin_file(users: _AdminUsers, data_dir: Path) -> Path:
         return path
     issued = IDS.pat()
     await users.ensure_admin(issued.plain)
-    await asyncio.to_thread(_write_private, path, issued.plain + "\n")
+    await asyncio.to_thread(write_private, path, issued.plain + "\n")
     return path
 
 
@@ -64,7 +64,7 @@ def _read(path: Path) -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Created with mode 0600 from the start: no moment where others could read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -95,6 +95,11 @@ _SECRET_KEYS = frozenset(
         "password",
         "secret",
         "admin_token",
+        "code",
+        "otp",
+        "master_key",
+        "totp_secret",
+        "recovery_codes",
     }
 )
 #: Exceptions whose stack is noise: the client's or the network's fault, not ours. Redis
@@ -307,7 +312,14 @@ def configure_logging(settings: Settings, *, cache_loggers: bool = True) -> None
     """
     level = parse_level(settings.log_level)
     stream = sys.stderr
-    redactor = Redactor([settings.admin_token] if settings.admin_token else [])
+    configured = (
+        settings.admin_token,
+        settings.master_key,
+        settings.master_key_old,
+        settings.smtp_password,
+        settings.sms_webhook_secret,
+    )
+    redactor = Redactor([secret for secret in configured if secret])
     renderer = _renderer(wants_json(settings.log_format, stream), stream, redactor)
     structlog.configure(
         processors=[*_shared_processors(), structlog.processors.StackInfoRenderer(), *renderer],

@@ -15,9 +15,11 @@ import structlog
 
 from app.process.bootstrap import bootstrap
 from app.process.logging import configure_logging
+from app.process.master_key import with_master_key
 from app.process.server import serve
 from app.process.settings import Settings
 from app.process.workers import run_workers
+from app.services.sealing import new_master_key
 from storage.embedded import EmbeddedRedis
 
 log = structlog.get_logger("sessiond")
@@ -31,8 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         from app.process.cli import events_tail
 
         return events_tail(settings, args[2:])
+    if args == ["master-key"]:
+        print(new_master_key())
+        return 0
     if args:
-        print("usage: python -m app [events tail [--group G] [--from-start]]", file=sys.stderr)
+        print(
+            "usage: python -m app [events tail [--group G] [--from-start] | master-key]",
+            file=sys.stderr,
+        )
         return 2
     embedded = None
     if settings.embedded:
@@ -44,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         settings = msgspec.structs.replace(settings, redis_url=embedded.url)
     try:
+        settings = with_master_key(settings, dev_mode=embedded is not None)
         asyncio.run(bootstrap(settings, dev_mode=embedded is not None))
         log.info(
             "serving", host=settings.http_host, port=settings.http_port, workers=settings.workers

@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from actors.limits import Rate, parse_rate, parse_span_ms
+from app.services.sealing import parse_master_key
 
 PREFIX = "SESSIOND_"
 #: Variables of the test harness share the prefix but are not settings of the service.
@@ -38,6 +39,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     domain: str = "localhost"
     #: Failed password checks before a user is locked; 0 = lockout off.
     lockout_max_password_attempts: int = 0
+    #: Failed second-factor checks (TOTP, OTP SMS/e-mail, recovery codes) before a user is
+    #: locked; 0 = lockout off.
+    lockout_max_otp_attempts: int = 0
+    #: AES-256-GCM key (base64 of 32 bytes) sealing TOTP seeds and keying code hashes;
+    #: required with SESSIOND_REDIS_URL (dev mode keeps one in the data dir). The previous
+    #: key, during a rotation, still opens what it sealed.
+    master_key: str = ""
+    master_key_old: str = ""
+    #: Outgoing e-mail (OTP, verification and reset codes); empty host: no SMTP.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "sessiond@localhost"
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    #: Outgoing SMS: a JSON POST to this URL, signed with HMAC-SHA256 of the secret.
+    sms_webhook_url: str = ""
+    sms_webhook_secret: str = ""
+    #: Delivery attempts of one message before it is dead-lettered.
+    delivery_max_attempts: int = 8
     #: How long expired sessions stay readable/listable/deletable ("1h", "90m", "300s", "300").
     expired_retention: str = "1h"
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
@@ -125,6 +146,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             parse_rate(rate)
         if self.redis_timeout_ms < 1 or self.max_json_depth < 8:
             raise ValueError("redis_timeout_ms must be >= 1 and max_json_depth >= 8")
+        for key in (self.master_key, self.master_key_old):
+            if key:
+                parse_master_key(key)
+        if self.delivery_max_attempts < 1:
+            raise ValueError("delivery_max_attempts must be >= 1")
+        if self.sms_webhook_url and not self.sms_webhook_secret:
+            raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
 
     @property
     def expired_retention_ms(self) -> int:

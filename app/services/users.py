@@ -14,6 +14,7 @@ from actors.ports import Clock
 from app.services.ids import SecretsMinter
 from app.services.passwords import PasswordService
 from app.services.ports import Hasher, Transition, UserDirectory
+from app.services.sealing import Keyring
 from app.services.user_common import require
 from app.services.user_creation import UserCreation
 from app.services.user_credentials import UserCredentials
@@ -43,9 +44,12 @@ class UserService(UserCreation, UserCredentials):
         views: UserViewCache,
         clock: Clock,
         ids: SecretsMinter,
+        *,
+        keyring: Keyring,
     ) -> None:
         super().__init__(users, hasher, views, clock, ids)
         self._passwords = passwords
+        self._keyring = keyring
 
     async def get_user_by_id(self, caller: Caller, request: GetUserByIDRequest) -> GetUserResponse:
         """Anyone may read themselves; others need ``user.read`` on the user's organization."""
