@@ -20,6 +20,9 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | every committing script |
 | ``user:{U}``                      | hash   | none (deleted users stay, tombstoned)| user_write/password_*   |
 | ``user:{U}:attempts``             | zset   | latest deadline; in-flight checks    | password_begin/finish   |
+| ``user:{U}:otp_attempts``         | zset   | like attempts, second-factor checks  | otp_begin/finish        |
+| ``sessiond:outbox``               | stream | none; acknowledged jobs trimmed      | commit/user_write.lua   |
+| ``sessiond:outbox:dead``          | stream | none; MAXLEN ~ N                     | the delivery worker     |
 | ``users:loginnames``              | hash   | none; lower(login name) → user id    | user_write.lua          |
 | ``org:{O}``                       | hash   | none                                 | org_create.lua          |
 | ``orgs:names``                    | hash   | none; lower(name) → org id           | org_create.lua          |
@@ -91,6 +94,12 @@ def user_attempts(user_id: str) -> str:
     return f"user:{{{user_id}}}:attempts"
 
 
+def user_otp_attempts(user_id: str) -> str:
+    return f"user:{{{user_id}}}:otp_attempts"
+
+
+OUTBOX = "sessiond:outbox"
+OUTBOX_DEAD = "sessiond:outbox:dead"
 LOGIN_NAMES = "users:loginnames"
 
 

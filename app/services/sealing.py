@@ -108,6 +108,10 @@ class Keyring:
         """A keyed hash of ``value`` under the current key."""
         return f"{self._current.kid}.{self._mac(self._current, purpose, value)}"
 
+    def digests(self, purpose: str, value: str) -> list[str]:
+        """``value``'s keyed hash under every known key (to find it among stored ones)."""
+        return [f"{key.kid}.{self._mac(key, purpose, value)}" for key in self._keys.values()]
+
     def matches(self, purpose: str, value: str, stored: str) -> bool:
         """Constant-time comparison of ``value`` against a digest made by any known key."""
         kid, _, expected = stored.partition(".")
