@@ -23,6 +23,9 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``user:{U}:otp_attempts``         | zset   | like attempts, second-factor checks  | otp_begin/finish        |
 | ``sessiond:outbox``               | stream | none; acknowledged jobs trimmed      | commit/user_write.lua   |
 | ``sessiond:outbox:dead``          | stream | none; MAXLEN ~ N                     | the delivery worker     |
+| ``sessiond:outbox:retry``         | zset   | none; entry id → when it is due     | the delivery worker     |
+| ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
+| ``outbox:sent:{J}``               | string | 1 day; job J was delivered           | the delivery worker     |
 | ``users:loginnames``              | hash   | none; lower(login name) → user id    | user_write.lua          |
 | ``org:{O}``                       | hash   | none                                 | org_create.lua          |
 | ``orgs:names``                    | hash   | none; lower(name) → org id           | org_create.lua          |
@@ -100,6 +103,15 @@ def user_otp_attempts(user_id: str) -> str:
 
 OUTBOX = "sessiond:outbox"
 OUTBOX_DEAD = "sessiond:outbox:dead"
+OUTBOX_RETRY = "sessiond:outbox:retry"
+OUTBOX_ATTEMPTS = "sessiond:outbox:attempts"
+
+
+def outbox_sent(job_id: str) -> str:
+    """Set once job ``job_id`` was sent: a redelivered job is acknowledged, not sent again."""
+    return f"outbox:sent:{{{job_id}}}"
+
+
 LOGIN_NAMES = "users:loginnames"
 
 

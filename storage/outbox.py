@@ -1,0 +1,408 @@
+"""The delivery outbox: jobs on a Redis stream, consumed by the ``delivery`` group.
+
+A job is written (``job_fields``) by the same script as the change that needs it, so a code
+is never issued without its message, nor a message queued for a change that did not happen.
+Workers read it with XREADGROUP; what happens next is recorded only in Redis:
+
+- **delivered**: the entry is acknowledged and deleted (XACK + XDEL) and the job's
+  ``sent_event`` is appended to the aggregate's event partition, in one MULTI, so the event
+  is published once however often the job was tried. Sent events carry no ``sequence``:
+  bumping the session's ``seq`` would fence out its actor's next commit.
+- **failed**: the entry stays pending in the group and its id goes into ``OUTBOX_RETRY``
+  (a zset scored by when it is due). The worker whose ZREM removes it (one wins) claims it
+  with XCLAIM and tries again. ``OUTBOX_ATTEMPTS`` counts attempts per entry id: each failed
+  send, and each take-over after a crash. After the last attempt the job moves to
+  ``OUTBOX_DEAD`` with its reason.
+- **crashed**: an entry pending for ``min_idle_ms`` that is not waiting in ``OUTBOX_RETRY``
+  belonged to a worker that died; XAUTOCLAIM hands it to a live one.
+
+Idempotency: a job's ``id`` is its idempotency key. ``outbox:sent:{id}`` is set (NX, one day)
+right after a send succeeded and checked before every send, so a worker killed between send
+and acknowledgement does not send again. A worker killed *during* a send (the receiver may
+or may not have the message) sends again after the take-over: the receiver dedupes on the
+key, which every channel transmits.
+
+A job entry is exactly the eight ``DeliveryJob`` fields, in declaration order, all present,
+as text (``JOB_FIELDS``). A dead letter is those eight plus ``reason``, ``attempts``,
+``failed_ms`` and ``entry`` (the id it had in the outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from actors.delivery import DeliveryJob
+from actors.timefmt import rfc3339_ms
+from storage import keys
+from storage.codec import as_text
+from storage.connection import connect
+
+GROUP = "delivery"
+#: The order of a job's fields on the stream (the Lua scripts write them in this order).
+JOB_FIELDS = (
+    "id",
+    "channel",
+    "template",
+    "user_id",
+    "created_ms",
+    "sealed",
+    "session_id",
+    "sent_event",
+)
+SENT_MARKER_TTL_MS = 24 * 3600 * 1000
+DEAD_MAXLEN = 100_000
+#: ``pending_summary`` counts unread entries up to this many.
+UNREAD_COUNT_CAP = 100_000
+#: ``creator`` of the sent events: the worker, not a user, publishes them.
+SENT_EVENT_CREATOR = "delivery"
+
+
+class MalformedJobError(ValueError):
+    """An outbox entry that is not a job (missing fields, wrong types)."""
+
+
+def job_fields(job: DeliveryJob) -> list[str]:
+    """The flat field/value list of XADD: ``JOB_FIELDS`` in order, every value as text."""
+    values = msgspec.structs.asdict(job)
+    out: list[str] = []
+    for name in JOB_FIELDS:
+        out += [name, str(values[name])]
+    return out
+
+
+def job_from_fields(fields: Mapping[str, str] | Mapping[bytes, bytes]) -> DeliveryJob:
+    """A job from a stream entry's fields (bytes or text); MalformedJobError if it is none."""
+    text = {as_text(name): as_text(value) for name, value in fields.items()}
+    try:
+        return msgspec.convert(
+            {name: text[name] for name in JOB_FIELDS if name in text}, DeliveryJob, strict=False
+        )
+    except msgspec.ValidationError as exc:
+        raise MalformedJobError(str(exc)) from None
+
+
+class HeldEntry(Protocol):
+    """What ``delivered`` and ``dead_letter`` need of an entry (``OutboxEntry`` or alike)."""
+
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def fields(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One job as a worker holds it: its stream id, the job, its attempts so far."""
+
+    entry_id: str
+    fields: dict[str, str]
+    attempts: int
+
+    @property
+    def job(self) -> DeliveryJob:
+        return job_from_fields(self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    entry_id: str
+    job_id: str
+    template: str
+    channel: str
+    consumer: str
+    idle_ms: int
+    attempts: int
+    #: When its next attempt is due (ms since the epoch); None while in flight.
+    retry_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSummary:
+    #: Entries not yet read by any worker.
+    unread: int
+    pending: list[PendingJob]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadJob:
+    dead_id: str
+    job_id: str
+    template: str
+    channel: str
+    attempts: int
+    reason: str
+    failed_ms: int
+
+
+def _pairs(flat: Sequence[str]) -> dict[Any, Any]:
+    """A flat field/value list as the mapping redis-py's XADD takes (order is kept)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _fields(raw: Mapping[Any, Any] | None) -> dict[str, str]:
+    return {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+
+
+class RedisOutbox:
+    """The outbox stream, its consumer group, retries, dead letters and sent markers."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        partitions: int,
+        event_maxlen: int,
+        dead_maxlen: int = DEAD_MAXLEN,
+    ) -> None:
+        self._client = client
+        self._partitions = partitions
+        self._event_maxlen = event_maxlen
+        self._dead_maxlen = dead_maxlen
+        self._instance_id = ""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def ensure_group(self) -> None:
+        """Create the ``delivery`` group (and the stream) from the first entry; idempotent."""
+        try:
+            await self._client.xgroup_create(keys.OUTBOX, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, job: DeliveryJob) -> str:
+        """A plain XADD, as the scripts do it (tests, requeue)."""
+        return await self._xadd(keys.OUTBOX, job_fields(job))
+
+    async def _xadd(self, stream: str, flat: Sequence[str]) -> str:
+        return as_text(await self._client.xadd(stream, _pairs(flat)))
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[OutboxEntry]:
+        """New jobs for ``consumer`` (XREADGROUP >), waiting up to ``block_ms`` for one."""
+        reply: Any = await self._client.xreadgroup(
+            GROUP, consumer, {keys.OUTBOX: ">"}, count=count, block=block_ms
+        )
+        raw = [entry for _, entries in reply or [] for entry in entries]
+        return [OutboxEntry(as_text(eid), _fields(f), 0) for eid, f in raw if f is not None]
+
+    async def reclaim(
+        self, consumer: str, min_idle_ms: int, cursor: str = "0-0", count: int = 10
+    ) -> tuple[str, list[OutboxEntry]]:
+        """Jobs of crashed workers (pending ``min_idle_ms``, not waiting for a retry).
+
+        Each take-over counts as an attempt. Returns the XAUTOCLAIM cursor to go on from
+        (``0-0`` once the whole pending list was scanned) and the entries now ours.
+        """
+        reply: Any = await self._client.xautoclaim(
+            keys.OUTBOX, GROUP, consumer, min_idle_time=min_idle_ms, start_id=cursor, count=count
+        )
+        next_cursor = as_text(reply[0])
+        claimed = [(as_text(eid), f) for eid, f in reply[1] if f is not None]
+        if not claimed:
+            return next_cursor, []
+        waiting = await self._client.zmscore(keys.OUTBOX_RETRY, [eid for eid, _ in claimed])
+        entries = []
+        for (entry_id, raw), retry_at in zip(claimed, waiting, strict=True):
+            if retry_at is not None:  # failed earlier and waiting for its backoff
+                continue
+            attempts = await self._client.hincrby(keys.OUTBOX_ATTEMPTS, entry_id, 1)
+            entries.append(OutboxEntry(entry_id, _fields(raw), int(attempts)))
+        return next_cursor, entries
+
+    async def due_retries(self, consumer: str, now_ms: int, count: int) -> list[OutboxEntry]:
+        """Failed jobs whose backoff is over, claimed for ``consumer`` (one worker each)."""
+        due: Any = await self._client.zrangebyscore(
+            keys.OUTBOX_RETRY, "-inf", now_ms, start=0, num=count
+        )
+        entries = []
+        for raw_id in due:
+            entry_id = as_text(raw_id)
+            if not await self._client.zrem(keys.OUTBOX_RETRY, entry_id):
+                continue  # another worker took it
+            claimed: Any = await self._client.xclaim(keys.OUTBOX, GROUP, consumer, 0, [entry_id])
+            attempts = await self.attempts(entry_id)
+            entries += [
+                OutboxEntry(as_text(eid), _fields(f), attempts)
+                for eid, f in claimed
+                if f is not None
+            ]
+        return entries
+
+    async def attempts(self, entry_id: str) -> int:
+        value = await self._client.hget(keys.OUTBOX_ATTEMPTS, entry_id)
+        return int(value) if value else 0
+
+    async def failed(self, entry_id: str) -> int:
+        """Count a failed attempt; the attempts so far."""
+        return int(await self._client.hincrby(keys.OUTBOX_ATTEMPTS, entry_id, 1))
+
+    async def retry_later(self, entry_id: str, due_ms: int) -> None:
+        """Leave the entry pending and try it again from ``due_ms`` on."""
+        await self._client.zadd(keys.OUTBOX_RETRY, {entry_id: due_ms})
+
+    async def was_sent(self, job_id: str) -> bool:
+        return bool(await self._client.exists(keys.outbox_sent(job_id)))
+
+    async def mark_sent(self, job_id: str) -> None:
+        await self._client.set(keys.outbox_sent(job_id), "1", nx=True, px=SENT_MARKER_TTL_MS)
+
+    async def ack(self, entry_id: str) -> None:
+        """Done with the entry: acknowledge and delete it, forget its attempts."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            tx: Any = pipe
+            self._forget(tx, entry_id)
+            await tx.execute()
+
+    @staticmethod
+    def _forget(tx: Any, entry_id: str) -> None:
+        tx.xack(keys.OUTBOX, GROUP, entry_id)
+        tx.xdel(keys.OUTBOX, entry_id)
+        tx.hdel(keys.OUTBOX_ATTEMPTS, entry_id)
+        tx.zrem(keys.OUTBOX_RETRY, entry_id)
+
+    async def delivered(self, entry: HeldEntry, at_ms: int) -> None:
+        """Ack the entry and publish the job's ``sent_event`` in the same MULTI."""
+        job = job_from_fields(entry.fields)
+        event = await self._sent_event(job, at_ms) if job.sent_event else None
+        async with self._client.pipeline(transaction=True) as pipe:
+            tx: Any = pipe
+            self._forget(tx, entry.entry_id)
+            if event is not None:
+                stream, flat = event
+                tx.xadd(stream, _pairs(flat), maxlen=self._event_maxlen, approximate=True)
+            await tx.execute()
+
+    async def _sent_event(self, job: DeliveryJob, at_ms: int) -> tuple[str, list[str]]:
+        instance_id = await self._instance()
+        if job.session_id:
+            aggregate_type, aggregate_id, owner = "session", job.session_id, instance_id
+        else:
+            org = await self._client.hget(keys.user(job.user_id), "org")
+            aggregate_type, aggregate_id = "user", job.user_id
+            owner = as_text(org) if org else instance_id
+        stream = keys.event_stream(keys.event_partition(aggregate_id, self._partitions))
+        return stream, [
+            "type",
+            job.sent_event,
+            "resourceOwner",
+            owner,
+            "payload",
+            "{}",
+            "aggregateType",
+            aggregate_type,
+            "aggregateId",
+            aggregate_id,
+            "aggregateVersion",
+            "v1",
+            "instanceId",
+            instance_id,
+            "creator",
+            SENT_EVENT_CREATOR,
+            "createdAt",
+            rfc3339_ms(at_ms),
+        ]
+
+    async def _instance(self) -> str:
+        if not self._instance_id:
+            value = await self._client.hget(keys.INSTANCE, "id")
+            self._instance_id = as_text(value) if value else ""
+        return self._instance_id
+
+    async def dead_letter(self, entry: HeldEntry, reason: str, at_ms: int) -> str:
+        """Move the job to ``OUTBOX_DEAD`` with ``reason`` (no secrets in it), then ack."""
+        attempts = await self.attempts(entry.entry_id)
+        flat = [value for pair in entry.fields.items() for value in pair]
+        flat += ["reason", reason, "attempts", str(attempts), "failed_ms", str(at_ms)]
+        flat += ["entry", entry.entry_id]
+        async with self._client.pipeline(transaction=True) as pipe:
+            tx: Any = pipe
+            tx.xadd(keys.OUTBOX_DEAD, _pairs(flat), maxlen=self._dead_maxlen, approximate=True)
+            self._forget(tx, entry.entry_id)
+            replies = await tx.execute()
+        return as_text(replies[0])
+
+    async def pending_summary(self, count: int = 100) -> PendingSummary:
+        """Jobs read but not done (in flight or waiting for a retry), and unread ones."""
+        await self.ensure_group()
+        rows: Any = await self._client.xpending_range(keys.OUTBOX, GROUP, "-", "+", count)
+        pending = []
+        for row in rows:
+            entry_id = as_text(row["message_id"])
+            raw: Any = await self._client.xrange(keys.OUTBOX, entry_id, entry_id)
+            fields = _fields(raw[0][1]) if raw else {}
+            retry_at = await self._client.zscore(keys.OUTBOX_RETRY, entry_id)
+            pending.append(
+                PendingJob(
+                    entry_id=entry_id,
+                    job_id=fields.get("id", ""),
+                    template=fields.get("template", ""),
+                    channel=fields.get("channel", ""),
+                    consumer=as_text(row["consumer"]),
+                    idle_ms=int(row["time_since_delivered"]),
+                    attempts=await self.attempts(entry_id),
+                    retry_at_ms=int(retry_at) if retry_at is not None else None,
+                )
+            )
+        return PendingSummary(unread=await self._unread(), pending=pending)
+
+    async def _unread(self) -> int:
+        """Entries after the group's last delivered one (XINFO's ``lag`` is unset after XDEL)."""
+        groups: Any = await self._client.xinfo_groups(keys.OUTBOX)
+        last = next(as_text(g["last-delivered-id"]) for g in groups if as_text(g["name"]) == GROUP)
+        after: Any = await self._client.xrange(keys.OUTBOX, f"({last}", "+", UNREAD_COUNT_CAP)
+        return len(after)
+
+    async def dead_jobs(self, count: int = 1000) -> list[DeadJob]:
+        raw: Any = await self._client.xrange(keys.OUTBOX_DEAD, "-", "+", count)
+        out = []
+        for dead_id, entry in raw:
+            fields = _fields(entry)
+            out.append(
+                DeadJob(
+                    dead_id=as_text(dead_id),
+                    job_id=fields.get("id", ""),
+                    template=fields.get("template", ""),
+                    channel=fields.get("channel", ""),
+                    attempts=int(fields.get("attempts") or 0),
+                    reason=fields.get("reason", ""),
+                    failed_ms=int(fields.get("failed_ms") or 0),
+                )
+            )
+        return out
+
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        """Put dead jobs (by dead-letter id or job id; None = all) back; their new entry ids.
+
+        A requeued job is a new entry with a fresh attempt count and the same job id, so
+        the idempotency key (and the sent marker) still applies.
+        """
+        wanted = set(ids) if ids is not None else None
+        raw: Any = await self._client.xrange(keys.OUTBOX_DEAD, "-", "+")
+        requeued = []
+        for dead_id_raw, entry in raw:
+            dead_id, fields = as_text(dead_id_raw), _fields(entry)
+            if wanted is not None and dead_id not in wanted and fields.get("id") not in wanted:
+                continue
+            flat = [value for name in JOB_FIELDS for value in (name, fields.get(name, ""))]
+            async with self._client.pipeline(transaction=True) as pipe:
+                tx: Any = pipe
+                tx.xadd(keys.OUTBOX, _pairs(flat))
+                tx.xdel(keys.OUTBOX_DEAD, dead_id)
+                replies = await tx.execute()
+            requeued.append(as_text(replies[0]))
+        return requeued
+
+
+def open_outbox(url: str, *, partitions: int, event_maxlen: int, pool_size: int = 8) -> RedisOutbox:
+    """An outbox on its own pooled client: blocking reads must not hold up other commands."""
+    return RedisOutbox(
+        connect(url, pool_size=pool_size), partitions=partitions, event_maxlen=event_maxlen
+    )
