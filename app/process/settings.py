@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     sms_webhook_secret: str = ""
     #: Delivery attempts of one message before it is dead-lettered.
     delivery_max_attempts: int = 8
+    #: The first retry of a failed delivery waits about this long; doubling per attempt.
+    delivery_backoff_ms: int = 2000
     #: How long expired sessions stay readable/listable/deletable ("1h", "90m", "300s", "300").
     expired_retention: str = "1h"
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
@@ -113,6 +115,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit_user: str = "20/1m"
     rate_limit_ip: str = "120/1m"
     rate_limit_caller: str = "6000/1m"
+    #: Set by the process itself when it started the embedded Valkey (never from the
+    #: environment): dev conveniences such as writing messages to files are on.
+    dev_mode: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
     uvloop: bool = True
@@ -125,6 +130,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             for name, value in environ.items()
             if name.startswith(PREFIX) and not name.startswith(TEST_PREFIX)
         }
+        if "dev_mode" in values:
+            raise SystemExit("invalid configuration: SESSIOND_DEV_MODE is not a setting")
         try:
             settings = msgspec.convert(values, cls, strict=False)
             settings.validate()
