@@ -220,6 +220,7 @@ class SessionActor:
                 at_ms=outcome.at_ms,
                 creator_id=envelope.caller.user_id,
                 release=release,
+                jobs=outcome.jobs,
             )
         except Exception as exc:
             error = exc if isinstance(exc, ServiceError) else _unexpected(self.session_id, exc)

@@ -19,12 +19,50 @@ class UserCheck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Checks(msgspec.Struct, frozen=True, kw_only=True):
+    """The checks of one request, run in ZITADEL's fixed order (the field order here)."""
+
     user: UserCheck | None = None
     password: str | None = None
+    totp: str | None = None
+    otp_sms: str | None = None
+    otp_email: str | None = None
+    recovery_code: str | None = None
 
     @property
     def empty(self) -> bool:
-        return self.user is None and self.password is None
+        return self == _NO_CHECKS
+
+    @property
+    def second_factors(self) -> bool:
+        """Whether any check beyond user and password is asked for."""
+        return not (
+            self.totp is None
+            and self.otp_sms is None
+            and self.otp_email is None
+            and self.recovery_code is None
+        )
+
+
+_NO_CHECKS = Checks()
+
+
+class OtpChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """An OTP challenge request: return the code in the response, or send it.
+
+    ``url_template`` (e-mail only) is the link of the mail, already validated.
+    """
+
+    return_code: bool = False
+    url_template: str | None = None
+
+
+class Challenges(msgspec.Struct, frozen=True, kw_only=True):
+    otp_sms: OtpChallenge | None = None
+    otp_email: OtpChallenge | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.otp_sms is not None or self.otp_email is not None
 
 
 class CreateSession(msgspec.Struct, frozen=True, kw_only=True, tag="create"):
@@ -32,12 +70,14 @@ class CreateSession(msgspec.Struct, frozen=True, kw_only=True, tag="create"):
     metadata: dict[str, bytes] = {}
     user_agent: UserAgent | None = None
     lifetime_ms: int | None = None
+    challenges: Challenges = Challenges()
 
 
 class SetSession(msgspec.Struct, frozen=True, kw_only=True, tag="set"):
     checks: Checks = Checks()
     metadata: dict[str, bytes] = {}
     lifetime_ms: int | None = None
+    challenges: Challenges = Challenges()
 
 
 class DeleteSession(msgspec.Struct, frozen=True, kw_only=True, tag="delete"):
@@ -47,8 +87,20 @@ class DeleteSession(msgspec.Struct, frozen=True, kw_only=True, tag="delete"):
 Command = CreateSession | SetSession | DeleteSession
 
 
+class IssuedCode(msgspec.Struct, frozen=True, kw_only=True):
+    """A fresh OTP challenge code: the plain code (returned or sent) and its keyed hash."""
+
+    plain: str
+    code_hash: str
+    expires_ms: int
+
+
 class Evidence(msgspec.Struct, frozen=True, kw_only=True):
-    """Facts gathered by I/O before deciding: the resolved user and a verified password."""
+    """Facts gathered by I/O before deciding: the user, verified credentials, drawn codes."""
 
     user: UserRef | None = None
     password_verified: bool = False
+    #: The second-factor checks (``Checks`` field names) verified against the user.
+    verified: frozenset[str] = frozenset()
+    otp_sms_code: IssuedCode | None = None
+    otp_email_code: IssuedCode | None = None

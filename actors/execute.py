@@ -1,9 +1,11 @@
 """Running one command against one state: the I/O around the pure rules.
 
-For a command with a password check, ``execute`` asks ``preflight`` which user's password to
-verify and verifies it through the ``PasswordVerifier`` port (a failure is recorded on the
-user and raised); then ``decide`` produces the events and ``evolve`` the next state. Nothing
-is written here; the caller commits.
+For a command with credential checks or challenges, ``execute`` asks ``preflight`` whose
+credentials they concern, verifies each check in ZITADEL's order through the ports
+(``PasswordVerifier``, ``SecondFactorVerifier``: a failure is recorded on the user and
+raised, and the first one ends the command) and draws the codes of OTP challenges; then
+``decide`` produces the events and ``evolve`` the next state. Nothing is written here; the
+caller commits, with the delivery jobs of codes to be sent.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import msgspec
 
 from actors import machine
-from actors.commands import Command, Evidence
+from actors.commands import Command, CreateSession, Evidence, OtpChallenge, SetSession
+from actors.delivery import DeliveryJob
+from actors.errors import Internal
 from actors.events import Event, TokenSet
 from actors.limits import Limits
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller, reports_end_users
-from actors.ports import Clock, PasswordVerifier, TokenMinter
+from actors.ports import Clock, DrawnCode, PasswordVerifier, SecondFactorVerifier, TokenMinter
 
 
 class Deps(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +29,8 @@ class Deps(msgspec.Struct, frozen=True, kw_only=True):
     passwords: PasswordVerifier
     clock: Clock
     minter: TokenMinter
+    #: None: a process that serves no second factors (tests of the core, the bench twin).
+    second_factors: SecondFactorVerifier | None = None
     limits: Limits = Limits()
 
 
@@ -35,6 +41,11 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None = None
     events: tuple[Event, ...] = ()
     at_ms: int = 0
+    #: Codes of OTP challenges asked with ``returnCode``, for this response only.
+    otp_sms_code: str | None = None
+    otp_email_code: str | None = None
+    #: Messages to send, committed with the events.
+    jobs: tuple[DeliveryJob, ...] = ()
 
 
 def _with_client_ip(state: SessionState | None, caller: Caller) -> Caller:
@@ -61,14 +72,17 @@ async def execute(
         limits=deps.limits,
     )
     evidence = Evidence(user=user)
-    password = getattr(getattr(command, "checks", None), "password", None)
-    if password is not None:  # else decide() runs the same preflight itself, first thing
-        password_user = machine.preflight(state, command, evidence, ctx)
-        if password_user is not None:
-            await deps.passwords.verify_password(
-                password_user, password, caller=_with_client_ip(state, caller)
+    drawn: _Drawn = _NOTHING_DRAWN
+    if isinstance(command, CreateSession | SetSession) and _needs_credentials(command):
+        target = machine.preflight(state, command, evidence, ctx)
+        if target is not None:
+            evidence = await _verify(state, command, target, evidence, caller, deps)
+            drawn = await _draw(session_id, command, target, deps)
+            evidence = msgspec.structs.replace(
+                evidence,
+                otp_sms_code=drawn.sms.code if drawn.sms else None,
+                otp_email_code=drawn.email.code if drawn.email else None,
             )
-            evidence = Evidence(user=user, password_verified=True)
     events = machine.decide(state, command, evidence, ctx)
     if not events:
         return Outcome(state=state)
@@ -78,4 +92,96 @@ async def execute(
     for event in events:  # a plain loop: cheaper than any() over a generator
         if isinstance(event, TokenSet):
             token = ctx.token.plain
-    return Outcome(state=after, token=token, events=tuple(events), at_ms=at_ms)
+    if drawn is _NOTHING_DRAWN:
+        return Outcome(state=after, token=token, events=tuple(events), at_ms=at_ms)
+    return Outcome(
+        state=after,
+        token=token,
+        events=tuple(events),
+        at_ms=at_ms,
+        otp_sms_code=_returned(drawn.sms, drawn.sms_request),
+        otp_email_code=_returned(drawn.email, drawn.email_request),
+        jobs=tuple(d.job for d in (drawn.sms, drawn.email) if d is not None and d.job),
+    )
+
+
+def _needs_credentials(command: CreateSession | SetSession) -> bool:
+    """Else ``decide`` runs the same preflight itself, first thing (the hot path)."""
+    checks = command.checks
+    return checks.password is not None or checks.second_factors or command.challenges.any
+
+
+async def _verify(
+    state: SessionState | None,
+    command: CreateSession | SetSession,
+    user_id: str,
+    evidence: Evidence,
+    caller: Caller,
+    deps: Deps,
+) -> Evidence:
+    """Each requested check in ZITADEL's order; the first failure raises."""
+    checks = command.checks
+    checker = _with_client_ip(state, caller)
+    if checks.password is not None:
+        await deps.passwords.verify_password(user_id, checks.password, caller=checker)
+        evidence = msgspec.structs.replace(evidence, password_verified=True)
+    if not checks.second_factors:
+        return evidence
+    factors = _second_factors(deps)
+    verified: set[str] = set()
+    if checks.totp is not None:
+        await factors.verify_totp(user_id, checks.totp, caller=checker)
+        verified.add("totp")
+    if checks.otp_sms is not None:
+        pending = state.otp_sms_challenge if state else None
+        await factors.verify_otp(user_id, "otp_sms", checks.otp_sms, pending, caller=checker)
+        verified.add("otp_sms")
+    if checks.otp_email is not None:
+        pending = state.otp_email_challenge if state else None
+        await factors.verify_otp(user_id, "otp_email", checks.otp_email, pending, caller=checker)
+        verified.add("otp_email")
+    if checks.recovery_code is not None:
+        await factors.verify_recovery_code(user_id, checks.recovery_code, caller=checker)
+        verified.add("recovery_code")
+    return msgspec.structs.replace(evidence, verified=frozenset(verified))
+
+
+class _Drawn(msgspec.Struct, frozen=True, kw_only=True):
+    sms: DrawnCode | None = None
+    sms_request: OtpChallenge | None = None
+    email: DrawnCode | None = None
+    email_request: OtpChallenge | None = None
+
+
+_NOTHING_DRAWN = _Drawn()
+
+
+async def _draw(
+    session_id: str, command: CreateSession | SetSession, user_id: str, deps: Deps
+) -> _Drawn:
+    """Codes for the requested OTP challenges (after the checks, as ZITADEL orders them)."""
+    challenges = command.challenges
+    if not challenges.any:
+        return _NOTHING_DRAWN
+    factors = _second_factors(deps)
+    sms = email = None
+    if challenges.otp_sms is not None:
+        sms = await factors.draw_code(user_id, session_id, "otp_sms", challenges.otp_sms)
+    if challenges.otp_email is not None:
+        email = await factors.draw_code(user_id, session_id, "otp_email", challenges.otp_email)
+    return _Drawn(
+        sms=sms, sms_request=challenges.otp_sms, email=email, email_request=challenges.otp_email
+    )
+
+
+def _second_factors(deps: Deps) -> SecondFactorVerifier:
+    if deps.second_factors is None:
+        raise Internal("SESSION-noFactors", "Errors.Internal")
+    return deps.second_factors
+
+
+def _returned(drawn: DrawnCode | None, request: OtpChallenge | None) -> str | None:
+    """The plain code goes into the response only when the client asked for it."""
+    if drawn is None or request is None or not request.return_code:
+        return None
+    return drawn.code.plain

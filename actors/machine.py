@@ -7,18 +7,25 @@ Theory of operation (ZITADEL's order, spec §3-§4):
 1. A user check resolves the user first; a user that is not enabled fails before anything.
 2. Permissions are checked on the session as loaded (or the instance for a new session).
 3. Writes to a terminated or expired session fail.
-4. Checks run in the fixed order user → password; a check other than ``user`` needs a user on
-   the session, stored or checked earlier in the same request. The first failure aborts the
-   whole command and no event is produced.
-5. Metadata (merge; one event with the full map; bounded by ``Limits``), then lifetime (an
+4. Checks run in the fixed order user → password → totp → otpSms → otpEmail → recoveryCode;
+   a check other than ``user``, and every challenge, needs a user on the session, stored or
+   checked earlier in the same request. The first failure aborts the whole command and no
+   event is produced (failed attempts are recorded on the user, outside this module).
+5. Challenges (OTP SMS, OTP e-mail): the new code's keyed hash replaces any pending one; a
+   successful OTP check clears its challenge, so a code is used once.
+6. Metadata (merge; one event with the full map; bounded by ``Limits``), then lifetime (an
    expiration past year 9999 is refused), then — only if something was produced — a new
    token. A command that changes nothing produces nothing and keeps the token.
 
-``preflight`` runs steps 1-4 without evidence of the password, so the actor knows which user's
-password to verify before calling ``decide``; ``decide`` repeats it, so it alone is the spec.
+``preflight`` runs steps 1-4 without credential evidence, so the actor knows whose
+credentials to verify before calling ``decide``; ``decide`` repeats it, so it alone is the
+spec. Verification itself is I/O (hashes, the user's factors, lockout counters) and happens
+in ``actors.execute``; ``check_otp`` is the pure part of the OTP check.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 
@@ -30,20 +37,27 @@ from actors.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ServiceError,
     permission_denied,
 )
 from actors.events import (
     Event,
     LifetimeSet,
     MetadataSet,
+    OtpEmailChallenged,
+    OtpEmailChecked,
+    OtpSmsChallenged,
+    OtpSmsChecked,
     PasswordChecked,
+    RecoveryCodeChecked,
     SessionAdded,
     Terminated,
     TokenSet,
+    TotpChecked,
     UserChecked,
 )
 from actors.limits import Limits
-from actors.model import CheckedFactor, SessionState, UserFactor
+from actors.model import CheckedFactor, PendingCode, SessionState, UserFactor
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
@@ -79,17 +93,20 @@ def _target_user(
 def preflight(
     state: SessionState | None, command: Command, evidence: Evidence, ctx: Context
 ) -> str | None:
-    """Validate everything that needs no password evidence; return the password's user id."""
+    """Validate everything that needs no credential evidence.
+
+    Returns the user whose credentials the checks and challenges need (None if none do).
+    """
     match command:
         case CreateSession(checks=checks):
             _check_user_evidence(checks, evidence)
             if not ctx.caller.has("session.write"):
                 raise permission_denied()
-            return _check_factor_prerequisites(None, checks, evidence)
+            return _check_factor_prerequisites(None, command, evidence)
         case SetSession(checks=checks):
             _check_user_evidence(checks, evidence)
             live = _writable(state, ctx)
-            return _check_factor_prerequisites(live, checks, evidence)
+            return _check_factor_prerequisites(live, command, evidence)
         case DeleteSession():
             return None
 
@@ -115,9 +132,29 @@ def _writable(state: SessionState | None, ctx: Context) -> SessionState:
     return state
 
 
+#: A check other than ``user`` with no user on the session: ZITADEL's error per check.
+_USER_MISSING: dict[str, ServiceError] = {
+    "password": FailedPrecondition("COMMAND-Sfw3f", "Errors.User.UserIDMissing"),
+    "totp": FailedPrecondition("COMMAND-8N9ds", "Errors.User.UserIDMissing"),
+    "otp_sms": InvalidArgument("COMMAND-S453v", "Errors.User.UserIDMissing"),
+    "otp_email": InvalidArgument("COMMAND-S453v", "Errors.User.UserIDMissing"),
+    "recovery_code": InvalidArgument("COMMAND-4m9s2", "Errors.User.UserIDMissing"),
+    "challenge_otp_sms": FailedPrecondition("COMMAND-JKL3g", "Errors.User.UserIDMissing"),
+    "challenge_otp_email": FailedPrecondition("COMMAND-JK3gp", "Errors.User.UserIDMissing"),
+}
+#: The credential checks after ``user``, in ZITADEL's fixed order.
+CREDENTIAL_CHECKS = ("password", "totp", "otp_sms", "otp_email", "recovery_code")
+
+
+def _user_missing(check: str) -> ServiceError:
+    template = _USER_MISSING[check]
+    return type(template)(template.error_id, template.key)  # fresh: errors carry tracebacks
+
+
 def _check_factor_prerequisites(
-    state: SessionState | None, checks: Checks, evidence: Evidence
+    state: SessionState | None, command: CreateSession | SetSession, evidence: Evidence
 ) -> str | None:
+    checks = command.checks
     evidence_user_id = evidence.user.id if evidence.user else None
     if (
         checks.user is not None
@@ -130,9 +167,15 @@ def _check_factor_prerequisites(
     ):
         raise InvalidArgument("", "user change not possible")
     target = _target_user(state, checks, evidence_user_id)
-    if checks.password is not None and target is None:
-        raise FailedPrecondition("COMMAND-Sfw3f", "Errors.User.UserIDMissing")
-    return target if checks.password is not None else None
+    asked = [name for name in CREDENTIAL_CHECKS if getattr(checks, name) is not None]
+    challenges = command.challenges
+    if challenges.otp_sms is not None:
+        asked.append("challenge_otp_sms")
+    if challenges.otp_email is not None:
+        asked.append("challenge_otp_email")
+    if asked and target is None:
+        raise _user_missing(asked[0])
+    return target if asked else None
 
 
 def decide(
@@ -148,6 +191,7 @@ def decide(
         limits.check_user_agent(command.user_agent, ctx.limits)
         events.append(SessionAdded(creator_id=ctx.caller.user_id, user_agent=command.user_agent))
     events.extend(_check_events(command.checks, evidence, ctx.now_ms))
+    events.extend(_challenge_events(command, evidence))
     metadata = merge_metadata(current.metadata if current else {}, command.metadata)
     if metadata is not None and (current is not None or metadata):
         limits.check_metadata(metadata, ctx.limits)
@@ -181,7 +225,73 @@ def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event
         if not evidence.password_verified:
             raise Internal("SESSION-noPassword", "Errors.Internal")
         events.append(PasswordChecked(checked_at_ms=now_ms))
+    for name, event_class in _SECOND_FACTOR_EVENTS:
+        if getattr(checks, name) is None:
+            continue
+        if name not in evidence.verified:  # execute verifies first, or raises
+            raise Internal("SESSION-notVerified", "Errors.Internal")
+        events.append(event_class(checked_at_ms=now_ms))
     return events
+
+
+_SECOND_FACTOR_EVENTS: tuple[
+    tuple[str, type[TotpChecked | OtpSmsChecked | OtpEmailChecked | RecoveryCodeChecked]], ...
+] = (
+    ("totp", TotpChecked),
+    ("otp_sms", OtpSmsChecked),
+    ("otp_email", OtpEmailChecked),
+    ("recovery_code", RecoveryCodeChecked),
+)
+
+
+def _challenge_events(command: CreateSession | SetSession, evidence: Evidence) -> list[Event]:
+    """After the checks: a requested OTP challenge stores its code's hash (replacing any)."""
+    events: list[Event] = []
+    sms, email = command.challenges.otp_sms, command.challenges.otp_email
+    if sms is not None:
+        code = evidence.otp_sms_code
+        if code is None:
+            raise Internal("SESSION-noCode", "Errors.Internal")
+        events.append(
+            OtpSmsChallenged(
+                code_hash=code.code_hash, expires_ms=code.expires_ms, code_returned=sms.return_code
+            )
+        )
+    if email is not None:
+        code = evidence.otp_email_code
+        if code is None:
+            raise Internal("SESSION-noCode", "Errors.Internal")
+        events.append(
+            OtpEmailChallenged(
+                code_hash=code.code_hash,
+                expires_ms=code.expires_ms,
+                return_code=email.return_code,
+                url_template=email.url_template or "",
+            )
+        )
+    return events
+
+
+def check_otp(
+    pending: PendingCode | None, code_matches: Callable[[str], bool], now_ms: int
+) -> ServiceError | None:
+    """The OTP SMS / e-mail check against the session's challenge (spec §4.6 steps 4-5).
+
+    None if the code is right; else the error. Expired and wrong codes count as failures
+    (``counts_as_failure``); a missing challenge does not.
+    """
+    if pending is None:
+        return FailedPrecondition("COMMAND-S34gh", "Errors.User.Code.NotFound")
+    if pending.expires_ms < now_ms:
+        return FailedPrecondition("CODE-QvUQ4P", "Errors.User.Code.Expired")
+    if not code_matches(pending.code_hash):
+        return InvalidArgument("CODE-woT0xc", "Errors.User.Code.Invalid")
+    return None
+
+
+def counts_as_failure(error: ServiceError) -> bool:
+    """Whether an OTP check error is a failed attempt (toward the lockout)."""
+    return error.error_id in ("CODE-QvUQ4P", "CODE-woT0xc")
 
 
 def merge_metadata(current: dict[str, bytes], update: dict[str, bytes]) -> dict[str, bytes] | None:
@@ -247,6 +357,13 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
         case PasswordChecked(checked_at_ms=at):
             password = CheckedFactor(verified_at_ms=at)
             return {"factors": msgspec.structs.replace(state.factors, password=password)}
+        case TotpChecked() | OtpSmsChecked() | OtpEmailChecked() | RecoveryCodeChecked():
+            return _second_factor_checked(state, event)
+        case OtpSmsChallenged(code_hash=code_hash, expires_ms=expires_ms):
+            return {"otp_sms_challenge": PendingCode(code_hash=code_hash, expires_ms=expires_ms)}
+        case OtpEmailChallenged(code_hash=code_hash, expires_ms=expires_ms):
+            pending = PendingCode(code_hash=code_hash, expires_ms=expires_ms)
+            return {"otp_email_challenge": pending}
         case MetadataSet(metadata=metadata):
             return {"metadata": metadata}
         case LifetimeSet(lifetime_ms=lifetime_ms):
@@ -257,6 +374,24 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             raise Internal("SESSION-added-twice", "Errors.Internal")
         case _:  # Terminated
             return {"terminated": True}  # factors stay: a repeated delete by the user is allowed
+
+
+def _second_factor_checked(
+    state: SessionState,
+    event: TotpChecked | OtpSmsChecked | OtpEmailChecked | RecoveryCodeChecked,
+) -> dict[str, object]:
+    """The factor's ``verifiedAt``; an OTP code is used once, so its challenge goes."""
+    name = _FACTOR_OF_EVENT[type(event)]
+    checked = CheckedFactor(verified_at_ms=event.checked_at_ms)
+    changes: dict[str, object] = {
+        "factors": msgspec.structs.replace(state.factors, **{name: checked})
+    }
+    if name in ("otp_sms", "otp_email"):
+        changes[f"{name}_challenge"] = None
+    return changes
+
+
+_FACTOR_OF_EVENT: dict[type, str] = {cls: name for name, cls in _SECOND_FACTOR_EVENTS}
 
 
 def evolve_all(

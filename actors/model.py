@@ -35,6 +35,27 @@ class CheckedFactor(msgspec.Struct, frozen=True, kw_only=True):
 class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     user: UserFactor | None = None
     password: CheckedFactor | None = None
+    totp: CheckedFactor | None = None
+    otp_sms: CheckedFactor | None = None
+    otp_email: CheckedFactor | None = None
+    recovery_code: CheckedFactor | None = None
+
+    @property
+    def second_factor_ms(self) -> int | None:
+        """When a second factor was last checked (None: never), for the bearer rule."""
+        times = [
+            factor.verified_at_ms
+            for factor in (self.totp, self.otp_sms, self.otp_email, self.recovery_code)
+            if factor is not None
+        ]
+        return max(times) if times else None
+
+
+class PendingCode(msgspec.Struct, frozen=True, kw_only=True):
+    """An OTP challenge waiting for its check: the code's keyed hash and its expiry."""
+
+    code_hash: str
+    expires_ms: int
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -53,6 +74,8 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     token_id: str = ""
     token_hash: str = ""
     terminated: bool = False
+    otp_sms_challenge: PendingCode | None = None
+    otp_email_challenge: PendingCode | None = None
 
     @property
     def user_id(self) -> str | None:

@@ -6,12 +6,15 @@ tests use the real Redis implementations, not fakes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
 
+from actors.commands import IssuedCode, OtpChallenge
+from actors.delivery import DeliveryJob
 from actors.events import Event
-from actors.model import SessionState
+from actors.model import PendingCode, SessionState
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
@@ -43,8 +46,9 @@ class SessionStore(Protocol):
         at_ms: int,
         creator_id: str,
         release: bool,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> None:
-        """Write state, streams and indexes atomically, if ``lease`` is still current.
+        """Write state, streams, indexes and delivery jobs atomically, if ``lease`` is current.
 
         Raises ``LeaseLost`` when the lease expired or was taken over (the fencing check).
         """
@@ -53,7 +57,13 @@ class SessionStore(Protocol):
         """Give the lease up if we still own it."""
 
     async def create(
-        self, state: SessionState, events: list[Event], *, at_ms: int, creator_id: str
+        self,
+        state: SessionState,
+        events: list[Event],
+        *,
+        at_ms: int,
+        creator_id: str,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> None:
         """Write a brand-new session; raises ``AlreadyExists`` if the id is taken."""
 
@@ -67,6 +77,45 @@ class PasswordVerifier(Protocol):
         ``failedAttempts``), locked meanwhile (COMMAND-SFA3t); and ResourceExhausted when
         the user, the caller or its client IP checked too many credentials lately.
         """
+
+
+class DrawnCode(msgspec.Struct, frozen=True, kw_only=True):
+    """A new OTP challenge: its code, and the delivery job when the code is to be sent."""
+
+    code: IssuedCode
+    job: DeliveryJob | None = None
+
+
+class SecondFactorVerifier(Protocol):
+    """Second-factor checks and OTP challenges against the user's registered factors.
+
+    Each verification follows ZITADEL's order for its factor (spec §4.5-4.7): factor not
+    ready, locked, wrong (counted toward ``SESSIOND_LOCKOUT_MAX_OTP_ATTEMPTS``; the lock
+    lands at the limit even under concurrent attempts), and raises the ZITADEL error; it
+    returns only if the factor was verified, after recording the success.
+    """
+
+    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> None:
+        """RFC 6238, ±1 step; a code of an already used time step is a replay (TOTP-Auw0a)."""
+
+    async def verify_otp(
+        self,
+        user_id: str,
+        channel: str,
+        code: str,
+        pending: PendingCode | None,
+        *,
+        caller: Caller,
+    ) -> None:
+        """``channel`` otp_sms | otp_email: ``code`` against the session's pending challenge."""
+
+    async def verify_recovery_code(self, user_id: str, code: str, *, caller: Caller) -> None:
+        """One of the user's unused recovery codes; it is used up by this check."""
+
+    async def draw_code(
+        self, user_id: str, session_id: str, channel: str, request: OtpChallenge
+    ) -> DrawnCode:
+        """A fresh code for an OTP challenge; NotReady if the user lacks the factor."""
 
 
 class Clock(Protocol):

@@ -46,6 +46,8 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     view_version: int
     password_ms: int | None
     terminated: bool = False
+    #: When a second factor was last checked (the bearer rule); None: never.
+    second_factor_ms: int | None = None
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):

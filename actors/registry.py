@@ -77,6 +77,7 @@ class SessionRegistry:
                     list(outcome.events),
                     at_ms=outcome.at_ms,
                     creator_id=caller.user_id,
+                    jobs=outcome.jobs,
                 )
             except AlreadyExists:
                 continue

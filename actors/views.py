@@ -11,7 +11,7 @@ import base64
 
 import msgspec
 
-from actors.model import SessionState, UserAgent
+from actors.model import CheckedFactor, SessionState, UserAgent
 from actors.timefmt import rfc3339_ms
 
 
@@ -25,6 +25,9 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     version: int = 0
     password_changed_ms: int = 0
+    #: A second factor (TOTP verified, OTP SMS/e-mail, recovery codes) is ready: a session
+    #: token counts as a bearer only with a second factor checked (spec §7).
+    second_factor: bool = False
 
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -46,6 +49,10 @@ class UserFactorView(_Wire, kw_only=True):
 class FactorsView(_Wire, kw_only=True):
     user: UserFactorView | None = None
     password: VerifiedFactor | None = None
+    totp: VerifiedFactor | None = None
+    otp_sms: VerifiedFactor | None = None
+    otp_email: VerifiedFactor | None = None
+    recovery_code: VerifiedFactor | None = None
 
 
 class HeaderValues(_Wire, kw_only=True):
@@ -102,7 +109,19 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
         if password is not None and password.verified_at_ms >= changed_ms
         else None
     )
-    return FactorsView(user=user_view, password=password_view)
+    factors = state.factors
+    return FactorsView(
+        user=user_view,
+        password=password_view,
+        totp=_verified(factors.totp),
+        otp_sms=_verified(factors.otp_sms),
+        otp_email=_verified(factors.otp_email),
+        recovery_code=_verified(factors.recovery_code),
+    )
+
+
+def _verified(factor: CheckedFactor | None) -> VerifiedFactor | None:
+    return VerifiedFactor(verified_at=rfc3339_ms(factor.verified_at_ms)) if factor else None
 
 
 _NO_USER_AGENT = UserAgent()

@@ -19,6 +19,7 @@ from actors.actor import ActorConfig
 from actors.execute import Deps
 from actors.limits import Limits
 from actors.registry import SessionRegistry
+from app.delivery.channels import configured_channels
 from app.process.settings import Settings
 from app.services.administrators import InternalPermissionService
 from app.services.auth import Authenticator
@@ -29,6 +30,7 @@ from app.services.ids import SecretsMinter
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
 from app.services.sealing import Keyring
+from app.services.second_factors import SecondFactorService
 from app.services.session_reads import SessionViews
 from app.services.sessions import SessionService
 from app.services.sweeper import sweep_forever
@@ -104,10 +106,22 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _registry(settings: Settings, stores: Stores, passwords: PasswordService) -> SessionRegistry:
+def _registry(
+    settings: Settings,
+    stores: Stores,
+    passwords: PasswordService,
+    second_factors: SecondFactorService,
+) -> SessionRegistry:
+    deps = Deps(
+        passwords=passwords,
+        clock=CLOCK,
+        minter=IDS,
+        second_factors=second_factors,
+        limits=_limits(settings),
+    )
     return SessionRegistry(
         stores.sessions,
-        Deps(passwords=passwords, clock=CLOCK, minter=IDS, limits=_limits(settings)),
+        deps,
         ActorConfig(
             lease_ttl_ms=settings.lease_ttl_ms,
             lease_wait_ms=settings.lease_wait_ms,
@@ -158,7 +172,15 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             rates=CheckRates(user=user_rate, ip=ip_rate, caller=caller_rate),
         )
         user_views = UserViewCache(users, settings.cache_ttl_ms)
-        registry = _registry(settings, stores, passwords)
+        second_factors = SecondFactorService(
+            users,
+            keyring,
+            CLOCK,
+            passwords,
+            max_attempts=settings.lockout_max_otp_attempts,
+            channels=frozenset(configured_channels(settings, settings.dev_mode)),
+        )
+        registry = _registry(settings, stores, passwords, second_factors)
         app[SERVICES] = Services(
             sessions=SessionService(
                 registry,

@@ -91,6 +91,7 @@ def summary_row(state: SessionState) -> bytes:
             expiration_ms=state.expiration_ms,
             view_version=user.view_version if user else 0,
             password_ms=password.verified_at_ms if password else None,
+            second_factor_ms=state.factors.second_factor_ms,
         )
     )
 
@@ -170,7 +171,7 @@ def stream_entries(
             "resourceOwner": ctx.instance_id,
             "creator": ctx.creator_id,
             "createdAt": created_at,
-            "payload": _PAYLOAD_ENCODER.encode(stream_payload(event)).decode(),
+            "payload": _PAYLOAD_ENCODER.encode(stream_payload(event, ctx.at_ms)).decode(),
         }
         for offset, event in enumerate(events)
     ]

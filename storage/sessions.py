@@ -7,8 +7,10 @@ it touches; on a single node they are updated in the same atomic step as the ses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from actors.delivery import DeliveryJob
 from actors.errors import LeaseLost
 from actors.events import Event
 from actors.model import SessionState
@@ -20,6 +22,7 @@ from storage import codec, index_plan, keys, session_search
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
+from storage.outbox import job_fields
 from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
@@ -80,15 +83,22 @@ class RedisSessionStore:
 
     # -- writes ------------------------------------------------------------------------
     async def create(
-        self, state: SessionState, events: list[Event], *, at_ms: int, creator_id: str
+        self,
+        state: SessionState,
+        events: list[Event],
+        *,
+        at_ms: int,
+        creator_id: str,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> None:
         sid = state.id
-        args, index_keys = self._write_args(None, state, events, at_ms, creator_id)
+        args, index_keys = self._write_args(None, state, events, at_ms, creator_id, jobs)
         keys_ = [
             keys.session(sid),
             keys.session_fence(sid),
             keys.session_events(sid),
             self._partition_key(sid),
+            keys.OUTBOX,
             *index_keys,
         ]
         with mapped_errors():
@@ -104,15 +114,17 @@ class RedisSessionStore:
         at_ms: int,
         creator_id: str,
         release: bool,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> None:
         sid = lease.session_id
-        args, index_keys = self._write_args(before, after, events, at_ms, creator_id)
+        args, index_keys = self._write_args(before, after, events, at_ms, creator_id, jobs)
         keys_ = [
             keys.session_lease(sid),
             keys.session(sid),
             keys.session_fence(sid),
             keys.session_events(sid),
             self._partition_key(sid),
+            keys.OUTBOX,
             *index_keys,
         ]
         lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0, self._lease_ttl_ms]
@@ -138,6 +150,7 @@ class RedisSessionStore:
         events: list[Event],
         at_ms: int,
         creator_id: str,
+        jobs: Sequence[DeliveryJob],
     ) -> tuple[list[Any], list[str]]:
         fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
         first_seq = (before.sequence if before else 0) + 1
@@ -166,6 +179,10 @@ class RedisSessionStore:
                 args += [name, text]
         args.append(len(ops))
         args += _op_args(ops, index_keys)
+        args.append(len(jobs))
+        for job in jobs:
+            fields_ = job_fields(job)
+            args += [len(fields_) // 2, *fields_]
         return args, index_keys
 
     # -- reads -------------------------------------------------------------------------

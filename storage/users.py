@@ -30,6 +30,7 @@ from storage import keys
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
 from storage.orgs import InstanceInfo, OrgStore
+from storage.otp_checks import OtpCheckEnd, OtpCheckStart, OtpCheckStore
 from storage.password_checks import PasswordCheckEnd, PasswordCheckStart, PasswordCheckStore
 from storage.pats import PatRecord, PatStore
 from storage.user_base import StoreSettings
@@ -39,6 +40,8 @@ __all__ = [
     "ADMIN_USERNAME",
     "MAX_WRITE_ATTEMPTS",
     "InstanceInfo",
+    "OtpCheckEnd",
+    "OtpCheckStart",
     "PasswordCheckEnd",
     "PasswordCheckStart",
     "PatRecord",
@@ -62,7 +65,7 @@ def _conflict() -> ServiceError:
     return Aborted("USERS-conflict", "Errors.User.ConcurrentUpdate")
 
 
-class RedisUserStore(OrgStore, PatStore, PasswordCheckStore):
+class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
     # -- users: reads ------------------------------------------------------------------------
     async def _load(self, user_id: str) -> tuple[User, int] | None:
         with mapped_errors():

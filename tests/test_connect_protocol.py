@@ -316,7 +316,7 @@ async def test_an_unknown_service_is_404(client: Client):
 @pytest.mark.parametrize(
     "path",
     [
-        "/zitadel.user.v2.UserService/RegisterTOTP",
+        "/zitadel.user.v2.UserService/RegisterPasskey",
         "/zitadel.org.v2.OrganizationService/ListOrganizations",
     ],
 )
@@ -383,9 +383,10 @@ async def test_a_taken_username_is_already_exists_409_with_command_k2h3d(client:
 async def test_an_unsupported_check_is_unimplemented_501_with_session_notyet_naming_it(
     client: Client,
 ):
-    status, _, body = await connect(client, CREATE, {"checks": {"totp": {"code": "123456"}}})
+    request = {"checks": {"idpIntent": {"idpIntentId": "i", "idpIntentToken": "t"}}}
+    status, _, body = await connect(client, CREATE, request)
     assert_connect_error(status, body, 501, "unimplemented", "SESSION-notYet")
-    assert body["details"][0]["debug"]["unsupported"] == ["checks.totp"]
+    assert body["details"][0]["debug"]["unsupported"] == ["checks.idpIntent"]
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[]", b'{"sessionId": 7', b"\xff"])

@@ -112,7 +112,7 @@ class TestCreate:
         assert got.body["session"]["factors"]["user"]["id"] == user
 
     async def test_unsupported_factor_is_refused_not_ignored(self, api: Api):
-        reply = await api.create({"checks": {"totp": {"code": "123456"}}})
+        reply = await api.create({"checks": {"webAuthN": {"credentialAssertionData": {}}}})
         assert (reply.status, reply.body["code"]) == (501, 12)
 
 

@@ -19,7 +19,8 @@ MASTER_KEY_FILE = "master.key"
 
 
 def with_master_key(settings: Settings, *, dev_mode: bool) -> Settings:
-    """``settings`` with a usable master key, or SystemExit with what to do."""
+    """``settings`` with a usable master key (and ``dev_mode`` set), or SystemExit."""
+    settings = msgspec.structs.replace(settings, dev_mode=dev_mode)
     if settings.master_key:
         return settings
     if not dev_mode:

@@ -6,7 +6,8 @@ Two kinds of bearer are accepted:
   ``cache_ttl_ms`` per process;
 - a session token (``s.<sessionId>.<secret>``) of a session whose user is checked and active,
   with at least one authentication factor that is still valid (a password checked before the
-  user's last password change no longer counts), not expired and not terminated. It is checked
+  user's last password change no longer counts; a user with a ready second factor needs one
+  checked), not expired and not terminated. It is checked
   against Redis on every request: a rotated or deleted session token stops working at once.
 
 Transport-independent: the REST and Connect transports call ``authenticate`` from one
@@ -91,7 +92,7 @@ class Authenticator:
         if meta.expiration_ms is not None and meta.expiration_ms < self._clock.now_ms():
             return None
         view = await self._user_views.get(meta.user_id)
-        if view is None or not _authenticated(view, meta.password_ms):
+        if view is None or not _authenticated(view, meta.password_ms, meta.second_factor_ms):
             return None
         caller = await self._callers.caller_for_user(meta.user_id)
         if caller is None:
@@ -99,8 +100,17 @@ class Authenticator:
         return msgspec.structs.replace(caller, agent_id=meta.fingerprint_id)
 
 
-def _authenticated(view: UserView, password_ms: int | None) -> bool:
-    """An active user and a still-valid authentication factor (only passwords so far)."""
+def _authenticated(
+    view: UserView, password_ms: int | None, second_factor_ms: int | None
+) -> bool:
+    """An active user, and factors that still satisfy its authentication (spec §7).
+
+    A password checked before the user's last password change no longer counts. Once the
+    user has a ready second factor, the password alone is not enough (MFA): a second factor
+    must be checked too; while TOTP is only registered, not verified, the password alone is.
+    """
     if view.state != "USER_STATE_ACTIVE":
         return False
-    return password_ms is not None and password_ms >= view.password_changed_ms
+    if password_ms is None or password_ms < view.password_changed_ms:
+        return False
+    return second_factor_ms is not None or not view.second_factor

@@ -8,7 +8,7 @@ the real Redis implementations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from actors.limits import Rate
@@ -55,6 +55,50 @@ class PasswordCheckEnd(Protocol):
 
     @property
     def failed(self) -> int: ...
+
+
+class OtpCheckStart(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def sealed_totp(self) -> str: ...
+
+    @property
+    def totp_step(self) -> int: ...
+
+    @property
+    def recovery_hashes(self) -> tuple[str, ...]: ...
+
+
+class OtpChecks(Protocol):
+    """The second-factor attempt protocol (``storage.otp_checks``)."""
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def begin_otp_check(
+        self, user_id: str, kind: str, attempt_id: str, deadline_ms: int, max_attempts: int
+    ) -> OtpCheckStart: ...
+
+    async def finish_otp_check(
+        self,
+        user_id: str,
+        kind: str,
+        attempt_id: str,
+        ok: bool,
+        max_attempts: int,
+        *,
+        totp_step: int = 0,
+        recovery_candidates: Sequence[str] = (),
+    ) -> PasswordCheckEnd: ...
+
+    async def release_otp_check(self, user_id: str, attempt_id: str) -> None: ...
+
+
+class CheckGate(Protocol):
+    """The rate limits every credential check passes first (``PasswordService.admit``)."""
+
+    async def admit(self, user_id: str, caller: Caller) -> None: ...
 
 
 class PatRecord(Protocol):

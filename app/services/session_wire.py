@@ -17,7 +17,8 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from actors.commands import Checks, CreateSession, SetSession, UserCheck
+from actors import url_templates
+from actors.commands import Challenges, Checks, CreateSession, OtpChallenge, SetSession, UserCheck
 from actors.errors import Unimplemented, ValidationFailed
 from actors.model import UserAgent
 from actors.queries import MAX_LIMIT, METHODS, SORTING_COLUMNS
@@ -152,10 +153,10 @@ class ChecksIn(Wire):
     password: CheckPassword | None = None
     web_auth_n: Annotated[CheckWebAuthN | None, _NOT_BUILT] = None
     idp_intent: Annotated[CheckIDPIntent | None, _NOT_BUILT] = None
-    totp: Annotated[CheckTOTP | None, _NOT_BUILT] = None
-    otp_sms: Annotated[CheckOTP | None, _NOT_BUILT] = None
-    otp_email: Annotated[CheckOTP | None, _NOT_BUILT] = None
-    recovery_code: Annotated[CheckRecoveryCode | None, _NOT_BUILT] = None
+    totp: CheckTOTP | None = None
+    otp_sms: CheckOTP | None = None
+    otp_email: CheckOTP | None = None
+    recovery_code: CheckRecoveryCode | None = None
 
 
 _USER_VERIFICATION = (
@@ -195,7 +196,7 @@ class OTPEmailChallengeIn(Wire):
 
 
 class ChallengesIn(Wire):
-    web_auth_n: WebAuthNChallengeIn | None = None
+    web_auth_n: Annotated[WebAuthNChallengeIn | None, _NOT_BUILT] = None
     otp_sms: OTPSMSChallengeIn | None = None
     otp_email: OTPEmailChallengeIn | None = None
 
@@ -246,7 +247,7 @@ class CreateSessionRequest(Wire):
     metadata: MetadataIn = {}
     user_agent: UserAgentIn | None = None
     lifetime: Duration | None = None
-    challenges: Annotated[ChallengesIn | None, _NOT_BUILT] = None
+    challenges: ChallengesIn | None = None
 
 
 class SetSessionRequest(Wire):
@@ -256,7 +257,7 @@ class SetSessionRequest(Wire):
     checks: ChecksIn | None = None
     metadata: MetadataIn = {}
     lifetime: Duration | None = None
-    challenges: Annotated[ChallengesIn | None, _NOT_BUILT] = None
+    challenges: ChallengesIn | None = None
 
 
 class GetSessionRequest(Wire):
@@ -354,15 +355,24 @@ class Details(Wire):
     resource_owner: str = ""
 
 
+class ChallengesOut(Wire):
+    """The codes of OTP challenges asked with ``returnCode``, in this response only."""
+
+    otp_sms: str | None = None
+    otp_email: str | None = None
+
+
 class CreateSessionResponse(Wire):
     details: Details
     session_id: str
     session_token: str
+    challenges: ChallengesOut | None = None
 
 
 class SetSessionResponse(Wire):
     details: Details
     session_token: str | None = None
+    challenges: ChallengesOut | None = None
 
 
 class DeleteSessionResponse(Wire):
@@ -467,19 +477,30 @@ def _validate_challenges(challenges: ChallengesIn | None) -> None:
         )
 
 
-#: Checks this release performs; any other check or challenge is refused, never ignored.
-_BUILT_CHECKS = frozenset({"checks.user", "checks.password"})
+#: Checks and challenges this release performs; any other is refused, never ignored.
+_BUILT = frozenset(
+    {
+        "checks.user",
+        "checks.password",
+        "checks.totp",
+        "checks.otpSms",
+        "checks.otpEmail",
+        "checks.recoveryCode",
+        "challenges.otpSms",
+        "challenges.otpEmail",
+    }
+)
 
 
 def _refuse_unsupported(raw: ChecksIn | None, challenges: ChallengesIn | None) -> None:
-    """A login UI must never believe a second factor was checked when it was not: 501.
+    """A login UI must never believe a factor was checked when it was not: 501.
 
-    An empty message (``{"totp": {}}``) is present in proto3 JSON and asks for the check, so
-    it counts; validation (400) comes first, as in ZITADEL.
+    An empty message (``{"webAuthN": {}}``) is present in proto3 JSON and asks for the check,
+    so it counts; validation (400) comes first, as in ZITADEL.
     """
     _validate_challenges(challenges)
-    pending = [path for path in _present(raw, "checks") if path not in _BUILT_CHECKS]
-    pending += _present(challenges, "challenges")
+    pending = [path for path in _present(raw, "checks") if path not in _BUILT]
+    pending += [path for path in _present(challenges, "challenges") if path not in _BUILT]
     if pending:
         raise Unimplemented(
             "SESSION-notYet", "Errors.Session.NotSupported", extra={"unsupported": pending}
@@ -498,8 +519,30 @@ def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
                 "| caused by: invalid CheckUser.Search: value is required"
             )
         user = UserCheck(user_id=raw.user.user_id, login_name=raw.user.login_name)
-    password = raw.password.password if raw.password is not None else None
-    return Checks(user=user, password=password)
+    return Checks(
+        user=user,
+        password=raw.password.password if raw.password is not None else None,
+        totp=raw.totp.code if raw.totp is not None else None,
+        otp_sms=raw.otp_sms.code if raw.otp_sms is not None else None,
+        otp_email=raw.otp_email.code if raw.otp_email is not None else None,
+        recovery_code=raw.recovery_code.code if raw.recovery_code is not None else None,
+    )
+
+
+def _challenges(raw: ChallengesIn | None) -> Challenges:
+    """The OTP challenges; an e-mail's ``urlTemplate`` is validated now, not at delivery."""
+    if raw is None:
+        return Challenges()
+    sms = OtpChallenge(return_code=raw.otp_sms.return_code) if raw.otp_sms is not None else None
+    email = None
+    if raw.otp_email is not None:
+        template = raw.otp_email.send_code.url_template if raw.otp_email.send_code else None
+        if template:
+            url_templates.validate(template)
+        email = OtpChallenge(
+            return_code=raw.otp_email.return_code is not None, url_template=template or None
+        )
+    return Challenges(otp_sms=sms, otp_email=email)
 
 
 def canonical_ip(raw: str | None) -> str | None:
@@ -532,6 +575,7 @@ def to_create(request: CreateSessionRequest) -> CreateSession:
         metadata=_metadata(request.metadata, rpc),
         user_agent=_user_agent(request.user_agent),
         lifetime_ms=_lifetime_ms(request.lifetime, rpc),
+        challenges=_challenges(request.challenges),
     )
 
 
@@ -542,7 +586,12 @@ def to_set(request: SetSessionRequest) -> SetSession:
         checks=_checks(request.checks, rpc),
         metadata=_metadata(request.metadata, rpc),
         lifetime_ms=_lifetime_ms(request.lifetime, rpc),
+        challenges=_challenges(request.challenges),
     )
+
+
+def challenges_out(sms: str | None, email: str | None) -> ChallengesOut | None:
+    return ChallengesOut(otp_sms=sms, otp_email=email) if sms or email else None
 
 
 def timestamp_ms(raw: str | None, where: str) -> int:

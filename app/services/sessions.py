@@ -70,6 +70,7 @@ class SessionService:
             details=self._details(outcome),
             session_id=outcome.state.id,
             session_token=outcome.token,
+            challenges=wire.challenges_out(outcome.otp_sms_code, outcome.otp_email_code),
         )
 
     async def set_session(
@@ -78,7 +79,11 @@ class SessionService:
         command = wire.to_set(request)
         user = await self._resolve_user(command.checks.user)
         outcome = await self._registry.ask(request.session_id, command, user=user, caller=caller)
-        return wire.SetSessionResponse(details=self._details(outcome), session_token=outcome.token)
+        return wire.SetSessionResponse(
+            details=self._details(outcome),
+            session_token=outcome.token,
+            challenges=wire.challenges_out(outcome.otp_sms_code, outcome.otp_email_code),
+        )
 
     async def delete_session(
         self, caller: Caller, request: wire.DeleteSessionRequest

@@ -1,16 +1,19 @@
 -- Shared by create.lua and commit.lua (spliced in where a script says "--#include _write").
--- apply_write(k_state, k_fence, k_events, k_partition, index_base, a) writes one session change:
+-- apply_write(k_state, k_fence, k_events, k_partition, k_outbox, index_base, a) writes one
+-- session change:
 --   ARGV[a]   expected sequence of the stored session ("" = the session must not exist yet)
 --   ARGV[a+1] "1" = replace the hash (termination leaves a tombstone), else merge fields
 --   ARGV[a+2] absolute expiry in ms for the session's keys (0 = no expiry)
 --   ARGV[a+3] MAXLEN ~ of the session's own stream, ARGV[a+4] of the partition stream
 --   then: nfields, field/value pairs; nevents, per event: npairs, field/value pairs;
---   nops, per op: "zadd"|"zrem", index key number (KEYS[index_base + n]), score, member.
+--   nops, per op: "zadd"|"zrem", index key number (KEYS[index_base + n]), score, member;
+--   njobs, per job: npairs, field/value pairs (delivery jobs XADDed to k_outbox: the message
+--   is queued in the same atomic step as the challenge that needs it).
 -- Returns the previous sequence, or an error reply: EXISTS, STALE.
-local function apply_write(k_state, k_fence, k_events, k_partition, index_base, a)
+local function apply_write(k_state, k_fence, k_events, k_partition, k_outbox, index_base, a)
   -- A script's writes are not undone by a later error: refuse before the first write if a
   -- stream key is not a stream (a corrupted or foreign key), so a commit is all or nothing.
-  for _, key in ipairs({k_events, k_partition}) do
+  for _, key in ipairs({k_events, k_partition, k_outbox}) do
     local kind = redis.call('TYPE', key)['ok']
     if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. key) end
   end
@@ -45,6 +48,13 @@ local function apply_write(k_state, k_fence, k_events, k_partition, index_base, 
       redis.call('ZREM', key, ARGV[i + 3])
     end
     i = i + 4
+  end
+  local njobs = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, njobs do
+    local npairs = tonumber(ARGV[i]); i = i + 1
+    local last = i + npairs * 2 - 1
+    redis.call('XADD', k_outbox, '*', unpack(ARGV, i, last))
+    i = last + 1
   end
   if expire_at > 0 then
     redis.call('PEXPIREAT', k_state, expire_at)

@@ -1,0 +1,304 @@
+"""Second-factor checks and OTP challenges (``actors.ports.SecondFactorVerifier``).
+
+Every check runs the attempt protocol of ``storage.otp_checks``: rate limits first, then a
+reservation that keeps concurrent wrong codes within ``SESSIOND_LOCKOUT_MAX_OTP_ATTEMPTS``,
+the comparison here, and the outcome recorded with the factor's one-use rule in one script.
+Errors follow ZITADEL's ids and order per factor (spec §4.5-4.7, §11.3).
+
+Secrets: the TOTP seed is opened from its sealed form only for the comparison; OTP and
+recovery codes exist here only as keyed hashes (``Keyring``). A challenge code is drawn from
+``secrets``; sent codes travel sealed in their delivery job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+
+import msgspec
+import pyotp
+
+from actors import machine, url_templates
+from actors.commands import IssuedCode, OtpChallenge
+from actors.delivery import OUTBOX_PURPOSE, Channel, DeliveryJob, Message
+from actors.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+)
+from actors.model import PendingCode
+from actors.permissions import Caller
+from actors.ports import Clock, DrawnCode
+from actors.user_records import User
+from actors.users import display_name
+from app.services.ports import CheckGate, OtpChecks, OtpCheckStart
+from app.services.sealing import Keyring, SealError
+
+#: ZITADEL's OTP SMS / e-mail generators: 8 digits, valid for 5 minutes.
+OTP_DIGITS = 8
+OTP_TTL_MS = 300_000
+#: RFC 6238: 30-second steps, one step of clock skew either way.
+TOTP_STEP_S = 30
+TOTP_SKEW_STEPS = 1
+ATTEMPT_TTL_MS = 60_000
+BUSY_WAIT_S = 2.0
+
+
+def totp_purpose(user_id: str) -> str:
+    return f"totp:{user_id}"
+
+
+def recovery_purpose(user_id: str) -> str:
+    return f"recovery-code:{user_id}"
+
+
+def otp_purpose(user_id: str) -> str:
+    return f"otp:{user_id}"
+
+
+def matching_step(secret: str, code: str, now_ms: int) -> int | None:
+    """The time step whose TOTP is ``code`` (within the skew), compared in constant time."""
+    totp = pyotp.TOTP(secret)
+    current = now_ms // 1000 // TOTP_STEP_S
+    found = None
+    for step in range(current - TOTP_SKEW_STEPS, current + TOTP_SKEW_STEPS + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            found = step  # no early exit: every candidate is computed
+    return found
+
+
+_LOCKED = {
+    "totp": ("COMMAND-SF3fg", "Errors.User.Locked"),
+    "otp_sms": ("COMMAND-S6h4R", "Errors.User.Locked"),
+    "otp_email": ("COMMAND-S6h4R", "Errors.User.Locked"),
+}
+_NOT_READY_CHECK = {
+    "totp": "COMMAND-3Mif9s",
+    "otp_sms": "COMMAND-d2r52",
+    "otp_email": "COMMAND-d2r52",
+}
+
+
+def _not_admitted(kind: str, status: str) -> ServiceError:
+    """otp_begin's refusal as ZITADEL's error for that factor."""
+    if status == "BUSY":
+        return ResourceExhausted("COMMAND-otpBusy", "Errors.User.MFA.OTP.Busy")
+    if kind == "recovery_code":
+        if status == "LOCKED":
+            return NotFound("COMMAND-2w6oa", "Errors.User.MFA.RecoveryCodes.Locked")  # sic
+        if status == "NOTREADY":
+            return InvalidArgument("COMMAND-84rgg", "Errors.User.RecoveryCodes.NotReady")
+    elif status == "NOTREADY":
+        return FailedPrecondition(_NOT_READY_CHECK[kind], "Errors.User.MFA.OTP.NotReady")
+    elif status == "LOCKED":
+        return FailedPrecondition(*_LOCKED[kind])
+    return NotFound("COMMAND-otpUser", "Errors.User.NotFound")
+
+
+def _locked_meanwhile(kind: str) -> ServiceError:
+    if kind == "recovery_code":
+        return NotFound("COMMAND-2w6oa", "Errors.User.MFA.RecoveryCodes.Locked")
+    return FailedPrecondition(*_LOCKED[kind])
+
+
+class SecondFactorService:
+    def __init__(
+        self,
+        users: OtpChecks,
+        keyring: Keyring,
+        clock: Clock,
+        gate: CheckGate,
+        *,
+        max_attempts: int,
+        channels: frozenset[str],
+        busy_wait_s: float = BUSY_WAIT_S,
+    ) -> None:
+        self._users = users
+        self._keyring = keyring
+        self._clock = clock
+        self._gate = gate
+        self._max_attempts = max_attempts
+        self._channels = channels
+        self._busy_wait_s = busy_wait_s
+
+    # -- checks ----------------------------------------------------------------------------
+    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> None:
+        attempt, start = await self._begin(user_id, "totp", caller)
+        try:
+            secret = self._keyring.open(totp_purpose(user_id), start.sealed_totp).decode()
+        except SealError:
+            await self._users.release_otp_check(user_id, attempt)
+            raise FailedPrecondition("COMMAND-3Mif9s", "Errors.User.MFA.OTP.NotReady") from None
+        step = matching_step(secret, code, self._clock.now_ms())
+        end = await self._users.finish_otp_check(
+            user_id, "totp", attempt, step is not None, self._max_attempts, totp_step=step or 0
+        )
+        if end.status == "REUSED":
+            raise InvalidArgument("TOTP-Auw0a", "Errors.User.MFA.OTP.Reused")
+        self._raise_unless_ok("totp", end.status, end.failed)
+
+    async def verify_otp(
+        self,
+        user_id: str,
+        channel: str,
+        code: str,
+        pending: PendingCode | None,
+        *,
+        caller: Caller,
+    ) -> None:
+        attempt, _ = await self._begin(user_id, channel, caller)
+        purpose = otp_purpose(user_id)
+        error = machine.check_otp(
+            pending, lambda stored: self._keyring.matches(purpose, code, stored), self._now()
+        )
+        if error is not None and not machine.counts_as_failure(error):
+            await self._users.release_otp_check(user_id, attempt)  # no code asked: no attempt
+            raise error
+        end = await self._users.finish_otp_check(
+            user_id, channel, attempt, error is None, self._max_attempts
+        )
+        if end.status == "WRONG" and error is not None:
+            raise _with_failures(error, end.failed)
+        self._raise_unless_ok(channel, end.status, end.failed)
+
+    async def verify_recovery_code(self, user_id: str, code: str, *, caller: Caller) -> None:
+        attempt, start = await self._begin(user_id, "recovery_code", caller)
+        candidates = self._keyring.digests(recovery_purpose(user_id), code)
+        stored = set(start.recovery_hashes)
+        ok = any(candidate in stored for candidate in candidates)
+        end = await self._users.finish_otp_check(
+            user_id,
+            "recovery_code",
+            attempt,
+            ok,
+            self._max_attempts,
+            recovery_candidates=candidates,
+        )
+        self._raise_unless_ok("recovery_code", end.status, end.failed)
+
+    async def _begin(self, user_id: str, kind: str, caller: Caller) -> tuple[str, OtpCheckStart]:
+        """Rate limits, then a reservation; waits while in-flight checks fill the budget."""
+        await self._gate.admit(user_id, caller)
+        attempt = secrets.token_hex(8)
+        pause_s, waited_s = 0.01, 0.0
+        while True:
+            start = await self._users.begin_otp_check(
+                user_id, kind, attempt, self._now() + ATTEMPT_TTL_MS, self._max_attempts
+            )
+            if start.status != "BUSY" or waited_s >= self._busy_wait_s:
+                break
+            await asyncio.sleep(pause_s)
+            waited_s += pause_s
+            pause_s = min(pause_s * 2, 0.2)
+        if start.status != "OK":
+            raise _not_admitted(kind, start.status)
+        return attempt, start
+
+    def _raise_unless_ok(self, kind: str, status: str, failed: int) -> None:
+        if status == "OK":
+            return
+        if status == "LOCKED":
+            raise _locked_meanwhile(kind)
+        if status == "NOTFOUND":
+            raise _not_admitted(kind, "NOTFOUND")
+        if kind == "recovery_code":
+            raise _with_failures(
+                InvalidArgument("DOMAIN-6uvh0", "Errors.User.MFA.RecoveryCodes.InvalidCode"),
+                failed,
+            )
+        if kind == "totp":
+            raise _with_failures(
+                InvalidArgument("EVENT-8isk2", "Errors.User.MFA.OTP.InvalidCode"), failed
+            )
+        raise _with_failures(InvalidArgument("CODE-woT0xc", "Errors.User.Code.Invalid"), failed)
+
+    # -- challenges ------------------------------------------------------------------------
+    async def draw_code(
+        self, user_id: str, session_id: str, channel: str, request: OtpChallenge
+    ) -> DrawnCode:
+        user = await self._users.get_user(user_id)
+        recipient = _recipient(user, channel)
+        if recipient is None or user is None:
+            error_id = "COMMAND-BJ2g3" if channel == "otp_sms" else "COMMAND-JKLJ3"
+            raise FailedPrecondition(error_id, "Errors.User.MFA.OTP.NotReady")
+        now_ms = self._now()
+        plain = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+        code = IssuedCode(
+            plain=plain,
+            code_hash=self._keyring.digest(otp_purpose(user_id), plain),
+            expires_ms=now_ms + OTP_TTL_MS,
+        )
+        if request.return_code:
+            return DrawnCode(code=code)
+        return DrawnCode(code=code, job=self._job(user, session_id, channel, request, code, now_ms))
+
+    def _job(
+        self,
+        user: User,
+        session_id: str,
+        channel: str,
+        request: OtpChallenge,
+        code: IssuedCode,
+        now_ms: int,
+    ) -> DeliveryJob:
+        medium: Channel = "sms" if channel == "otp_sms" else "email"
+        if medium not in self._channels:
+            raise FailedPrecondition(
+                "NOTIF-noChannel", "Errors.Notification.ChannelNotConfigured"
+            )
+        language = user.human.profile.preferred_language if user.human else ""
+        url = ""
+        if request.url_template:
+            url = url_templates.render(
+                request.url_template,
+                {
+                    "Code": code.plain,
+                    "UserID": user.id,
+                    "LoginName": user.username,
+                    "DisplayName": display_name(user),
+                    "PreferredLanguage": language,
+                    "SessionID": session_id,
+                },
+            )
+        message = Message(
+            recipient=_recipient(user, channel) or "",
+            code=code.plain,
+            url=url,
+            login_name=user.username,
+            display_name=display_name(user),
+            preferred_language=language,
+        )
+        return DeliveryJob(
+            id=secrets.token_hex(16),
+            channel=medium,
+            template=channel,
+            user_id=user.id,
+            created_ms=now_ms,
+            sealed=self._keyring.seal(OUTBOX_PURPOSE, msgspec.json.encode(message)),
+            session_id=session_id,
+            sent_event=f"session.otp.{medium}.sent",
+        )
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
+
+
+def _recipient(user: User | None, channel: str) -> str | None:
+    """The verified address of a ready OTP factor, or None (not ready)."""
+    human = user.human if user is not None else None
+    if human is None:
+        return None
+    if channel == "otp_sms":
+        phone = human.phone
+        ready = human.factors.otp_sms and phone is not None and phone.verified
+        return phone.number if ready and phone is not None else None
+    ready = human.factors.otp_email and human.email.verified
+    return human.email.address if ready else None
+
+
+def _with_failures(error: ServiceError, failed: int) -> ServiceError:
+    """ZITADEL reports the failed attempts of a wrong credential (CredentialsCheckError)."""
+    return type(error)(error.error_id, error.key, extra={"failedAttempts": failed})

@@ -1,0 +1,71 @@
+-- otp_finish: record the outcome of a second-factor verification admitted by otp_begin.
+-- right: a TOTP code must be of a later time step than the last accepted one (else REUSED,
+--   a failure: RFC 6238 §5.2); a recovery code must still be unused (its hash is removed:
+--   one use, even under concurrent checks; already gone → a failure). Then failed_otp = 0
+--   and the success event.
+-- wrong: failed_otp += 1 and the failure event; at max (max > 0) the user is locked in the
+--   same step (user.locked).
+-- A user locked (by someone else) while the code was being verified gets neither: LOCKED.
+-- KEYS[1] user:{U}  KEYS[2] user:{U}:otp_attempts  KEYS[3] sessiond:events:{P}
+-- ARGV[1] attempt id  ARGV[2] "1" right / "0" wrong  ARGV[3] max attempts  ARGV[4] now ms
+-- ARGV[5] MAXLEN ~  ARGV[6] kind  ARGV[7] TOTP step of the code ("0" if not TOTP)
+-- ARGV[8] success event type  ARGV[9] failure event type
+-- ARGV[10..] counted list of the recovery code's candidate hashes (one per key), then the
+--   envelope as a counted list.
+-- Reply: {status, failed attempts, "1" if this outcome locked the user}
+--   status OK | WRONG | REUSED | LOCKED | NOTFOUND.
+--#include _emit
+local k_user, k_attempts, k_stream = KEYS[1], KEYS[2], KEYS[3]
+redis.call('ZREM', k_attempts, ARGV[1])
+local state = redis.call('HGET', k_user, 'state')
+if not state or state == 'USER_STATE_DELETED' then return {'NOTFOUND', 0, 0} end
+local failed = tonumber(redis.call('HGET', k_user, 'failed_otp') or '0')
+if state == 'USER_STATE_LOCKED' then return {'LOCKED', failed, 0} end
+local candidates, i = read_list(10)
+local envelope = read_list(i)
+local owner = redis.call('HGET', k_user, 'org')
+local max, maxlen, kind = tonumber(ARGV[3]), ARGV[5], ARGV[6]
+local status = ARGV[2] == '1' and 'OK' or 'WRONG'
+if status == 'OK' and kind == 'totp' then
+  local step = tonumber(ARGV[7])
+  if step <= tonumber(redis.call('HGET', k_user, 'totp_step') or '0') then
+    status = 'REUSED'
+  else
+    redis.call('HSET', k_user, 'totp_step', ARGV[7])
+  end
+elseif status == 'OK' and kind == 'recovery_code' then
+  local codes = ' ' .. (redis.call('HGET', k_user, 'rc') or '') .. ' '
+  local found = false
+  for _, hash in ipairs(candidates) do
+    local at = string.find(codes, ' ' .. hash .. ' ', 1, true)
+    if at then
+      codes = string.sub(codes, 1, at) .. string.sub(codes, at + #hash + 2)
+      found = true
+      break
+    end
+  end
+  if not found then
+    status = 'WRONG'
+  else
+    local rest = string.match(codes, '^%s*(.-)%s*$')
+    if rest == '' then redis.call('HDEL', k_user, 'rc') else redis.call('HSET', k_user, 'rc', rest) end
+  end
+end
+local locked_now = 0
+if status == 'OK' then
+  failed = 0
+  redis.call('HSET', k_user, 'failed_otp', 0, 'mtime', ARGV[4])
+  emit(k_user, k_stream, maxlen, owner, envelope, ARGV[8], '{}')
+else
+  failed = redis.call('HINCRBY', k_user, 'failed_otp', 1)
+  redis.call('HSET', k_user, 'mtime', ARGV[4])
+  emit(k_user, k_stream, maxlen, owner, envelope, ARGV[9], '{}')
+  if max > 0 and failed >= max then
+    redis.call('HSET', k_user, 'state', 'USER_STATE_LOCKED')
+    redis.call('HINCRBY', k_user, 'vv', 1)
+    emit(k_user, k_stream, maxlen, owner, envelope, 'user.locked', '{}')
+    locked_now = 1
+  end
+end
+redis.call('HINCRBY', k_user, 'rev', 1)
+return {status, failed, locked_now}
