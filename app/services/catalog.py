@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.permissions import Caller
+from app.services import factor_wire as fw
 from app.services import session_wire as sw
 from app.services import user_wire as uw
 from app.services.administrators import InternalPermissionService
@@ -139,6 +140,36 @@ USER_RPCS = [
         uw.AddPersonalAccessTokenRequest,
         uw.AddPersonalAccessTokenResponse,
         U.add_personal_access_token,
+    ),
+    _user_rpc("RegisterTOTP", fw.RegisterTOTPRequest, fw.RegisterTOTPResponse, U.register_totp),
+    _user_rpc(
+        "VerifyTOTPRegistration",
+        fw.VerifyTOTPRegistrationRequest,
+        uw.DetailsResponse,
+        U.verify_totp_registration,
+    ),
+    _user_rpc("RemoveTOTP", fw.RemoveTOTPRequest, uw.DetailsResponse, U.remove_totp),
+    _user_rpc("AddOTPSMS", fw.AddOTPSMSRequest, uw.DetailsResponse, U.add_otp_sms),
+    _user_rpc("RemoveOTPSMS", fw.RemoveOTPSMSRequest, uw.DetailsResponse, U.remove_otp_sms),
+    _user_rpc("AddOTPEmail", fw.AddOTPEmailRequest, uw.DetailsResponse, U.add_otp_email),
+    _user_rpc("RemoveOTPEmail", fw.RemoveOTPEmailRequest, uw.DetailsResponse, U.remove_otp_email),
+    _user_rpc(
+        "GenerateRecoveryCodes",
+        fw.GenerateRecoveryCodesRequest,
+        fw.GenerateRecoveryCodesResponse,
+        U.generate_recovery_codes,
+    ),
+    _user_rpc(
+        "RemoveRecoveryCodes",
+        fw.RemoveRecoveryCodesRequest,
+        uw.DetailsResponse,
+        U.remove_recovery_codes,
+    ),
+    _user_rpc(
+        "ListAuthenticationMethodTypes",
+        fw.ListAuthenticationMethodTypesRequest,
+        fw.ListAuthenticationMethodTypesResponse,
+        U.list_authentication_method_types,
     ),
 ]
 del U

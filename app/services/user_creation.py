@@ -1,8 +1,8 @@
 """AddHumanUser and CreateUser: checking, hashing, drawing codes, storing a new user.
 
 Checks what ZITADEL checks before writing (unsupported fields, the email's shape, a oneof of
-password and hash), hashes the password, draws the verification codes and resolves the
-organization.
+password and hash, an imported TOTP seed's base32), hashes the password, seals the seed,
+draws the verification codes and resolves the organization.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from actors.errors import InvalidArgument, Unimplemented, ValidationFailed
 from actors.permissions import Caller
 from actors.timefmt import rfc3339_ms
 from actors.user_records import Org, User, org_not_found
+from app.services.sealing import Keyring
 from app.services.user_common import CODE_TTL_MS, UserServiceBase, code_text, require
+from app.services.user_factors import totp_purpose
 from app.services.user_wire import (
     AddHumanUserRequest,
     AddHumanUserResponse,
@@ -45,14 +47,9 @@ def _check_user_id(user_id: str | None) -> None:
 
 def _refuse_unsupported(human: HumanIn) -> None:
     """Never pretend: a client sending these expects them to take effect."""
-    pending = [
-        name
-        for name, value in (("idpLinks", human.idp_links), ("totpSecret", human.totp_secret))
-        if value
-    ]
-    if pending:
+    if human.idp_links:
         raise Unimplemented(
-            "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": pending}
+            "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": ["idpLinks"]}
         )
     if human.password is not None and human.hashed_password is not None:
         raise ValidationFailed("invalid request: password and hashedPassword are a oneof")
@@ -96,6 +93,8 @@ def _profile(profile: ProfileIn) -> rules.Profile:
 
 
 class UserCreation(UserServiceBase):
+    _keyring: Keyring
+
     async def add_human_user(
         self, caller: Caller, request: AddHumanUserRequest
     ) -> AddHumanUserResponse:
@@ -153,6 +152,7 @@ class UserCreation(UserServiceBase):
     ) -> Created:
         _check_user_id(user_id)
         _refuse_unsupported(human)
+        totp_secret = rules.normalized_totp_secret(human.totp_secret) if human.totp_secret else None
         now = self._clock.now_ms()
         uid = user_id or self._ids.new_id()
         email_in = human.email
@@ -175,7 +175,11 @@ class UserCreation(UserServiceBase):
             email_code_returned=email_plain is not None,
             phone_code_returned=phone_plain is not None,
         )
-        user = await self._users.create_user(rules.new_human(spec, now), creator_id=caller.user_id)
+        change = rules.new_human(spec, now)
+        if totp_secret is not None:
+            sealed = self._keyring.seal(totp_purpose(uid), totp_secret.encode())
+            change = rules.import_totp(change, sealed)
+        user = await self._users.create_user(change, creator_id=caller.user_id)
         return Created(user=user, email_code=email_plain, phone_code=phone_plain)
 
     async def _create_machine(

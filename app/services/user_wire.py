@@ -12,6 +12,7 @@ import msgspec
 
 from actors.permissions import INSTANCE_ROLES, ORG_ROLES
 from actors.timefmt import rfc3339_ms
+from actors.user_factors import BASE32_PATTERN
 from actors.user_names import GENDERS
 from actors.user_records import Human, User
 from app.services.session_wire import (
@@ -133,6 +134,12 @@ class HashedPasswordIn(Wire):
     change_required: bool = False
 
 
+#: An imported RFC 6238 seed (SHA-1, 30 s steps)
+TotpSecret = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": BASE32_PATTERN}),
+]
+
 #: A field this server does not support yet (``user_creation._refuse_unsupported``).
 _NOT_BUILT = msgspec.Meta(
     extra_json_schema={"description": "not supported yet: a non-empty value is answered 501"}
@@ -149,7 +156,8 @@ class HumanIn(Wire):
     hashed_password: HashedPasswordIn | None = None
     metadata: tuple[Any, ...] = ()
     idp_links: Annotated[tuple[Any, ...], _NOT_BUILT] = ()
-    totp_secret: Annotated[str | None, _NOT_BUILT] = None
+    #: ``actors.user_factors.normalized_totp_secret``: a base32 seed, ready at once
+    totp_secret: TotpSecret | None = None
 
 
 class AddHumanUserRequest(HumanIn):

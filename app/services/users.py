@@ -2,8 +2,9 @@
 
 ZITADEL's messages and error ids. Each method checks the caller's permission on the user's
 organization and runs one store write. Creating users is in ``app.services.user_creation``,
-credentials in ``app.services.user_credentials``; this module adds reading and the state
-changes (deactivate, reactivate, lock, unlock, delete) and composes the service.
+credentials in ``app.services.user_credentials``, second factors in
+``app.services.user_factors``; this module adds reading and the state changes (deactivate,
+reactivate, lock, unlock, delete) and composes the service.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.services.sealing import Keyring
 from app.services.user_common import require
 from app.services.user_creation import UserCreation
 from app.services.user_credentials import UserCredentials
+from app.services.user_factors import UserFactors
 from app.services.user_views import UserViewCache
 from app.services.user_wire import (
     DeactivateUserRequest,
@@ -35,7 +37,7 @@ from app.services.user_wire import (
 )
 
 
-class UserService(UserCreation, UserCredentials):
+class UserService(UserCreation, UserCredentials, UserFactors):
     def __init__(
         self,
         users: UserDirectory,
@@ -46,10 +48,13 @@ class UserService(UserCreation, UserCredentials):
         ids: SecretsMinter,
         *,
         keyring: Keyring,
+        totp_issuer: str | None = None,
     ) -> None:
+        """``totp_issuer``: the instance domain; by default read off the user's org domain."""
         super().__init__(users, hasher, views, clock, ids)
         self._passwords = passwords
         self._keyring = keyring
+        self._issuer = totp_issuer
 
     async def get_user_by_id(self, caller: Caller, request: GetUserByIDRequest) -> GetUserResponse:
         """Anyone may read themselves; others need ``user.read`` on the user's organization."""

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from app.services import session_wire, user_wire
+from app.services import factor_wire, session_wire, user_wire
 from app.transports.rest import ROUTES, Route, shadowed, snake
 
 
@@ -102,6 +102,16 @@ _ERRORS: dict[str, tuple[int, ...]] = {
     "VerifyEmail": (403, 404, 409, 429),
     "VerifyPhone": (403, 404, 409, 429),
     "AddPersonalAccessToken": (403, 404, 409, 429),
+    "RegisterTOTP": (403, 404, 409, 429),
+    "VerifyTOTPRegistration": (403, 404, 409, 429),
+    "RemoveTOTP": (403, 404, 409, 429),
+    "AddOTPSMS": (403, 404, 409, 429),
+    "RemoveOTPSMS": (403, 404, 409, 429),
+    "AddOTPEmail": (403, 404, 409, 429),
+    "RemoveOTPEmail": (403, 404, 409, 429),
+    "GenerateRecoveryCodes": (403, 404, 409, 429),
+    "RemoveRecoveryCodes": (403, 404, 409, 429),
+    "ListAuthenticationMethodTypes": (403, 404),
     "AddOrganization": (403, 404, 409, 429, 501),
     "CreateAdministrator": (403, 404, 409, 429, 501),
 }
@@ -285,7 +295,7 @@ def _empty_is_valid(kind: type) -> bool:
 
 
 #: Where the wire types live; their ``schema_rules`` are merged into their components.
-_WIRE_MODULES = (session_wire, user_wire)
+_WIRE_MODULES = (session_wire, user_wire, factor_wire)
 
 
 def _rules(name: str) -> dict[str, Any]:

@@ -79,6 +79,18 @@ ROUTES: list[Route] = [
     Route("POST", f"{_USER}/email/verify", _user("VerifyEmail")),
     Route("POST", f"{_USER}/phone/verify", _user("VerifyPhone")),
     Route("POST", f"{_USER}/pats", _user("AddPersonalAccessToken")),
+    Route("POST", f"{_USER}/totp", _user("RegisterTOTP")),
+    Route("POST", f"{_USER}/totp/verify", _user("VerifyTOTPRegistration")),
+    Route("DELETE", f"{_USER}/totp", _user("RemoveTOTP")),
+    Route("POST", f"{_USER}/otp_sms", _user("AddOTPSMS")),
+    Route("DELETE", f"{_USER}/otp_sms", _user("RemoveOTPSMS")),
+    Route("POST", f"{_USER}/otp_email", _user("AddOTPEmail")),
+    Route("DELETE", f"{_USER}/otp_email", _user("RemoveOTPEmail")),
+    Route("POST", f"{_USER}/recovery_codes", _user("GenerateRecoveryCodes")),
+    Route("DELETE", f"{_USER}/recovery_codes", _user("RemoveRecoveryCodes")),
+    Route(
+        "GET", f"{_USER}/authentication_methods", _user("ListAuthenticationMethodTypes"), body=False
+    ),
     Route("POST", "/v2/organizations", catalog.ADD_ORGANIZATION, status=201),
     Route("POST", "/v2/administrators", catalog.CREATE_ADMINISTRATOR),
 ]
