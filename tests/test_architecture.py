@@ -38,6 +38,7 @@ PURE = {
     "actors/user_names.py",
     "actors/user_creation.py",
     "actors/user_credentials.py",
+    "actors/user_factors.py",
     "actors/limits.py",
     "storage/keys.py",
     "storage/codec.py",
@@ -45,6 +46,7 @@ PURE = {
     "storage/index_plan.py",
     "app/services/session_wire.py",
     "app/services/user_wire.py",
+    "app/services/factor_wire.py",
     "app/services/session_list.py",
     "app/process/settings.py",
 }

@@ -154,7 +154,9 @@ async def test_an_invalid_email_is_refused(api):
 
 
 async def test_parts_not_supported_yet_are_refused_rather_than_ignored(api):
-    reply = await api.call("POST", "/v2/users/human", body=human_body(totpSecret="JBSWY3DP"))
+    reply = await api.call(
+        "POST", "/v2/users/human", body=human_body(idpLinks=[{"idpId": "1", "userId": "2"}])
+    )
 
     assert (reply.status, reply.body["code"]) == (501, 12)
 
