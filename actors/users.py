@@ -169,7 +169,7 @@ def lock(user: User | None, now_ms: int) -> Change:
 
 
 def unlock(user: User | None, now_ms: int) -> Change:
-    """Unlocking also forgets the failed password attempts (ZITADEL resets the counter)."""
+    """Unlocking also forgets the failed attempts (ZITADEL resets the counters)."""
     user = existing(user, "COMMAND-M0dos")
     if user.state != LOCKED:
         raise FailedPrecondition("COMMAND-4M0ds", "Errors.User.NotLocked")
@@ -180,6 +180,7 @@ def unlock(user: User | None, now_ms: int) -> Change:
         view=True,
         state=ACTIVE,
         failed_password_attempts=0,
+        failed_otp_attempts=0,
     )
 
 
@@ -245,7 +246,17 @@ def to_view(user: User) -> UserView:
         state=user.state,
         version=user.view_version,
         password_changed_ms=password_changed,
+        second_factor=has_second_factor(user),
     )
+
+
+def has_second_factor(user: User) -> bool:
+    """A ready second factor: verified TOTP, OTP SMS or e-mail, or unused recovery codes."""
+    factors = user.human.factors if user.human is not None else None
+    if factors is None:
+        return False
+    totp_ready = factors.totp is not None and factors.totp.verified
+    return totp_ready or factors.otp_sms or factors.otp_email or bool(factors.recovery_codes)
 
 
 def caller_of(user: User) -> Caller:
