@@ -13,7 +13,10 @@ import re
 
 from actors.errors import InvalidArgument
 
+#: The fields of an OTP e-mail's link; verification and reset links have ``OrgID`` instead
+#: of ``SessionID`` (ZITADEL's URL data of each message).
 FIELDS = ("Code", "UserID", "LoginName", "DisplayName", "PreferredLanguage", "SessionID")
+USER_FIELDS = ("Code", "UserID", "OrgID", "LoginName", "DisplayName", "PreferredLanguage")
 _ACTION = re.compile(r"\{\{(-\s)?\s*\.([A-Za-z]+)\s*(\s-)?\}\}")
 _OPEN = "{{"
 
@@ -22,13 +25,16 @@ def invalid_template() -> InvalidArgument:
     return InvalidArgument("DOMAIN-oGh5e", "Errors.User.InvalidURLTemplate")
 
 
-def validate(template: str) -> None:
+def validate(template: str, fields: tuple[str, ...] = FIELDS) -> None:
     """Raise InvalidArgument (DOMAIN-oGh5e) unless ``render`` would succeed."""
-    render(template, dict.fromkeys(FIELDS, "x"))
+    render(template, dict.fromkeys(fields, "x"))
 
 
 def render(template: str, values: dict[str, str]) -> str:
-    """``template`` with each action replaced by its field's value (trim markers honoured)."""
+    """``template`` with each action replaced by its value (trim markers honoured).
+
+    ``values`` names the fields the template may use; any other field is an error.
+    """
     out: list[str] = []
     at = 0
     while True:
@@ -37,7 +43,7 @@ def render(template: str, values: dict[str, str]) -> str:
             out.append(template[at:])
             return "".join(out)
         match = _ACTION.match(template, start)
-        if match is None or match.group(2) not in FIELDS:
+        if match is None or match.group(2) not in values:
             raise invalid_template()
         text = template[at:start]
         out.append(text.rstrip() if match.group(1) else text)

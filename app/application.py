@@ -27,6 +27,7 @@ from app.services.catalog import Services
 from app.services.clock import SystemClock
 from app.services.hashing import PasswordHasher
 from app.services.ids import SecretsMinter
+from app.services.messages import MessageComposer
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
 from app.services.sealing import Keyring
@@ -172,13 +173,16 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             rates=CheckRates(user=user_rate, ip=ip_rate, caller=caller_rate),
         )
         user_views = UserViewCache(users, settings.cache_ttl_ms)
+        messages = MessageComposer(
+            keyring, CLOCK, frozenset(configured_channels(settings, settings.dev_mode))
+        )
         second_factors = SecondFactorService(
             users,
             keyring,
             CLOCK,
             passwords,
+            messages,
             max_attempts=settings.lockout_max_otp_attempts,
-            channels=frozenset(configured_channels(settings, settings.dev_mode)),
         )
         registry = _registry(settings, stores, passwords, second_factors)
         app[SERVICES] = Services(

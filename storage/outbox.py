@@ -76,6 +76,15 @@ def job_fields(job: DeliveryJob) -> list[str]:
     return out
 
 
+def job_args(jobs: Sequence[DeliveryJob]) -> list[str | int]:
+    """Jobs as the write scripts take them: njobs, then per job npairs and its pairs."""
+    args: list[str | int] = [len(jobs)]
+    for job in jobs:
+        fields = job_fields(job)
+        args += [len(fields) // 2, *fields]
+    return args
+
+
 def job_from_fields(fields: Mapping[str, str] | Mapping[bytes, bytes]) -> DeliveryJob:
     """A job from a stream entry's fields (bytes or text); MalformedJobError if it is none."""
     text = {as_text(name): as_text(value) for name, value in fields.items()}

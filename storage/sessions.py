@@ -22,7 +22,7 @@ from storage import codec, index_plan, keys, session_search
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
-from storage.outbox import job_fields
+from storage.outbox import job_args
 from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
@@ -179,10 +179,7 @@ class RedisSessionStore:
                 args += [name, text]
         args.append(len(ops))
         args += _op_args(ops, index_keys)
-        args.append(len(jobs))
-        for job in jobs:
-            fields_ = job_fields(job)
-            args += [len(fields_) // 2, *fields_]
+        args += job_args(jobs)
         return args, index_keys
 
     # -- reads -------------------------------------------------------------------------

@@ -13,13 +13,14 @@ password-attempt protocol (``storage.password_checks``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from msgspec.structs import replace
 
 from actors import tokens
 from actors import users as rules
+from actors.delivery import DeliveryJob
 from actors.errors import Aborted, AlreadyExists, Internal, ServiceError
 from actors.model import UserRef
 from actors.permissions import Grant
@@ -31,6 +32,7 @@ from storage.errors import mapped_errors
 from storage.multiplex import as_dict
 from storage.orgs import InstanceInfo, OrgStore
 from storage.otp_checks import OtpCheckEnd, OtpCheckStart, OtpCheckStore
+from storage.outbox import job_args
 from storage.password_checks import PasswordCheckEnd, PasswordCheckStart, PasswordCheckStore
 from storage.pats import PatRecord, PatStore
 from storage.user_base import StoreSettings
@@ -102,8 +104,13 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         return rules.login_names(user, org.domain) if org else [user.username]
 
     # -- users: writes -----------------------------------------------------------------------
-    async def create_user(self, change: Change, *, creator_id: str = "") -> User:
-        """Store a new user from ``actors.users.new_human``/``new_machine``."""
+    async def create_user(
+        self, change: Change, *, creator_id: str = "", jobs: Sequence[DeliveryJob] = ()
+    ) -> User:
+        """Store a new user from ``actors.users.new_human``/``new_machine``.
+
+        ``jobs``: messages to send (verification codes), queued in the same atomic write.
+        """
         user = change.user
         org = await self.get_org(user.org_id)
         if org is None:
@@ -117,6 +124,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             claim=rules.login_name_keys(user, org.domain),
             release=[],
             before={},
+            jobs=jobs,
         )
         if status in ("EXISTS", "NAME_TAKEN"):
             raise _user_exists()
@@ -131,11 +139,12 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         *,
         creator_id: str = "",
         release_login_names: bool = False,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> User:
         """Apply ``transition(user, now_ms)`` and store it; retried on concurrent writes.
 
         ServiceErrors of the transition propagate; a ``Change.error`` is raised after its
-        events were stored.
+        events were stored. ``jobs`` are queued with the write that succeeds.
         """
         for _ in range(MAX_WRITE_ATTEMPTS):
             loaded = await self._load(user_id)
@@ -153,6 +162,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 claim=[],
                 release=release,
                 before=user_fields(user),
+                jobs=jobs,
             )
             if status == "OK":
                 if change.error is not None:
@@ -175,6 +185,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         claim: list[str],
         release: list[str],
         before: dict[str, str],
+        jobs: Sequence[DeliveryJob] = (),
     ) -> list[Any]:
         after = user_fields(change.user)
         changed = {name: value for name, value in after.items() if before.get(name) != value}
@@ -182,7 +193,13 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         envelope = self._envelope("user", user.id, creator_id, change.user.change_ms)
         return await self._run(
             "user_write",
-            [keys.user(user.id), keys.LOGIN_NAMES, self._stream(user.id), keys.org(user.org_id)],
+            [
+                keys.user(user.id),
+                keys.LOGIN_NAMES,
+                self._stream(user.id),
+                keys.org(user.org_id),
+                keys.OUTBOX,
+            ],
             [
                 mode,
                 user.id,
@@ -194,6 +211,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 *counted(removed),
                 *counted(envelope),
                 *event_args(change.events),
+                *job_args(jobs),
             ],
         )
 

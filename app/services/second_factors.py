@@ -16,12 +16,11 @@ import asyncio
 import hmac
 import secrets
 
-import msgspec
 import pyotp
 
-from actors import machine, url_templates
+from actors import machine
 from actors.commands import IssuedCode, OtpChallenge
-from actors.delivery import OUTBOX_PURPOSE, Channel, DeliveryJob, Message
+from actors.delivery import Channel, DeliveryJob
 from actors.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,7 +32,7 @@ from actors.model import PendingCode
 from actors.permissions import Caller
 from actors.ports import Clock, DrawnCode
 from actors.user_records import User
-from actors.users import display_name
+from app.services.messages import MessageComposer
 from app.services.ports import CheckGate, OtpChecks, OtpCheckStart
 from app.services.sealing import Keyring, SealError
 
@@ -111,9 +110,9 @@ class SecondFactorService:
         keyring: Keyring,
         clock: Clock,
         gate: CheckGate,
+        messages: MessageComposer,
         *,
         max_attempts: int,
-        channels: frozenset[str],
         busy_wait_s: float = BUSY_WAIT_S,
     ) -> None:
         self._users = users
@@ -121,7 +120,7 @@ class SecondFactorService:
         self._clock = clock
         self._gate = gate
         self._max_attempts = max_attempts
-        self._channels = channels
+        self._messages = messages
         self._busy_wait_s = busy_wait_s
 
     # -- checks ----------------------------------------------------------------------------
@@ -233,51 +232,19 @@ class SecondFactorService:
         )
         if request.return_code:
             return DrawnCode(code=code)
-        return DrawnCode(code=code, job=self._job(user, session_id, channel, request, code, now_ms))
+        return DrawnCode(code=code, job=self._job(user, session_id, channel, request, code))
 
     def _job(
-        self,
-        user: User,
-        session_id: str,
-        channel: str,
-        request: OtpChallenge,
-        code: IssuedCode,
-        now_ms: int,
+        self, user: User, session_id: str, channel: str, request: OtpChallenge, code: IssuedCode
     ) -> DeliveryJob:
         medium: Channel = "sms" if channel == "otp_sms" else "email"
-        if medium not in self._channels:
-            raise FailedPrecondition(
-                "NOTIF-noChannel", "Errors.Notification.ChannelNotConfigured"
-            )
-        language = user.human.profile.preferred_language if user.human else ""
-        url = ""
-        if request.url_template:
-            url = url_templates.render(
-                request.url_template,
-                {
-                    "Code": code.plain,
-                    "UserID": user.id,
-                    "LoginName": user.username,
-                    "DisplayName": display_name(user),
-                    "PreferredLanguage": language,
-                    "SessionID": session_id,
-                },
-            )
-        message = Message(
-            recipient=_recipient(user, channel) or "",
-            code=code.plain,
-            url=url,
-            login_name=user.username,
-            display_name=display_name(user),
-            preferred_language=language,
-        )
-        return DeliveryJob(
-            id=secrets.token_hex(16),
+        return self._messages.compose(
+            user,
             channel=medium,
             template=channel,
-            user_id=user.id,
-            created_ms=now_ms,
-            sealed=self._keyring.seal(OUTBOX_PURPOSE, msgspec.json.encode(message)),
+            recipient=_recipient(user, channel) or "",
+            code=code.plain,
+            url_template=request.url_template,
             session_id=session_id,
             sent_event=f"session.otp.{medium}.sent",
         )

@@ -3,12 +3,14 @@
 -- for read-modify-write, ``pw`` for a rehash), so a writer working from an older read gets
 -- CONFLICT and retries from a fresh read. No WATCH.
 -- KEYS[1] user:{U}  KEYS[2] users:loginnames  KEYS[3] sessiond:events:{P}  KEYS[4] org:{O}
+-- KEYS[5] sessiond:outbox (the messages this write sends: queued in the same atomic step)
 -- ARGV[1] "create" | "update"  ARGV[2] user id
 -- ARGV[3] guard field  ARGV[4] its expected value (update only)
 -- ARGV[5] MAXLEN ~ of the partition stream
 -- ARGV[6..] five counted lists (n, items...): login names to claim (lower-cased), login
 --   names to release, field/value pairs to set, fields to delete, envelope field/value pairs;
---   then nevents and per event: type, payload JSON.
+--   then nevents and per event: type, payload JSON; then njobs and per job: npairs,
+--   field/value pairs.
 -- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | NO_ORG | GONE | CONFLICT.
 --#include _emit
 local k_user, k_names, k_stream, k_org = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -44,5 +46,12 @@ local nevents = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nevents do
   seq = emit(k_user, k_stream, ARGV[5], owner, envelope, ARGV[i], ARGV[i + 1])
   i = i + 2
+end
+local njobs = tonumber(ARGV[i] or '0'); i = i + 1
+for _ = 1, njobs do
+  local npairs = tonumber(ARGV[i]); i = i + 1
+  local last = i + npairs * 2 - 1
+  redis.call('XADD', KEYS[5], '*', unpack(ARGV, i, last))
+  i = last + 1
 end
 return {'OK', seq}
