@@ -187,6 +187,18 @@ class RedisOutbox:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    async def forget_consumer(self, consumer: str) -> None:
+        """Drop a stopping consumer from the group unless it still holds jobs.
+
+        Every worker process brings new consumer names; without this the group would grow
+        forever. One that holds jobs stays, for XAUTOCLAIM to take them over.
+        """
+        pending: Any = await self._client.xpending_range(
+            keys.OUTBOX, GROUP, "-", "+", 1, consumername=consumer
+        )
+        if not pending:
+            await self._client.xgroup_delconsumer(keys.OUTBOX, GROUP, consumer)
+
     async def enqueue(self, job: DeliveryJob) -> str:
         """A plain XADD, as the scripts do it (tests, requeue)."""
         return await self._xadd(keys.OUTBOX, job_fields(job))

@@ -242,6 +242,8 @@ async def test_a_job_sent_before_its_worker_died_is_acknowledged_and_not_sent_ag
     await outbox.enqueue(job)
     assert len(await outbox.read("crashed-worker", 1, 10)) == 1
     await outbox.mark_sent(job.id)  # it sent, then died
+    (held,) = (await outbox.pending_summary()).pending
+    assert (held.job_id, held.consumer, held.retry_at_ms) == (job.id, "crashed-worker", None)
     with smtp_sink() as sink:
         delivery = worker(outbox, {"email": smtp_channel(sink)}, claim_idle_ms=50)
         await asyncio.sleep(0.1)
@@ -386,6 +388,8 @@ async def test_refused_mail_is_dead_lettered_listed_and_requeued_by_the_outbox_c
         with worker_process(redis_url, log, **smtp, **retry):
             await wait_for(lambda: outbox_empty(redis))
         assert len(sink.attempts) == 3
+        groups: Any = await redis.xinfo_groups(keys.OUTBOX)
+        assert groups[0]["consumers"] == 0  # a stopped worker leaves the group
         report = outbox_cli(redis_url)
         ((dead),) = report["dead"]
         assert dead["job_id"] == job.id

@@ -75,6 +75,8 @@ class Outbox(Protocol):
 
     async def dead_letter(self, entry: Entry, reason: str, at_ms: int) -> str: ...
 
+    async def forget_consumer(self, consumer: str) -> None: ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
@@ -134,6 +136,8 @@ class DeliveryWorker:
                 log.error("delivery round failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._config.error_pause_s)
+        with contextlib.suppress(Exception):  # best effort: a stop must not hang on Redis
+            await self._outbox.forget_consumer(self._config.consumer)
 
     async def round(self) -> int:
         """Take and handle at most one job; how many were handled."""
