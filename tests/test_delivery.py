@@ -35,7 +35,14 @@ from app.delivery.worker import DeliveryWorker, WorkerConfig, backoff_ms
 from app.process.settings import Settings
 from app.services.sealing import Keyring, new_master_key
 from storage import keys
-from storage.outbox import GROUP, JOB_FIELDS, RedisOutbox, job_fields, job_from_fields
+from storage.outbox import (
+    GROUP,
+    JOB_FIELDS,
+    RedisOutbox,
+    job_args,
+    job_fields,
+    job_from_fields,
+)
 from tests.processes import free_port
 from tests.smtp_sink import SmtpSink, code_in, smtp_sink
 from tests.support import MASTER_KEY, Api
@@ -118,6 +125,12 @@ def test_job_fields_are_every_job_field_in_declaration_order_as_text():
     assert job_from_fields(dict(zip(flat[::2], flat[1::2], strict=True))) == job
     encoded = {k.encode(): v.encode() for k, v in zip(flat[::2], flat[1::2], strict=True)}
     assert job_from_fields(encoded) == job
+
+
+def test_job_args_count_the_jobs_and_the_pairs_of_each_for_the_scripts():
+    first, second = make_job("1"), make_job("2", session_id="s")
+    assert job_args([]) == [0]
+    assert job_args([first, second]) == [2, 8, *job_fields(first), 8, *job_fields(second)]
 
 
 def test_channels_are_configured_by_settings_or_by_dev_mode():
