@@ -54,6 +54,8 @@ STATE_IDS = frozenset(
         "COMMAND-3M0fs",  # wrong password
         "COMMAND-eis9R",  # wrong, expired or missing verification code
         "CODE-woT0xc",  # wrong password reset code
+        "EVENT-8isk2",  # wrong code of the TOTP being registered
+        "COMMAND-84rgg",  # removing recovery codes the user does not have
         "SESSION-metaKeys",  # the session's metadata, merged with the request's, has too many keys
         "SESSION-metaSize",  # ... or too many bytes (a sum no schema can bound)
     }

@@ -361,8 +361,17 @@ def _lax(schema: Any) -> Any:
         out.update(_LAX_BOOLEAN)
     elif out.get("type") == "integer" and out.get("minimum", -1) >= 0 and "maximum" in out:
         out["type"] = ["integer", "string"]
-        out["pattern"] = at_most(int(out["maximum"]))
+        out["pattern"] = _decimal_pattern(int(out["minimum"]), int(out["maximum"]))
     return out
+
+
+def _decimal_pattern(minimum: int, maximum: int) -> str:
+    """The decimal strings of ``minimum..maximum``: a short range listed, else ``at_most``."""
+    if minimum == 0:
+        return at_most(maximum)
+    if maximum - minimum > 100:
+        raise ValueError("a string-lax integer with a lower bound needs a short range")
+    return f"^(?:{'|'.join(str(n) for n in range(minimum, maximum + 1))})$"
 
 
 def _schemas(kinds: set[type], rules: bool) -> dict[str, Any]:
