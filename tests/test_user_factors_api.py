@@ -518,20 +518,50 @@ async def test_a_viewer_may_list_but_not_change(api):
     assert changed.status == 403
 
 
-async def test_a_user_registers_its_own_factors_with_its_session_token(api, redis):
-    user_id = await human(api, phone=VERIFIED_PHONE)
+async def test_a_user_registers_its_own_totp_with_its_session_token(api, redis):
+    user_id = await human(api)
     token = await session_token(api, user_id)
 
-    codes = await api.call("POST", f"{USERS}/{user_id}/recovery_codes", token, {"count": 2})
-    sms = await api.call("POST", f"{USERS}/{user_id}/otp_sms", token, {})
-    email = await api.call("POST", f"{USERS}/{user_id}/otp_email", token, {})
     listed = await methods(api, user_id, token)
     secret = await register(api, user_id, token)
     await verify(api, user_id, secret, token)
 
-    assert (codes.status, sms.status, email.status) == (200, 200, 200)
-    assert listed == ["PASSWORD", "OTP_SMS", "OTP_EMAIL", "RECOVERY_CODE"]
+    assert listed == ["PASSWORD"]
     assert (await fields(redis, user_id))["totp_ok"] == "1"
+    # a ready second factor: the password-only session is no bearer any more (MFA)
+    after = await api.call("GET", f"{USERS}/{user_id}/authentication_methods", token)
+    assert after.status == 401
+
+
+@pytest.mark.settings(cache_ttl_ms=60_000)
+async def test_a_new_second_factor_ends_password_only_bearers_at_once_despite_the_cache(api):
+    user_id = await human(api)
+    token = await session_token(api, user_id)
+    assert await methods(api, user_id, token) == ["PASSWORD"]  # the view is cached now
+
+    reply = await api.call("POST", f"{USERS}/{user_id}/otp_email", token, {})
+
+    assert reply.status == 200, reply.body
+    after = await api.call("GET", f"{USERS}/{user_id}/authentication_methods", token)
+    assert after.status == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "ready"),
+    [
+        ("POST", "otp_sms", {}, "OTP_SMS"),
+        ("POST", "otp_email", {}, "OTP_EMAIL"),
+        ("POST", "recovery_codes", {"count": 2}, "RECOVERY_CODE"),
+    ],
+)
+async def test_a_user_adds_its_own_first_second_factor(api, method, suffix, body, ready):
+    user_id = await human(api, phone=VERIFIED_PHONE)
+    token = await session_token(api, user_id)
+
+    reply = await api.call(method, f"{USERS}/{user_id}/{suffix}", token, body)
+
+    assert reply.status == 200, reply.body
+    assert await methods(api, user_id) == ["PASSWORD", ready]
 
 
 # -- Connect -------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class UserFactors(UserServiceBase):
             return rules.register_totp(current, sealed, now_ms)
 
         updated = await self._users.mutate(user.id, transition, creator_id=caller.user_id)
+        self._forget_view(user.id)
         issuer = self._issuer or await self._org_issuer(user)
         return RegisterTOTPResponse(
             details=details(updated),
@@ -128,6 +129,7 @@ class UserFactors(UserServiceBase):
             return rules.set_recovery_codes(current, digests, now_ms)
 
         updated = await self._users.mutate(user.id, transition, creator_id=caller.user_id)
+        self._forget_view(user.id)
         return GenerateRecoveryCodesResponse(details=details(updated), recovery_codes=plain)
 
     async def remove_recovery_codes(
@@ -167,6 +169,7 @@ class UserFactors(UserServiceBase):
 
     async def _write(self, caller: Caller, user_id: str, transition: Transition) -> DetailsResponse:
         updated = await self._users.mutate(user_id, transition, creator_id=caller.user_id)
+        self._forget_view(user_id)  # whether a second factor is ready decides bearer rules
         return DetailsResponse(details=details(updated))
 
     def _totp_secret(self, user: User | None) -> str:
