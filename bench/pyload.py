@@ -6,6 +6,9 @@ Run: ``python bench/pyload.py LOAD.json RESULT.json``. It reads a ``scenarios.Lo
 (roughly 5-8k/s here), so the bare-handler baseline measures the client, not the server; the
 ratios of the service rows to the one-round-trip baseline stay meaningful as long as that
 baseline is well below the client's own ceiling.
+
+It is also the generator of two-request iterations (``Load.followup_body``: the second request
+carries a code read from the first answer), which wrk cannot chain per connection.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import aiohttp
 import msgspec
 import uvloop
 from procs import Children
-from scenarios import Load, LoadResult, percentile, read_ids, render, uses_ids
+from scenarios import Load, LoadResult, percentile, read_ids, render, split_entry, uses_ids
 
 _SESSION_ID = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
 
@@ -38,49 +41,82 @@ class _Tally:
         self.socket_errors: dict[str, int] = {}
         self.error_sample = ""
         self.captured: list[str] = []
+        self.iterations = 0
 
-    def next_request(self, load: Load) -> tuple[str, bytes | None]:
+    def next_request(self, load: Load) -> tuple[str, bytes | None, str]:
+        """Path, body and the ``{id}`` of the next request."""
         index = self.sent
         self.sent += 1
-        ident = ""
+        ident = code = ""
         if self.ids:
             if load.consume and index >= len(self.ids):
                 self.wrapped += 1
-            ident = self.ids[index % len(self.ids)]
-        body = render(load.body, ident, index) if load.body is not None else None
-        return render(load.path, ident, index), body.encode() if body is not None else None
+            ident, code = split_entry(self.ids[index % len(self.ids)])
+        body = render(load.body, ident, index, code) if load.body is not None else None
+        path = render(load.path, ident, index, code)
+        return path, body.encode() if body is not None else None, ident
+
+    def count(self, status: int, payload: bytes, started: float) -> None:
+        self.latencies.append((time.perf_counter() - started) * 1000)
+        self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+        if not 200 <= status < 300 and not self.error_sample:
+            self.error_sample = payload[:400].decode(errors="replace")
+
+
+async def _send(
+    load: Load, session: aiohttp.ClientSession, tally: _Tally, path: str, body: bytes | None
+) -> tuple[int, bytes] | None:
+    """One request: its status and body, or None after a socket error (counted)."""
+    try:
+        async with session.request(
+            load.method, load.base_url + path, data=body, headers=load.headers
+        ) as response:
+            return response.status, await response.read()
+    except TimeoutError:
+        tally.socket_errors["timeout"] = tally.socket_errors.get("timeout", 0) + 1
+    except aiohttp.ClientError as exc:
+        kind = type(exc).__name__
+        tally.socket_errors[kind] = tally.socket_errors.get(kind, 0) + 1
+    return None
 
 
 async def _worker(
     load: Load, session: aiohttp.ClientSession, tally: _Tally, deadline: float
 ) -> None:
+    followup = re.compile(load.followup_capture.encode()) if load.followup_body else None
     while time.perf_counter() < deadline:
-        path, body = tally.next_request(load)
+        path, body, ident = tally.next_request(load)
         started = time.perf_counter()
-        try:
-            async with session.request(
-                load.method, load.base_url + path, data=body, headers=load.headers
-            ) as response:
-                payload = await response.read()
-                status = response.status
-        except TimeoutError:
-            tally.socket_errors["timeout"] = tally.socket_errors.get("timeout", 0) + 1
-            continue
-        except aiohttp.ClientError as exc:
-            kind = type(exc).__name__
-            tally.socket_errors[kind] = tally.socket_errors.get(kind, 0) + 1
+        answer = await _send(load, session, tally, path, body)
+        if answer is None:
             continue
         if time.perf_counter() > deadline:
             return  # finished after the end: not counted, like wrk
-        tally.latencies.append((time.perf_counter() - started) * 1000)
-        tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
+        status, payload = answer
+        tally.count(status, payload, started)
         if not 200 <= status < 300:
-            if not tally.error_sample:
-                tally.error_sample = payload[:400].decode(errors="replace")
-        elif load.capture_prefix is not None:
+            continue
+        if load.capture_prefix is not None:
             match = _SESSION_ID.search(payload)
             if match:
                 tally.captured.append(match.group(1).decode())
+        if followup is None or load.followup_body is None:
+            continue
+        found = followup.search(payload)
+        if found is None:
+            missing = "no code in the first answer"
+            tally.socket_errors[missing] = tally.socket_errors.get(missing, 0) + 1
+            if not tally.error_sample:
+                tally.error_sample = payload[:400].decode(errors="replace")
+            continue
+        second = render(load.followup_body, ident, tally.sent, found.group(1).decode())
+        started = time.perf_counter()
+        answer = await _send(load, session, tally, path, second.encode())
+        if answer is None or time.perf_counter() > deadline:
+            continue
+        tally.count(*answer, started)
+        if 200 <= answer[0] < 300:
+            tally.iterations += 1
 
 
 async def run_load(load: Load) -> LoadResult:
@@ -106,20 +142,22 @@ async def run_load(load: Load) -> LoadResult:
         Path(f"{load.capture_prefix}0").write_text(
             "".join(f"{sid}\n" for sid in tally.captured), encoding="utf-8"
         )
-    return _result(tally, elapsed)
+    return _result(tally, elapsed, chained=load.followup_body is not None)
 
 
-def _result(tally: _Tally, elapsed: float) -> LoadResult:
+def _result(tally: _Tally, elapsed: float, *, chained: bool) -> LoadResult:
     lat = sorted(tally.latencies)
     requests = len(lat)
     ok = sum(n for status, n in tally.statuses.items() if 200 <= int(status) < 300)
     elapsed = max(elapsed, 1e-9)
+    # a two-request iteration counts once, and only when both answers were 2xx
+    done = tally.iterations if chained else ok
     return LoadResult(
         generator="python",
         requests=requests,
         duration_s=round(elapsed, 3),
         rps=requests / elapsed,
-        ok_rps=ok / elapsed,
+        ok_rps=done / elapsed,
         p50_ms=percentile(lat, 50),
         p90_ms=percentile(lat, 90),
         p99_ms=percentile(lat, 99),
@@ -131,6 +169,8 @@ def _result(tally: _Tally, elapsed: float) -> LoadResult:
         wrapped=tally.wrapped,
         captured=len(tally.captured),
         error_sample=tally.error_sample,
+        sent=[tally.sent],
+        iterations=tally.iterations,
     )
 
 

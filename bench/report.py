@@ -43,6 +43,9 @@ class Row(msgspec.Struct, kw_only=True):
     redis_cmds: dict[str, float] = msgspec.field(default_factory=dict)
     #: CPU used by processes outside the benchmark during the measurement, in cores.
     other_cpu_cores: float | None = None
+    #: False for rows that are not HTTP requests (messages sent): no ratio to the HTTP
+    #: baselines is printed for them.
+    compare_http: bool = True
     notes: list[str] = msgspec.field(default_factory=list)
 
     @property
@@ -76,9 +79,10 @@ def judge(rows: list[Row]) -> None:
         if row.target is not None and row.target.base == "redis" and pipelined_rps:
             # the service's own client is auto-pipelined: say how it fares against that too
             row.notes.append(f"{rps / pipelined_rps:.0%} of the pipelined one-round-trip baseline")
-        if row.result is not None and redis_rps:
+        http = row.result is not None and row.compare_http
+        if http and redis_rps:
             row.ratio_redis = rps / redis_rps
-        if row.result is not None and bare_rps:
+        if http and bare_rps:
             row.ratio_bare = rps / bare_rps
         if row.target is None:
             row.verdict = row.verdict or ("ERRORS" if _errors(row) else "-")
@@ -114,11 +118,12 @@ def _cells(row: Row) -> list[str]:
     res = row.result
     errors = "-" if res is None else str(res.errors)
     ratio = "-" if row.ratio_target is None else f"{row.ratio_target:.0%}"
+    timed = res if res is not None and res.has_latency else None
     return [
         row.title,
         _fmt(row.rps, ",.0f"),
-        _fmt(res.p50_ms if res else None, ".2f"),
-        _fmt(res.p99_ms if res else None, ".2f"),
+        _fmt(timed.p50_ms if timed else None, ".2f"),
+        _fmt(timed.p99_ms if timed else None, ".2f"),
         _fmt(row.ratio_redis, ".0%"),
         _fmt(row.ratio_bare, ".0%"),
         errors,

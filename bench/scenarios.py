@@ -1,10 +1,17 @@
 """What one load run sends, and what it measured: shared by the wrk and Python generators.
 
 A ``Load`` is a fixed request shape. ``path`` and ``body`` are templates in which ``{id}``
-stands for the next id of the id file and ``{n}`` for a number unique within the run. Ids are
-split into one contiguous slice per load-generator thread, walked in order, so concurrent
-requests of one run touch different ids; with ``consume`` every id is used at most once and
-each request past the end of a slice is counted in ``wrapped``.
+stands for the next id of the id file, ``{code}`` for the second column of that line (ids
+files may hold ``<id> <code>`` lines: a session and a one-use code for it) and ``{n}`` for a
+number unique within the run. Ids are split into one contiguous slice per load-generator
+thread, walked in order, so concurrent requests of one run touch different ids; with
+``consume`` every id is used at most once and each request past the end of a slice is
+counted in ``wrapped``.
+
+A load with ``followup_body`` is a two-request iteration (Python generator only): the first
+request, then the same method and path with ``followup_body``, whose ``{code}`` is what the
+regex ``followup_capture`` found in the first response. ``ok_rps`` then counts iterations
+whose two answers were both 2xx.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import re
 
 import msgspec
 
-_TOKEN = re.compile(r"\{(id|n)\}")
+_TOKEN = re.compile(r"\{(id|code|n)\}")
 
 
 class Load(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +38,10 @@ class Load(msgspec.Struct, frozen=True, kw_only=True):
     consume: bool = False
     #: Write every ``sessionId`` of a 2xx response body to ``<capture_prefix><thread>``.
     capture_prefix: str | None = None
+    #: Second request of a two-request iteration (see the module docstring).
+    followup_body: str | None = None
+    #: Regex with one group: the ``{code}`` of ``followup_body``, from the first response.
+    followup_capture: str = ""
     connections: int = 64
     threads: int = 1
     duration_s: int = 10
@@ -56,6 +67,13 @@ class LoadResult(msgspec.Struct, kw_only=True):
     wrapped: int = 0
     captured: int = 0
     error_sample: str = ""
+    #: Requests generated per load-generator thread (wrk: ``request()`` calls), so a caller
+    #: knows how much of each slice of a consumed id file was used.
+    sent: list[int] = msgspec.field(default_factory=list)
+    #: Two-request iterations whose answers were both 2xx (``followup_body`` loads).
+    iterations: int = 0
+    #: False for rows measured without per-request latencies (the outbox delivery rate).
+    has_latency: bool = True
 
     @property
     def errors(self) -> int:
@@ -78,15 +96,23 @@ def template_parts(template: str) -> list[tuple[str, str]]:
 
 def uses_ids(load: Load) -> bool:
     return any(
-        kind == "id" for text in (load.path, load.body or "") for kind, _ in template_parts(text)
+        kind in ("id", "code")
+        for text in (load.path, load.body or "")
+        for kind, _ in template_parts(text)
     )
 
 
-def render(template: str, ident: str, number: int) -> str:
+def render(template: str, ident: str, number: int, code: str = "") -> str:
+    values = {"id": ident, "code": code, "n": str(number)}
     return "".join(
-        text if kind == "lit" else ident if kind == "id" else str(number)
-        for kind, text in template_parts(template)
+        text if kind == "lit" else values[kind] for kind, text in template_parts(template)
     )
+
+
+def split_entry(line: str) -> tuple[str, str]:
+    """An ids-file line: ``"<id>"`` or ``"<id> <code>"`` → (id, code)."""
+    ident, _, code = line.partition(" ")
+    return ident, code.strip()
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:

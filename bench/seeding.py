@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -17,6 +17,7 @@ import msgspec
 PASSWORD = "Bench-Passw0rd!"
 #: metadata values are bytes on the wire: base64 of b"bench-value"
 METADATA_VALUE_B64 = "YmVuY2gtdmFsdWU="
+T = TypeVar("T")
 
 
 class SeedError(RuntimeError):
@@ -87,6 +88,29 @@ class Api:
             raise SeedError(f"AddHumanUser answered without userId: {reply}")
         return user_id
 
+    async def create_factor_user(
+        self, username: str, *, totp_secret: str | None = None, otp_email: bool = False
+    ) -> str:
+        """A user without a password whose second factors are ready at once.
+
+        ``totp_secret`` (base32) is imported with ``AddHumanUser``, which makes TOTP ready
+        without a registration step; ``otp_email`` adds OTP e-mail to the verified address.
+        """
+        body: dict[str, Any] = {
+            "username": username,
+            "profile": {"givenName": "B", "familyName": "F"},
+            "email": {"email": f"{username}@example.com", "isVerified": True},
+        }
+        if totp_secret is not None:
+            body["totpSecret"] = totp_secret
+        reply = await self.call("POST", "/v2/users/human", body)
+        user_id = reply.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            raise SeedError(f"AddHumanUser answered without userId: {reply}")
+        if otp_email:
+            await self.call("POST", f"/v2/users/{user_id}/otp_email", {})
+        return user_id
+
     async def create_session(self, user_id: str) -> str:
         reply = await self.call("POST", "/v2/sessions", {"checks": {"user": {"userId": user_id}}})
         session_id = reply.get("sessionId")
@@ -118,3 +142,24 @@ class Api:
         if not isinstance(sessions, list):
             raise SeedError(f"ListSessions: sessions is not a list: {str(reply)[:300]}")
         return sessions
+
+
+async def bounded_map(
+    count: int, make: Callable[[int], Awaitable[T]], *, concurrency: int = 32
+) -> list[T]:
+    """``[await make(0), ..., await make(count - 1)]`` with ``concurrency`` calls in flight."""
+    results: list[T | None] = [None] * count
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            results[index] = await make(index)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
+    done = [r for r in results if r is not None]
+    if len(done) != count:
+        raise SeedError(f"bounded_map: {count - len(done)} of {count} calls gave nothing")
+    return done

@@ -1,8 +1,11 @@
 """Drive ``wrk`` (Debian package ``wrk``, ``apt-get install wrk``) with a generated Lua script.
 
-The script builds each request from the ``Load`` template, counts every status (so non-2xx
-answers are reported, never hidden), optionally captures ``sessionId`` from 2xx bodies, and in
-``done()`` prints one ``BENCH_JSON {...}`` line that ``run_wrk`` parses.
+The script builds each request from the ``Load`` template (``{id}`` and ``{code}`` are the two
+columns of an ids-file line), counts every status (so non-2xx answers are reported, never
+hidden), optionally captures ``sessionId`` from 2xx bodies, and in ``done()`` prints one
+``BENCH_JSON {...}`` line that ``run_wrk`` parses. Two-request iterations
+(``Load.followup_body``) need the Python generator: wrk's ``response()`` cannot tell which
+connection, so which session, an answer belongs to.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ local CONSUME = %(consume)s
 local NTHREADS = %(threads)d
 
 ids = {}
+codes = {}
 slice_start = 0
 slice_len = 0
 sent = 0
@@ -53,7 +57,12 @@ function init(args)
     slice_start = tid * per
     slice_len = per
     if tid == NTHREADS - 1 then slice_len = #all - slice_start end
-    for i = 1, slice_len do ids[i] = all[slice_start + i] end
+    for i = 1, slice_len do
+      local line = all[slice_start + i]
+      local a, b = string.match(line, "^(%%S+) (%%S+)$")
+      ids[i] = a or line
+      codes[i] = b or ""
+    end
   end
   if CAPTURE_PREFIX then
     capture_fh = assert(io.open(CAPTURE_PREFIX .. tid, "w"))
@@ -63,11 +72,12 @@ end
 
 function request()
   sent = sent + 1
-  local id = ""
+  local id, code = "", ""
   if slice_len > 0 then
     local k = sent - 1
     if CONSUME and k >= slice_len then wrapped = wrapped + 1 end
     id = ids[(k %% slice_len) + 1]
+    code = codes[(k %% slice_len) + 1]
   end
   local n = tid * 1000000000 + sent
   return wrk.format(METHOD, %(path_expr)s, HEADERS, %(body_expr)s)
@@ -96,7 +106,9 @@ end
 function done(summary, latency, requests)
   local non, wr, cap, sample = 0, 0, 0, ""
   local st = {}
+  local sent_by = {}
   for _, t in ipairs(threads) do
+    sent_by[#sent_by + 1] = string.format("%%d", t:get("sent") or 0)
     non = non + (t:get("non2xx") or 0)
     wr = wr + (t:get("wrapped") or 0)
     cap = cap + (t:get("captured") or 0)
@@ -111,10 +123,11 @@ function done(summary, latency, requests)
     '%(mark)s{"requests":%%d,"duration_us":%%d,"p50_us":%%.1f,"p90_us":%%.1f,' ..
     '"p99_us":%%.1f,"mean_us":%%.1f,"max_us":%%.1f,"non2xx":%%d,"wrapped":%%d,' ..
     '"captured":%%d,"statuses":{%%s},"connect":%%d,"read":%%d,"write":%%d,' ..
-    '"timeout":%%d,"error_sample":%%s}\n',
+    '"timeout":%%d,"error_sample":%%s,"sent":[%%s]}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.mean, latency.max, non, wr, cap,
-    table.concat(parts, ","), e.connect, e.read, e.write, e.timeout, jstr(sample)))
+    table.concat(parts, ","), e.connect, e.read, e.write, e.timeout, jstr(sample),
+    table.concat(sent_by, ",")))
 end
 """
 
@@ -136,6 +149,7 @@ class _WrkSummary(msgspec.Struct):
     write: int
     timeout: int
     error_sample: str
+    sent: list[int] = []
 
 
 def wrk_path() -> str | None:
@@ -159,7 +173,8 @@ def lua_str(text: str | None) -> str:
 
 
 def lua_expr(template: str | None) -> str:
-    """Concatenation of literals and the Lua locals ``id``/``n`` for a ``{id}``/``{n}`` template."""
+    """Literals and the Lua locals ``id``/``code``/``n`` of a ``{id}``/``{code}``/``{n}``
+    template, as one Lua concatenation."""
     if template is None:
         return "nil"
     pieces = [lua_str(text) if kind == "lit" else kind for kind, text in template_parts(template)]
@@ -172,6 +187,8 @@ def lua_script(load: Load) -> str:
     )
     if uses_ids(load) and not load.ids_file:
         raise ValueError(f"{load.name}: template uses {{id}} but no ids_file")
+    if load.followup_body is not None:
+        raise ValueError(f"{load.name}: two-request iterations need the Python generator")
     return _LUA % {
         "name": load.name,
         "method": lua_str(load.method),
@@ -243,4 +260,5 @@ def _to_result(s: _WrkSummary) -> LoadResult:
         wrapped=s.wrapped,
         captured=s.captured,
         error_sample=s.error_sample,
+        sent=list(s.sent),
     )
