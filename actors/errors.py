@@ -107,6 +107,23 @@ MESSAGES: dict[str, str] = {
     "Errors.User.ConcurrentUpdate": "The user was changed concurrently, retry",
     "Errors.User.Email.Invalid": "Email is invalid",
     "Errors.User.NotSupported": "This part of the request is not supported yet",
+    "Errors.User.MFA.OTP.NotReady": "Multifactor OTP (OneTimePassword) isn't ready",
+    "Errors.User.MFA.OTP.InvalidCode": "Invalid code",
+    "Errors.User.MFA.OTP.Reused": "The code was already used",
+    "Errors.User.MFA.OTP.Busy": "Second-factor check already in progress, retry",
+    "Errors.User.MFA.OTP.AlreadyReady": "Multifactor OTP (OneTimePassword) is already set up",
+    "Errors.Users.MFA.OTP.AlreadyReady": "Multifactor OTP (OneTimePassword) is already set up",
+    "Errors.User.MFA.OTP.NotExisting": "Multifactor OTP (OneTimePassword) doesn't exist",
+    "Errors.User.MFA.RecoveryCodes.InvalidCode": "Invalid recovery code provided",
+    "Errors.User.MFA.RecoveryCodes.Locked": "User is locked",
+    "Errors.User.RecoveryCodes.NotReady": "Recovery codes are not ready for use",
+    "Errors.User.RecoveryCodes.NotAdded": "Recovery codes are not set up",
+    "Errors.User.RecoveryCodes.Locked": "User is locked",
+    "Errors.User.RecoveryCodes.CountInvalid": "Count of recovery codes must be between 1 and 10",
+    "Errors.User.InvalidURLTemplate": "URL Template is invalid",
+    "Errors.Notification.ChannelNotConfigured": (
+        "No delivery channel is configured for this message (SMTP or SMS webhook)"
+    ),
 }
 
 

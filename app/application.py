@@ -195,7 +195,16 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 instance_id=stores.instance.id,
                 retention_ms=settings.expired_retention_ms,
             ),
-            users=UserService(users, passwords, hasher, user_views, CLOCK, IDS, keyring=keyring),
+            users=UserService(
+                users,
+                passwords,
+                hasher,
+                user_views,
+                CLOCK,
+                IDS,
+                keyring=keyring,
+                totp_issuer=settings.domain,
+            ),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
             permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),
         )

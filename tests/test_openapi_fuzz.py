@@ -55,7 +55,13 @@ STATE_IDS = frozenset(
         "COMMAND-eis9R",  # wrong, expired or missing verification code
         "CODE-woT0xc",  # wrong password reset code
         "EVENT-8isk2",  # wrong code of the TOTP being registered
-        "COMMAND-84rgg",  # removing recovery codes the user does not have
+        "COMMAND-84rgg",  # removing recovery codes the user does not have (or checking them)
+        "COMMAND-S453v",  # an OTP check on a session that has no user yet
+        "COMMAND-4m9s2",  # a recovery-code check on a session that has no user yet
+        "COMMAND-8N9ds",  # a TOTP check on a session that has no user yet
+        "DOMAIN-6uvh0",  # a wrong recovery code
+        "TOTP-Auw0a",  # a TOTP code of a used-up time step
+        "DOMAIN-oGh5e",  # a URL template naming fields ZITADEL does not offer
         "SESSION-metaKeys",  # the session's metadata, merged with the request's, has too many keys
         "SESSION-metaSize",  # ... or too many bytes (a sum no schema can bound)
     }

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 from storage import keys
 from tests.processes import server
-from tests.support import ADMIN_TOKEN, PASSWORD
+from tests.support import ADMIN_TOKEN, MASTER_KEY, PASSWORD
 from tests.test_workers import _call, _human
 
 pytestmark = pytest.mark.slow
@@ -224,6 +224,7 @@ def _environment(redis_url: str, port: int, **env: str | int) -> dict[str, str]:
         "SESSIOND_REDIS_URL": redis_url,
         "SESSIOND_HTTP_PORT": str(port),
         "SESSIOND_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SESSIOND_MASTER_KEY": MASTER_KEY,
         "SESSIOND_LOG_LEVEL": "warning",
         "SESSIOND_LOG_FORMAT": "json",
         **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},

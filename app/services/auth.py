@@ -100,9 +100,7 @@ class Authenticator:
         return msgspec.structs.replace(caller, agent_id=meta.fingerprint_id)
 
 
-def _authenticated(
-    view: UserView, password_ms: int | None, second_factor_ms: int | None
-) -> bool:
+def _authenticated(view: UserView, password_ms: int | None, second_factor_ms: int | None) -> bool:
     """An active user, and factors that still satisfy its authentication (spec §7).
 
     A password checked before the user's last password change no longer counts. Once the

@@ -233,15 +233,31 @@ SessionToken = Annotated[str, msgspec.Meta(max_length=400)]
 
 
 class CreateSessionRequest(Wire):
-    #: A new session has no user yet: a password check needs the user check with it
-    #: (``actors.machine``, COMMAND-Sfw3f).
+    #: A new session has no user yet: a credential check needs the user check with it
+    #: (``actors.machine``: COMMAND-Sfw3f, -8N9ds, -S453v, -4m9s2), and so does an OTP
+    #: challenge (COMMAND-JKL3g, -JK3gp).
     schema_rules: ClassVar[dict[str, Any]] = {
         "properties": {
             "checks": {
-                "if": present("password"),
+                "if": {
+                    "anyOf": [
+                        present(name)
+                        for name in ("password", "totp", "otpSms", "otpEmail", "recoveryCode")
+                    ]
+                },
                 "then": present("user"),
             }
-        }
+        },
+        "if": {
+            "required": ["challenges"],
+            "properties": {
+                "challenges": {
+                    "type": "object",
+                    "anyOf": [present("otpSms"), present("otpEmail")],
+                }
+            },
+        },
+        "then": {"required": ["checks"], "properties": {"checks": present("user")}},
     }
     checks: ChecksIn | None = None
     metadata: MetadataIn = {}
