@@ -110,6 +110,8 @@ TARGETS = {
     # otp_email: no target in the issue; its rate is recorded only
     "outbox_delivery": report.Target(base="smtp_raw", ratio=0.70),
 }
+#: Pairs measured in alternating rounds (REST twin, Connect twin) so both see the same moments.
+TWINS = {"create_user": "connect_create", "get": "connect_get"}
 #: The code of an ``{"challenges":{"otpEmail":{"returnCode":{}}}}`` answer.
 OTP_EMAIL_CODE = r'"otpEmail"\s*:\s*"([^"]+)"'
 
@@ -183,6 +185,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=1,
         help="measure again when other processes used the CPU (not for delete)",
+    )
+    parser.add_argument(
+        "--twin-rounds",
+        type=int,
+        default=3,
+        help="rounds of REST/Connect alternation for each twin pair (duration split evenly)",
     )
     parser.add_argument(
         "--totp-users",
@@ -491,6 +499,99 @@ class Bench:
         calls = {k: n - calls_before.get(k, 0) for k, n in calls.items() if k != "info"}
         return result, cpu_used, foreign, calls
 
+    def measure_twins(self, names: tuple[str, str], loads: tuple[Load, Load]) -> None:
+        """Two loads in alternating short rounds (A B, B A, A B, ...), so both twins see the
+        same machine state; each row's rate is the median of its rounds' 2xx rates.
+
+        Both are warmed up once (``--warmup`` each) before the first round. Disturbed
+        rounds (other processes on the CPU) repeat the whole pair, like ``measure``.
+        """
+        rounds = max(1, self.args.twin_rounds)
+        per_round = max(1, round(self.args.duration / rounds))
+        attempt = 0
+        while True:
+            self.wait_quiet("+".join(names))
+            if self.args.warmup > 0:
+                for load in loads:
+                    warm = _replace(
+                        load,
+                        name=f"{load.name}-warmup",
+                        duration_s=self.args.warmup,
+                        capture_prefix=(
+                            f"{load.capture_prefix}warm." if load.capture_prefix else None
+                        ),
+                    )
+                    self.generator(warm, self.workdir, self.children)
+            samples: dict[str, list[tuple[LoadResult, float, float, dict[str, int]]]] = {
+                name: [] for name in names
+            }
+            for index in range(rounds):
+                order = (0, 1) if index % 2 == 0 else (1, 0)
+                for k in order:
+                    load = loads[k]
+                    one = _replace(
+                        load,
+                        name=f"{load.name}-r{index + 1}",
+                        duration_s=per_round,
+                        capture_prefix=(
+                            f"{load.capture_prefix}r{index + 1}." if load.capture_prefix else None
+                        ),
+                    )
+                    samples[names[k]].append(self._measure_once(one, warm=False))
+            foreign = max(f for runs in samples.values() for _, _, f, _ in runs)
+            for name in names:
+                rates = ", ".join(f"{r.ok_rps:,.0f}" for r, _, _, _ in samples[name])
+                log(f"{name}: rounds {rates} req/s (2xx); other processes <= {foreign:.2f}")
+            if foreign <= OTHER_CPU_WARN_CORES or attempt >= self.args.busy_retries:
+                break
+            attempt += 1
+            for name in names:
+                self.rows[name].notes.append(
+                    f"measured again: other processes used {foreign:.2f} cores"
+                )
+        order_text = " ".join("AB" if index % 2 == 0 else "BA" for index in range(rounds))
+        for k, name in enumerate(names):
+            runs = samples[name]
+            row = self.rows[name]
+            combined = _combine([r for r, _, _, _ in runs])
+            calls: dict[str, int] = {}
+            for _, _, _, c in runs:
+                for cmd, n in c.items():
+                    calls[cmd] = calls.get(cmd, 0) + n
+            self._fill(row, combined, sum(c for _, c, _, _ in runs), foreign, {})
+            ok = sum(r.ok_rps * r.duration_s for r, _, _, _ in runs)
+            row.server_cpu_us = sum(c for _, c, _, _ in runs) / ok * 1e6 if ok else None
+            if ok:
+                row.redis_cmds = {c: round(n / ok, 2) for c, n in calls.items() if n}
+                row.redis_cmds_per_req = sum(calls.values()) / ok
+            rates = ", ".join(f"{r.ok_rps:,.0f}" for r, _, _, _ in runs)
+            if k == 1:  # the same rounds as ratios: each B round beside its A round
+                paired = [
+                    b.ok_rps / a.ok_rps
+                    for (a, _, _, _), (b, _, _, _) in zip(samples[names[0]], runs, strict=True)
+                    if a.ok_rps
+                ]
+                row.notes.append(
+                    "per-round ratio to "
+                    f"{names[0]}: {', '.join(f'{x:.0%}' for x in paired)}"
+                    + (f" (median {statistics.median(paired):.0%})" if paired else "")
+                )
+            row.notes.append(
+                f"interleaved with {names[1 - k]}: {rounds} rounds of {per_round} s "
+                f"(A={names[0]}, B={names[1]}: {order_text}) after one {self.args.warmup} s "
+                f"warm-up each; rate = median of the rounds ({rates} req/s); p50/p99 = "
+                "median of the rounds'"
+            )
+            self.flag_busy(row)
+            expected = EXPECTED_STATUS.get(name, 200)
+            others = {
+                st: n
+                for st, n in combined.statuses.items()
+                if 200 <= int(st) < 300 and int(st) != expected
+            }
+            if others:
+                row.notes.append(f"expected status {expected}, also got {others}")
+
     def wait_quiet(self, name: str) -> None:
         """Wait (at most ``--quiet-wait`` s) until other processes leave the CPU idle."""
         deadline = time.monotonic() + self.args.quiet_wait
@@ -601,17 +702,27 @@ class Bench:
             self.load("redis_pipelined", "GET", "/redis-pipelined", base=self.baseline_url),
         )
 
+    def _twins_selected(self, name: str) -> bool:
+        twin = TWINS.get(name) or next((a for a, b in TWINS.items() if b == name), "")
+        return name in self.rows and twin in self.rows
+
     def run_create_user(self) -> None:
         body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
-        self.measure(
-            "create_user", self.load("create_user", "POST", "/v2/sessions", body, capture=True)
-        )
+        rest = self.load("create_user", "POST", "/v2/sessions", body, capture=True)
+        if self._twins_selected("create_user"):
+            self.measure_twins(("create_user", "connect_create"), (rest, self._connect_create()))
+        else:
+            self.measure("create_user", rest)
         self.collect_captured("create_user")
 
-    def run_connect_create(self) -> None:
+    def _connect_create(self) -> Load:
         body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
         path = "/zitadel.session.v2.SessionService/CreateSession"
-        self.measure("connect_create", self.load("connect_create", "POST", path, body))
+        return self.load("connect_create", "POST", path, body)
+
+    def run_connect_create(self) -> None:
+        if not self._twins_selected("connect_create"):  # else measured with create_user
+            self.measure("connect_create", self._connect_create())
 
     def run_argon2(self) -> None:
         params = run_async(argon2rate.stored_params(self.redis_url, self.user1), 30)
@@ -649,13 +760,21 @@ class Bench:
 
     def run_get(self) -> None:
         self.grow_pool(self.args.pool)
-        self.measure("get", self.load("get", "GET", "/v2/sessions/{id}", ids=self.pool))
+        rest = self.load("get", "GET", "/v2/sessions/{id}", ids=self.pool)
+        if self._twins_selected("get"):
+            self.measure_twins(("get", "connect_get"), (rest, self._connect_get()))
+        else:
+            self.measure("get", rest)
 
-    def run_connect_get(self) -> None:
-        self.grow_pool(self.args.pool)
+    def _connect_get(self) -> Load:
         path = "/zitadel.session.v2.SessionService/GetSession"
         body = '{"sessionId":"{id}"}'
-        self.measure("connect_get", self.load("connect_get", "POST", path, body, ids=self.pool))
+        return self.load("connect_get", "POST", path, body, ids=self.pool)
+
+    def run_connect_get(self) -> None:
+        if not self._twins_selected("connect_get"):  # else measured with get
+            self.grow_pool(self.args.pool)
+            self.measure("connect_get", self._connect_get())
 
     def run_set(self) -> None:
         self.grow_pool(self.args.pool)
@@ -1062,6 +1181,39 @@ class Bench:
         distinct = list(dict.fromkeys(line[:300] for line in flagged))
         head = [f"{len(flagged)} warning/error lines in the service log"]
         return head + distinct[:limit]
+
+
+def _combine(results: list[LoadResult]) -> LoadResult:
+    """Rounds of one load as one result: the median round's rate and latencies, all counts."""
+    if len(results) == 1:
+        return results[0]
+    statuses: dict[str, int] = {}
+    socket_errors: dict[str, int] = {}
+    for res in results:
+        for key, n in res.statuses.items():
+            statuses[key] = statuses.get(key, 0) + n
+        for key, n in res.socket_errors.items():
+            socket_errors[key] = socket_errors.get(key, 0) + n
+    requests = sum(r.requests for r in results)
+    duration = sum(r.duration_s for r in results)
+    return LoadResult(
+        generator=results[0].generator,
+        requests=requests,
+        duration_s=round(duration, 3),
+        rps=requests / max(duration, 1e-9),
+        ok_rps=statistics.median(r.ok_rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p90_ms=statistics.median(r.p90_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        mean_ms=sum(r.mean_ms * r.requests for r in results) / max(requests, 1),
+        max_ms=max(r.max_ms for r in results),
+        statuses=dict(sorted(statuses.items())),
+        non2xx=sum(r.non2xx for r in results),
+        socket_errors=socket_errors,
+        wrapped=sum(r.wrapped for r in results),
+        captured=sum(r.captured for r in results),
+        error_sample=next((r.error_sample for r in results if r.error_sample), ""),
+    )
 
 
 def _interpreter() -> str:
