@@ -203,6 +203,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 CLOCK,
                 IDS,
                 keyring=keyring,
+                messages=messages,
                 totp_issuer=settings.domain,
             ),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from actors.delivery import DeliveryJob
 from actors.limits import Rate
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller, Grant
@@ -134,7 +135,9 @@ class UserDirectory(Protocol):
 
     async def login_names(self, user: User) -> list[str]: ...
 
-    async def create_user(self, change: Change, *, creator_id: str = "") -> User: ...
+    async def create_user(
+        self, change: Change, *, creator_id: str = "", jobs: Sequence[DeliveryJob] = ()
+    ) -> User: ...
 
     async def mutate(
         self,
@@ -143,6 +146,7 @@ class UserDirectory(Protocol):
         *,
         creator_id: str = "",
         release_login_names: bool = False,
+        jobs: Sequence[DeliveryJob] = (),
     ) -> User: ...
 
     async def set_password(

@@ -2,18 +2,22 @@
 
 Checks what ZITADEL checks before writing (unsupported fields, the email's shape, a oneof of
 password and hash, an imported TOTP seed's base32), hashes the password, seals the seed,
-draws the verification codes and resolves the organization.
+draws the verification codes and resolves the organization. A ``sendCode`` verification
+is queued for delivery in the same write as the user (``app.services.messages``).
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from actors import url_templates
 from actors import users as rules
+from actors.delivery import DeliveryJob
 from actors.errors import InvalidArgument, Unimplemented, ValidationFailed
 from actors.permissions import Caller
 from actors.timefmt import rfc3339_ms
 from actors.user_records import Org, User, org_not_found
+from app.services.messages import MessageComposer
 from app.services.sealing import Keyring
 from app.services.user_common import CODE_TTL_MS, UserServiceBase, code_text, require
 from app.services.user_factors import totp_purpose
@@ -59,26 +63,27 @@ def _refuse_unsupported(human: HumanIn) -> None:
         raise InvalidArgument("EMAIL-599BI", "Errors.User.Email.Invalid")
 
 
-def _verification(
-    user_id: str, verified: bool, return_code: bool, now_ms: int
-) -> tuple[rules.Code | None, str | None]:
-    """(stored code, code for the response); a verified address needs no code."""
+def _verification(user_id: str, verified: bool, now_ms: int) -> tuple[rules.Code | None, str]:
+    """(stored code, its plain text); a verified address needs no code ("")."""
     if verified:
-        return None, None
+        return None, ""
     plain = code_text()
-    return rules.new_code(user_id, plain, now_ms + CODE_TTL_MS), plain if return_code else None
+    return rules.new_code(user_id, plain, now_ms + CODE_TTL_MS), plain
 
 
-def _phone(
-    user_id: str, phone_in: PhoneIn | None, now_ms: int
-) -> tuple[rules.Phone | None, str | None]:
-    """(stored phone, code for the response); no phone when the request names no number."""
+def _phone(user_id: str, phone_in: PhoneIn | None, now_ms: int) -> tuple[rules.Phone | None, str]:
+    """(stored phone, plain code); no phone when the request names no number."""
     if phone_in is None or not phone_in.phone:
-        return None, None
-    code, plain = _verification(
-        user_id, phone_in.is_verified, phone_in.return_code is not None, now_ms
-    )
+        return None, ""
+    code, plain = _verification(user_id, phone_in.is_verified, now_ms)
     return rules.Phone(number=phone_in.phone, verified=phone_in.is_verified, code=code), plain
+
+
+def _check_send_code(human: HumanIn) -> None:
+    """A link template is validated when the request arrives, never at delivery."""
+    send = human.email.send_code
+    if send is not None and send.url_template:
+        url_templates.validate(send.url_template, url_templates.USER_FIELDS)
 
 
 def _profile(profile: ProfileIn) -> rules.Profile:
@@ -94,6 +99,7 @@ def _profile(profile: ProfileIn) -> rules.Profile:
 
 class UserCreation(UserServiceBase):
     _keyring: Keyring
+    _messages: MessageComposer
 
     async def add_human_user(
         self, caller: Caller, request: AddHumanUserRequest
@@ -156,10 +162,13 @@ class UserCreation(UserServiceBase):
         now = self._clock.now_ms()
         uid = user_id or self._ids.new_id()
         email_in = human.email
-        email_code, email_plain = _verification(
-            uid, email_in.is_verified, email_in.return_code is not None, now
-        )
+        _check_send_code(human)
+        email_code, email_plain = _verification(uid, email_in.is_verified, now)
         phone, phone_plain = _phone(uid, human.phone, now)
+        email_returned = email_code is not None and email_in.return_code is not None
+        phone_returned = (
+            phone_plain != "" and human.phone is not None and (human.phone.return_code is not None)
+        )
         password_hash, change_required = await self._password_hash(human)
         spec = rules.HumanSpec(
             user_id=uid,
@@ -172,15 +181,51 @@ class UserCreation(UserServiceBase):
                 address=email_in.email, verified=email_in.is_verified, code=email_code
             ),
             password_change_required=change_required,
-            email_code_returned=email_plain is not None,
-            phone_code_returned=phone_plain is not None,
+            email_code_returned=email_returned,
+            phone_code_returned=phone_returned,
         )
         change = rules.new_human(spec, now)
         if totp_secret is not None:
             sealed = self._keyring.seal(totp_purpose(uid), totp_secret.encode())
             change = rules.import_totp(change, sealed)
-        user = await self._users.create_user(change, creator_id=caller.user_id)
-        return Created(user=user, email_code=email_plain, phone_code=phone_plain)
+        jobs = self._verification_jobs(change.user, human, email_plain, phone_plain)
+        user = await self._users.create_user(change, creator_id=caller.user_id, jobs=jobs)
+        return Created(
+            user=user,
+            email_code=email_plain if email_returned else None,
+            phone_code=phone_plain if phone_returned else None,
+        )
+
+    def _verification_jobs(
+        self, user: User, human: HumanIn, email_plain: str, phone_plain: str
+    ) -> list[DeliveryJob]:
+        """The verification messages ``sendCode`` asks for, queued with the new user."""
+        jobs = []
+        email_in, phone_in = human.email, human.phone
+        if email_in.send_code is not None and email_plain:
+            jobs.append(
+                self._messages.compose(
+                    user,
+                    channel="email",
+                    template="email_code",
+                    recipient=email_in.email,
+                    code=email_plain,
+                    url_template=email_in.send_code.url_template,
+                    sent_event="user.human.email.code.sent",
+                )
+            )
+        if phone_in is not None and phone_in.send_code is not None and phone_plain:
+            jobs.append(
+                self._messages.compose(
+                    user,
+                    channel="sms",
+                    template="phone_code",
+                    recipient=phone_in.phone,
+                    code=phone_plain,
+                    sent_event="user.human.phone.code.sent",
+                )
+            )
+        return jobs
 
     async def _create_machine(
         self, caller: Caller, org_id: str, request: CreateUserRequest

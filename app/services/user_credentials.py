@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from actors import url_templates
 from actors import users as rules
-from actors.errors import ValidationFailed
+from actors.delivery import DeliveryJob
+from actors.errors import FailedPrecondition, ValidationFailed
 from actors.permissions import Caller
 from actors.timefmt import parse_rfc3339_ms, rfc3339_ms
 from actors.user_records import User
+from app.services.messages import MessageComposer
 from app.services.passwords import PasswordService
 from app.services.session_wire import Details
 from app.services.user_common import CODE_TTL_MS, UserServiceBase, code_text, require
 from app.services.user_wire import (
+    NOTIFICATION_TYPES,
     AddPersonalAccessTokenRequest,
     AddPersonalAccessTokenResponse,
     DetailsResponse,
     PasswordResetRequest,
     PasswordResetResponse,
+    SendLink,
     SetPasswordRequest,
     VerifyEmailRequest,
     VerifyPhoneRequest,
@@ -50,6 +55,7 @@ def _expiration_ms(text: str | None, now_ms: int) -> int | None:
 
 class UserCredentials(UserServiceBase):
     _passwords: PasswordService
+    _messages: MessageComposer
 
     async def set_password(self, caller: Caller, request: SetPasswordRequest) -> DetailsResponse:
         """SetPassword with one proof: current password, reset code, or permission.
@@ -95,16 +101,50 @@ class UserCredentials(UserServiceBase):
         user = await self._existing_user(user_id)
         if caller.user_id != user_id:
             require(caller, "user.write", user.org_id)
+        if request.send_link is not None and request.return_code is not None:
+            raise ValidationFailed("invalid request: sendLink and returnCode are a oneof")
         plain = code_text()
         code = rules.new_code(user_id, plain, self._clock.now_ms() + CODE_TTL_MS)
         returned = request.return_code is not None
+        jobs = [self._reset_job(user, request.send_link, plain)] if request.send_link else []
 
         def transition(current: User | None, now_ms: int) -> rules.Change:
             return rules.set_password_code(current, code, returned, now_ms)
 
-        updated = await self._users.mutate(user_id, transition, creator_id=caller.user_id)
+        updated = await self._users.mutate(
+            user_id, transition, creator_id=caller.user_id, jobs=jobs
+        )
         return PasswordResetResponse(
             details=details(updated), verification_code=plain if returned else None
+        )
+
+    def _reset_job(self, user: User, link: SendLink, code: str) -> DeliveryJob:
+        """The reset message on the requested channel; its link template is checked now."""
+        if link.url_template:
+            url_templates.validate(link.url_template, url_templates.USER_FIELDS)
+        kind = link.notification_type
+        sms = kind in (2, "NOTIFICATION_TYPE_SMS")
+        if not sms and kind not in (0, 1, *NOTIFICATION_TYPES[:2]):
+            raise ValidationFailed(
+                "invalid SendPasswordResetLink.NotificationType: value must be one of the"
+                " defined enum values"
+            )
+        human = user.human
+        if human is None:
+            raise FailedPrecondition("COMMAND-h5u3s", "Errors.User.NotHuman")
+        recipient = human.email.address
+        if sms:
+            if human.phone is None:
+                raise FailedPrecondition("COMMAND-2M9fs", "Errors.User.Phone.NotFound")
+            recipient = human.phone.number
+        return self._messages.compose(
+            user,
+            channel="sms" if sms else "email",
+            template="password_reset",
+            recipient=recipient,
+            code=code,
+            url_template=link.url_template,
+            sent_event="user.human.password.code.sent",
         )
 
     async def verify_email(self, caller: Caller, request: VerifyEmailRequest) -> DetailsResponse:

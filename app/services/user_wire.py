@@ -198,8 +198,28 @@ class VerifyPhoneRequest(UserIdRequest, kw_only=True):
     verification_code: Code20
 
 
+#: ZITADEL's NotificationType: the channel a reset link goes out on (unspecified: e-mail).
+NOTIFICATION_TYPES = (
+    "NOTIFICATION_TYPE_Unspecified",
+    "NOTIFICATION_TYPE_Email",
+    "NOTIFICATION_TYPE_SMS",
+)
+
+
+class SendLink(Wire):
+    notification_type: Annotated[
+        str | int,
+        msgspec.Meta(
+            extra_json_schema={"enum": [*NOTIFICATION_TYPES, *range(len(NOTIFICATION_TYPES))]}
+        ),
+    ] = 0
+    url_template: OptStr200 | None = None
+
+
 class PasswordResetRequest(UserIdRequest, kw_only=True):
-    send_link: dict[str, Any] | None = None
+    #: ``user_credentials.password_reset``: a oneof with ``returnCode``
+    schema_rules: ClassVar[dict[str, Any]] = at_most_one("sendLink", "returnCode")
+    send_link: SendLink | None = None
     return_code: ReturnCode | None = None
 
 

@@ -13,6 +13,7 @@ from actors import users as rules
 from actors.permissions import Caller
 from actors.ports import Clock
 from app.services.ids import SecretsMinter
+from app.services.messages import MessageComposer
 from app.services.passwords import PasswordService
 from app.services.ports import Hasher, Transition, UserDirectory
 from app.services.sealing import Keyring
@@ -48,12 +49,14 @@ class UserService(UserCreation, UserCredentials, UserFactors):
         ids: SecretsMinter,
         *,
         keyring: Keyring,
+        messages: MessageComposer,
         totp_issuer: str | None = None,
     ) -> None:
         """``totp_issuer``: the instance domain; by default read off the user's org domain."""
         super().__init__(users, hasher, views, clock, ids)
         self._passwords = passwords
         self._keyring = keyring
+        self._messages = messages
         self._issuer = totp_issuer
 
     async def get_user_by_id(self, caller: Caller, request: GetUserByIDRequest) -> GetUserResponse:
