@@ -5,6 +5,7 @@
   the end.
 - Concurrent wrong passwords across workers never exceed the lockout limit, and the checks
   beyond it wait for the ones ahead, then see the lock.
+- Concurrent wrong TOTP codes across workers never exceed the second-factor lockout limit.
 - A worker killed in the middle of an update leaves the session readable, and writable once
   its lease expired.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pyotp
 import pytest
 
 from storage import keys
@@ -184,6 +186,51 @@ async def test_concurrent_wrong_passwords_never_exceed_the_lockout_limit(redis_u
         assert {r["code"] for r in wrong} == {3}
         status, got = await _call(http, "GET", f"{base}/v2/users/{user}")
         assert status == 200
+        assert got["user"]["state"] == "USER_STATE_LOCKED"
+
+
+async def test_concurrent_wrong_totp_codes_never_exceed_the_otp_lockout_limit(redis_url, http):
+    limits: dict[str, str | int] = {"lockout_max_otp_attempts": 3, "rate_limit_user": "0"}
+    secret = pyotp.random_base32()
+    with server(redis_url, workers=2, **limits) as running:
+        base = running.url
+        status, created = await _call(
+            http,
+            "POST",
+            f"{base}/v2/users/human",
+            {
+                "username": f"t{time.time_ns()}",
+                "profile": {"givenName": "T", "familyName": "O"},
+                "email": {"email": f"t{time.time_ns()}@example.com", "isVerified": True},
+                "totpSecret": secret,
+            },
+        )
+        assert status == 201, created
+        user = created["userId"]
+        sessions = []
+        for _ in range(30):
+            body = {"checks": {"user": {"userId": user}}}
+            status, session = await _call(http, "POST", f"{base}/v2/sessions", body)
+            assert status == 201, session
+            sessions.append(session["sessionId"])
+        wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+        results = await asyncio.gather(
+            *[
+                _call(
+                    http,
+                    "PATCH",
+                    f"{base}/v2/sessions/{sid}",
+                    {"checks": {"totp": {"code": wrong}}},
+                )
+                for sid in sessions
+            ]
+        )
+        error_ids = Counter(reply["details"][0]["id"] for _, reply in results)
+        # three verified and counted, the other 27 waited for them and found the user locked
+        assert error_ids == {"EVENT-8isk2": 3, "COMMAND-SF3fg": 27}, error_ids
+        counted = [r for _, r in results if r["details"][0]["id"] == "EVENT-8isk2"]
+        assert sorted(r["details"][0]["failedAttempts"] for r in counted) == [1, 2, 3]
+        status, got = await _call(http, "GET", f"{base}/v2/users/{user}")
         assert got["user"]["state"] == "USER_STATE_LOCKED"
 
 
