@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyotp
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
@@ -60,7 +62,12 @@ with warnings.catch_warnings(record=True) as _import_warnings:
     from zitadel_client.models.organization_service_add_organization_request import (
         OrganizationServiceAddOrganizationRequest,
     )
+    from zitadel_client.models.session_service_check_otp import SessionServiceCheckOTP
     from zitadel_client.models.session_service_check_password import SessionServiceCheckPassword
+    from zitadel_client.models.session_service_check_recovery_code import (
+        SessionServiceCheckRecoveryCode,
+    )
+    from zitadel_client.models.session_service_check_totp import SessionServiceCheckTOTP
     from zitadel_client.models.session_service_check_user import SessionServiceCheckUser
     from zitadel_client.models.session_service_checks import SessionServiceChecks
     from zitadel_client.models.session_service_create_session_request import (
@@ -79,6 +86,10 @@ with warnings.catch_warnings(record=True) as _import_warnings:
     from zitadel_client.models.session_service_list_sessions_request import (
         SessionServiceListSessionsRequest,
     )
+    from zitadel_client.models.session_service_otp_email import SessionServiceOTPEmail
+    from zitadel_client.models.session_service_request_challenges import (
+        SessionServiceRequestChallenges,
+    )
     from zitadel_client.models.session_service_search_query import SessionServiceSearchQuery
     from zitadel_client.models.session_service_session import SessionServiceSession
     from zitadel_client.models.session_service_set_session_request import (
@@ -88,19 +99,31 @@ with warnings.catch_warnings(record=True) as _import_warnings:
     from zitadel_client.models.user_service_add_human_user_request import (
         UserServiceAddHumanUserRequest,
     )
+    from zitadel_client.models.user_service_add_otp_email_request import (
+        UserServiceAddOTPEmailRequest,
+    )
     from zitadel_client.models.user_service_add_personal_access_token_request import (
         UserServiceAddPersonalAccessTokenRequest,
     )
     from zitadel_client.models.user_service_create_user_request import (
         UserServiceCreateUserRequest,
     )
+    from zitadel_client.models.user_service_generate_recovery_codes_request import (
+        UserServiceGenerateRecoveryCodesRequest,
+    )
     from zitadel_client.models.user_service_get_user_by_id_request import (
         UserServiceGetUserByIDRequest,
+    )
+    from zitadel_client.models.user_service_list_authentication_method_types_request import (
+        UserServiceListAuthenticationMethodTypesRequest,
     )
     from zitadel_client.models.user_service_lock_user_request import UserServiceLockUserRequest
     from zitadel_client.models.user_service_machine import UserServiceMachine
     from zitadel_client.models.user_service_organization import UserServiceOrganization
     from zitadel_client.models.user_service_password import UserServicePassword
+    from zitadel_client.models.user_service_register_totp_request import (
+        UserServiceRegisterTOTPRequest,
+    )
     from zitadel_client.models.user_service_set_human_email import UserServiceSetHumanEmail
     from zitadel_client.models.user_service_set_human_profile import UserServiceSetHumanProfile
     from zitadel_client.models.user_service_set_password_request import (
@@ -110,6 +133,9 @@ with warnings.catch_warnings(record=True) as _import_warnings:
         UserServiceUnlockUserRequest,
     )
     from zitadel_client.models.user_service_user_state import UserServiceUserState
+    from zitadel_client.models.user_service_verify_totp_registration_request import (
+        UserServiceVerifyTOTPRegistrationRequest,
+    )
     from zitadel_client.zitadel import Zitadel
 
 for _caught in _import_warnings:
@@ -549,3 +575,84 @@ def test_a_login_client_pat_can_create_sessions_and_a_roleless_pat_is_refused(
         "id": "AUTHZ-HKJD33",
         "message": "No matching permissions found",
     }
+
+
+def test_second_factors_register_and_check_through_the_sdk(client: Zitadel, human: Human):
+    """TOTP, OTP e-mail with a returned code, and a recovery code, all via the SDK."""
+    if 30 - time.time() % 30 < 6:  # registration and check must share a ±1-step window
+        time.sleep(30 - time.time() % 30 + 0.05)
+    registered = client.users.register_totp(UserServiceRegisterTOTPRequest(userId=human.user_id))
+    assert registered is not None
+    assert registered.secret
+    assert registered.uri is not None
+    assert registered.uri.startswith("otpauth://totp/")
+    totp = pyotp.TOTP(registered.secret)
+    client.users.verify_totp_registration(
+        UserServiceVerifyTOTPRegistrationRequest(userId=human.user_id, code=totp.now())
+    )
+    client.users.add_otp_email(UserServiceAddOTPEmailRequest(userId=human.user_id))
+    codes = client.users.generate_recovery_codes(
+        UserServiceGenerateRecoveryCodesRequest(userId=human.user_id, count=2)
+    )
+    assert codes is not None
+    assert codes.recovery_codes is not None
+    recovery = codes.recovery_codes
+    methods = client.users.list_authentication_method_types(
+        UserServiceListAuthenticationMethodTypesRequest(userId=human.user_id)
+    )
+    assert methods is not None
+    assert {
+        str(t.value if hasattr(t, "value") else t) for t in methods.auth_method_types or []
+    } >= {
+        "AUTHENTICATION_METHOD_TYPE_PASSWORD",
+        "AUTHENTICATION_METHOD_TYPE_TOTP",
+        "AUTHENTICATION_METHOD_TYPE_OTP_EMAIL",
+        "AUTHENTICATION_METHOD_TYPE_RECOVERY_CODE",
+    }
+
+    created = create_session(client, human.user_id)
+    checked = client.sessions.set_session(
+        SessionServiceSetSessionRequest(
+            sessionId=created.session_id,
+            checks=SessionServiceChecks(
+                totp=SessionServiceCheckTOTP(code=totp.at(time.time() + 30))
+            ),
+            challenges=SessionServiceRequestChallenges(
+                otpEmail=SessionServiceOTPEmail(returnCode={})
+            ),
+        )
+    )
+    assert checked is not None
+    assert checked.challenges is not None
+    assert checked.challenges.otp_email
+    client.sessions.set_session(
+        SessionServiceSetSessionRequest(
+            sessionId=created.session_id,
+            checks=SessionServiceChecks(
+                otpEmail=SessionServiceCheckOTP(code=checked.challenges.otp_email),
+                recoveryCode=SessionServiceCheckRecoveryCode(code=recovery[0]),
+            ),
+        )
+    )
+    factors = get_session(client, created.session_id).factors
+    assert factors is not None
+    assert factors.totp is not None
+    assert factors.otp_email is not None
+    assert factors.recovery_code is not None
+    reused = connect_error(  # a recovery code is used once
+        lambda: client.sessions.set_session(
+            SessionServiceSetSessionRequest(
+                sessionId=created.session_id,
+                checks=SessionServiceChecks(
+                    recoveryCode=SessionServiceCheckRecoveryCode(code=recovery[0])
+                ),
+            )
+        )
+    )
+    assert_error(
+        reused,
+        400,
+        "invalid_argument",
+        "DOMAIN-6uvh0",
+        "Invalid recovery code provided",
+    )
