@@ -13,7 +13,6 @@ from typing import Any
 
 import pyotp
 import pytest
-import redis.asyncio as aioredis
 
 from storage import keys
 from tests.support import ADMIN_TOKEN, PASSWORD, Api, Reply
@@ -202,7 +201,7 @@ async def test_a_new_challenge_replaces_the_old_code(api: Api):
     user = await api.human()
     assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
     sid = (await user_session(api, user)).body["sessionId"]
-    ask = {"challenges": {"otpEmail": {"returnCode": {}}}}
+    ask: dict[str, Any] = {"challenges": {"otpEmail": {"returnCode": {}}}}
     old = (await api.set(sid, ask)).body["challenges"]["otpEmail"]
     new = (await api.set(sid, ask)).body["challenges"]["otpEmail"]
     if old != new:
@@ -251,7 +250,7 @@ async def test_challenges_and_checks_without_a_user(api: Api, body: dict[str, An
 
 
 async def test_outside_dev_mode_a_send_with_no_channel_is_a_failed_precondition(
-    api: Api, redis: aioredis.Redis
+    api: Api, redis: Any
 ):
     user = await api.human()
     assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
@@ -263,7 +262,7 @@ async def test_outside_dev_mode_a_send_with_no_channel_is_a_failed_precondition(
 
 @pytest.mark.settings(smtp_host="127.0.0.1")
 async def test_a_sent_email_code_is_an_outbox_job_committed_with_the_challenge(
-    api: Api, redis: aioredis.Redis
+    api: Api, redis: Any
 ):
     user = await api.human()
     assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
@@ -290,9 +289,7 @@ async def test_a_sent_email_code_is_an_outbox_job_committed_with_the_challenge(
 @pytest.mark.parametrize(
     "template", ["{{.Nope}}", "https://x/{{.Code", "{{ if .Code }}x{{ end }}", "{{}}"]
 )
-async def test_a_bad_url_template_is_refused_at_once(
-    api: Api, redis: aioredis.Redis, template: str
-):
+async def test_a_bad_url_template_is_refused_at_once(api: Api, redis: Any, template: str):
     user = await api.human()
     assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
     sid = (await user_session(api, user)).body["sessionId"]
@@ -354,9 +351,7 @@ async def test_unknown_challenge_kinds_are_still_refused(api: Api):
 
 # -- lockout and races ----------------------------------------------------------------------
 @pytest.mark.settings(lockout_max_otp_attempts=3, rate_limit_user="0", rate_limit_ip="0")
-async def test_30_concurrent_wrong_totp_codes_never_exceed_the_lockout(
-    api: Api, redis: aioredis.Redis
-):
+async def test_30_concurrent_wrong_totp_codes_never_exceed_the_lockout(api: Api, redis: Any):
     user = await api.human()
     totp = await register_totp(api, user)
     sids = [(await user_session(api, user)).body["sessionId"] for _ in range(30)]
@@ -469,7 +464,7 @@ async def test_another_users_session_token_may_not_register_factors(api: Api):
 
 
 # -- events and secrets -------------------------------------------------------------------------
-async def test_events_name_the_checks_and_carry_no_codes(api: Api, redis: aioredis.Redis):
+async def test_events_name_the_checks_and_carry_no_codes(api: Api, redis: Any):
     user = await api.human()
     assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
     sid = (await user_session(api, user)).body["sessionId"]

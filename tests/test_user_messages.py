@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from actors.delivery import OUTBOX_PURPOSE, Message
 from app.services.sealing import Keyring
@@ -35,7 +34,7 @@ def human(email: dict[str, Any], phone: dict[str, Any] | None = None) -> dict[st
     return body
 
 
-async def jobs(redis: aioredis.Redis) -> list[tuple[dict[str, str], Message]]:
+async def jobs(redis: Any) -> list[tuple[dict[str, str], Message]]:
     """Each queued job's plain fields and its opened message."""
     ring = Keyring.from_text(MASTER_KEY)
     found = []
@@ -47,9 +46,7 @@ async def jobs(redis: aioredis.Redis) -> list[tuple[dict[str, str], Message]]:
 
 
 @pytest.mark.settings(smtp_host="127.0.0.1", sms_webhook_url="http://x", sms_webhook_secret="s")
-async def test_send_code_queues_both_verifications_with_the_new_user(
-    api: Api, redis: aioredis.Redis
-):
+async def test_send_code_queues_both_verifications_with_the_new_user(api: Api, redis: Any):
     template = "https://login.example.com/verify?user={{.UserID}}&code={{.Code}}"
     body = human(
         {"email": "new@example.com", "sendCode": {"urlTemplate": template}},
@@ -79,9 +76,7 @@ async def test_send_code_queues_both_verifications_with_the_new_user(
     assert verified.status == 200, verified.body
 
 
-async def test_without_a_channel_send_code_is_refused_and_nothing_is_written(
-    api: Api, redis: aioredis.Redis
-):
+async def test_without_a_channel_send_code_is_refused_and_nothing_is_written(api: Api, redis: Any):
     body = human({"email": "nochannel@example.com", "sendCode": {}})
     reply = await api.call("POST", "/v2/users/human", body=body)
     assert (reply.status, reply.body["code"], reply.error_id) == (400, 9, "NOTIF-noChannel")
@@ -90,9 +85,7 @@ async def test_without_a_channel_send_code_is_refused_and_nothing_is_written(
 
 
 @pytest.mark.settings(smtp_host="127.0.0.1")
-async def test_a_bad_link_template_is_refused_before_anything_is_written(
-    api: Api, redis: aioredis.Redis
-):
+async def test_a_bad_link_template_is_refused_before_anything_is_written(api: Api, redis: Any):
     body = human({"email": "bad@example.com", "sendCode": {"urlTemplate": "{{.SessionID}}"}})
     reply = await api.call("POST", "/v2/users/human", body=body)
     assert (reply.status, reply.error_id) == (400, "DOMAIN-oGh5e")
@@ -110,7 +103,7 @@ async def test_a_bad_link_template_is_refused_before_anything_is_written(
     ],
 )
 async def test_a_reset_link_is_sent_on_its_channel_and_its_code_sets_the_password(
-    api: Api, redis: aioredis.Redis, link: dict[str, Any], recipient: str
+    api: Api, redis: Any, link: dict[str, Any], recipient: str
 ):
     body = human(
         {"email": "reset@example.com", "isVerified": True},
