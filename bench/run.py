@@ -46,6 +46,7 @@ from procs import (
     Children,
     CpuWatch,
     free_port,
+    http_status,
     redis_calls,
     start_redis,
     tree_cpu_s,
@@ -1154,6 +1155,13 @@ class Bench:
             self.failed = True
             self.rows[name].verdict = "CRASHED"
             self.rows[name].notes.append(f"{type(exc).__name__}: {exc}"[:1500])
+            if self.service is not None and name not in BASELINES:
+                health = http_status(f"{self.service_url}/healthz", timeout_s=2.0)
+                if health != 200:  # say what the service did, not only that it is gone
+                    self.rows[name].notes.append(
+                        f"service: alive={self.service.alive}, /healthz -> {health}; log tail: "
+                        f"{self.service.log_tail(800)!r}"
+                    )
             log(f"!!! {name} failed: {exc}")
             traceback.print_exc()
 
@@ -1173,6 +1181,7 @@ class Bench:
                     '"level": "error"',
                     '"level": "warning"',
                     "traceback",
+                    "stopping workers",  # a stop nobody here asked for
                 )
             )
         ]
