@@ -16,25 +16,26 @@
 --   status OK | WRONG | REUSED | LOCKED | NOTFOUND.
 --#include _emit
 local k_user, k_attempts, k_stream = KEYS[1], KEYS[2], KEYS[3]
-redis.call('ZREM', k_attempts, ARGV[1])
-local state = redis.call('HGET', k_user, 'state')
+local max, maxlen, kind = tonumber(ARGV[3]), ARGV[5], ARGV[6]
+if max > 0 then redis.call('ZREM', k_attempts, ARGV[1]) end
+local f = redis.call('HMGET', k_user, 'state', 'failed_otp', 'org', 'totp_step', 'rc')
+local state = f[1]
 if not state or state == 'USER_STATE_DELETED' then return {'NOTFOUND', 0, 0} end
-local failed = tonumber(redis.call('HGET', k_user, 'failed_otp') or '0')
+local failed = tonumber(f[2] or '0')
 if state == 'USER_STATE_LOCKED' then return {'LOCKED', failed, 0} end
 local candidates, i = read_list(10)
 local envelope = read_list(i)
-local owner = redis.call('HGET', k_user, 'org')
-local max, maxlen, kind = tonumber(ARGV[3]), ARGV[5], ARGV[6]
+local owner = f[3]
 local status = ARGV[2] == '1' and 'OK' or 'WRONG'
 if status == 'OK' and kind == 'totp' then
   local step = tonumber(ARGV[7])
-  if step <= tonumber(redis.call('HGET', k_user, 'totp_step') or '0') then
+  if step <= tonumber(f[4] or '0') then
     status = 'REUSED'
   else
     redis.call('HSET', k_user, 'totp_step', ARGV[7])
   end
 elseif status == 'OK' and kind == 'recovery_code' then
-  local codes = ' ' .. (redis.call('HGET', k_user, 'rc') or '') .. ' '
+  local codes = ' ' .. (f[5] or '') .. ' '
   local found = false
   for _, hash in ipairs(candidates) do
     local at = string.find(codes, ' ' .. hash .. ' ', 1, true)
@@ -53,8 +54,9 @@ elseif status == 'OK' and kind == 'recovery_code' then
 end
 local locked_now = 0
 if status == 'OK' then
+  if failed > 0 then redis.call('HSET', k_user, 'failed_otp', 0) end
   failed = 0
-  redis.call('HSET', k_user, 'failed_otp', 0, 'mtime', ARGV[4])
+  redis.call('HSET', k_user, 'mtime', ARGV[4])
   emit(k_user, k_stream, maxlen, owner, envelope, ARGV[8], '{}')
 else
   failed = redis.call('HINCRBY', k_user, 'failed_otp', 1)
