@@ -17,10 +17,18 @@ Workers read it with XREADGROUP; what happens next is recorded only in Redis:
   belonged to a worker that died; XAUTOCLAIM hands it to a live one.
 
 Idempotency: a job's ``id`` is its idempotency key. ``outbox:sent:{id}`` is set (NX, one day)
-right after a send succeeded and checked before every send, so a worker killed between send
-and acknowledgement does not send again. A worker killed *during* a send (the receiver may
-or may not have the message) sends again after the take-over: the receiver dedupes on the
-key, which every channel transmits.
+in the acknowledging MULTI of a successful send, and checked (``sent_among``, one MGET per
+batch read) before every send, so an entry whose job was recorded as sent is acknowledged
+without sending it again (a replayed script, a requeue, a take-over after the MULTI). A worker
+killed *during* a send or between the send and that MULTI (the receiver may or may not have
+the message) sends again after the take-over: the receiver dedupes on the key, which every
+channel transmits.
+
+The worker's hot path (``read``, ``sent_among``, ``delivered``) goes through auto-pipelining
+connections (``storage.multiplex``): redis-py costs ~80 µs of CPU per command, which at a few
+hundred messages a second was a good part of the worker's CPU. Blocking reads get a
+connection of their own, so a read waiting for new jobs never holds up an acknowledgement.
+The rare paths (retries, take-overs, dead letters, the ``outbox`` command) stay on redis-py.
 
 A job entry is exactly the eight ``DeliveryJob`` fields, in declaration order, all present,
 as text (``JOB_FIELDS``). A dead letter is those eight plus ``reason``, ``attempts``,
@@ -29,7 +37,7 @@ as text (``JOB_FIELDS``). A dead letter is those eight plus ``reason``, ``attemp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +50,7 @@ from actors.timefmt import rfc3339_ms
 from storage import keys
 from storage.codec import as_text
 from storage.connection import connect
+from storage.multiplex import MultiplexedRedis
 
 GROUP = "delivery"
 #: The order of a job's fields on the stream (the Lua scripts write them in this order).
@@ -56,6 +65,8 @@ JOB_FIELDS = (
     "sent_event",
 )
 SENT_MARKER_TTL_MS = 24 * 3600 * 1000
+#: Bound of a blocking read on its own connection: ``block_ms`` must stay well below it.
+READ_TIMEOUT_S = 10.0
 DEAD_MAXLEN = 100_000
 #: ``pending_summary`` counts unread entries up to this many.
 UNREAD_COUNT_CAP = 100_000
@@ -159,24 +170,36 @@ def _fields(raw: Mapping[Any, Any] | None) -> dict[str, str]:
     return {as_text(k): as_text(v) for k, v in (raw or {}).items()}
 
 
+def _flat_fields(flat: Sequence[Any]) -> dict[str, str]:
+    """A stream entry's fields as a raw RESP reply gives them: ``[k1, v1, k2, v2, ...]``."""
+    return {as_text(k): as_text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+
+
 class RedisOutbox:
     """The outbox stream, its consumer group, retries, dead letters and sent markers."""
 
     def __init__(
         self,
         client: aioredis.Redis,
+        commands: MultiplexedRedis,
+        reads: MultiplexedRedis,
         *,
         partitions: int,
         event_maxlen: int,
         dead_maxlen: int = DEAD_MAXLEN,
     ) -> None:
+        """``commands`` carries the hot path, ``reads`` only the blocking XREADGROUP."""
         self._client = client
+        self._commands = commands
+        self._reads = reads
         self._partitions = partitions
         self._event_maxlen = event_maxlen
         self._dead_maxlen = dead_maxlen
         self._instance_id = ""
 
     async def close(self) -> None:
+        await self._reads.close()
+        await self._commands.close()
         await self._client.aclose()
 
     async def ensure_group(self) -> None:
@@ -207,20 +230,28 @@ class RedisOutbox:
         return as_text(await self._client.xadd(stream, _pairs(flat)))
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[OutboxEntry]:
-        """New jobs for ``consumer`` (XREADGROUP >), waiting up to ``block_ms`` for one."""
-        reply: Any = await self._client.xreadgroup(
-            GROUP, consumer, {keys.OUTBOX: ">"}, count=count, block=block_ms
-        )
+        """Up to ``count`` new jobs for ``consumer`` (XREADGROUP >), waiting ``block_ms``."""
+        reply: Any = await self._reads.execute(
+            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms,
+            "STREAMS", keys.OUTBOX, ">",
+        )  # fmt: skip
         raw = [entry for _, entries in reply or [] for entry in entries]
-        return [OutboxEntry(as_text(eid), _fields(f), 0) for eid, f in raw if f is not None]
+        return [OutboxEntry(as_text(eid), _flat_fields(f), 0) for eid, f in raw if f is not None]
 
     async def reclaim(
-        self, consumer: str, min_idle_ms: int, cursor: str = "0-0", count: int = 10
+        self,
+        consumer: str,
+        min_idle_ms: int,
+        cursor: str = "0-0",
+        count: int = 10,
+        held: Container[str] = (),
     ) -> tuple[str, list[OutboxEntry]]:
         """Jobs of crashed workers (pending ``min_idle_ms``, not waiting for a retry).
 
         Each take-over counts as an attempt. Returns the XAUTOCLAIM cursor to go on from
-        (``0-0`` once the whole pending list was scanned) and the entries now ours.
+        (``0-0`` once the whole pending list was scanned) and the entries now ours. Entries
+        in ``held`` (the caller's own, still in flight) are claimed (harmless: they are the
+        caller's) but neither counted nor returned.
         """
         reply: Any = await self._client.xautoclaim(
             keys.OUTBOX, GROUP, consumer, min_idle_time=min_idle_ms, start_id=cursor, count=count
@@ -232,7 +263,7 @@ class RedisOutbox:
         waiting = await self._client.zmscore(keys.OUTBOX_RETRY, [eid for eid, _ in claimed])
         entries = []
         for (entry_id, raw), retry_at in zip(claimed, waiting, strict=True):
-            if retry_at is not None:  # failed earlier and waiting for its backoff
+            if retry_at is not None or entry_id in held:  # waiting for its backoff; in flight
                 continue
             attempts = await self._client.hincrby(keys.OUTBOX_ATTEMPTS, entry_id, 1)
             entries.append(OutboxEntry(entry_id, _fields(raw), int(attempts)))
@@ -272,6 +303,15 @@ class RedisOutbox:
     async def was_sent(self, job_id: str) -> bool:
         return bool(await self._client.exists(keys.outbox_sent(job_id)))
 
+    async def sent_among(self, job_ids: Sequence[str]) -> set[str]:
+        """Those of ``job_ids`` already recorded as sent (one MGET)."""
+        if not job_ids:
+            return set()
+        markers: Any = await self._commands.execute(
+            "MGET", *(keys.outbox_sent(job_id) for job_id in job_ids)
+        )
+        return {job_id for job_id, marker in zip(job_ids, markers, strict=True) if marker}
+
     async def mark_sent(self, job_id: str) -> None:
         await self._client.set(keys.outbox_sent(job_id), "1", nx=True, px=SENT_MARKER_TTL_MS)
 
@@ -289,24 +329,41 @@ class RedisOutbox:
         tx.hdel(keys.OUTBOX_ATTEMPTS, entry_id)
         tx.zrem(keys.OUTBOX_RETRY, entry_id)
 
-    async def delivered(self, entry: HeldEntry, at_ms: int) -> None:
-        """Ack the entry and publish the job's ``sent_event`` in the same MULTI."""
-        job = job_from_fields(entry.fields)
+    async def delivered(
+        self, entry: HeldEntry, at_ms: int, job: DeliveryJob | None = None, *, sent: bool = True
+    ) -> None:
+        """Record the job as sent, ack the entry and publish its ``sent_event``: one MULTI.
+
+        ``sent=False`` for an entry whose job was sent before (only acknowledged then). The
+        MULTI and its EXEC go out in one write of the shared connection, so no other caller's
+        command can land inside the transaction.
+        """
+        job = job or job_from_fields(entry.fields)
         event = await self._sent_event(job, at_ms) if job.sent_event else None
-        async with self._client.pipeline(transaction=True) as pipe:
-            tx: Any = pipe
-            self._forget(tx, entry.entry_id)
-            if event is not None:
-                stream, flat = event
-                tx.xadd(stream, _pairs(flat), maxlen=self._event_maxlen, approximate=True)
-            await tx.execute()
+        entry_id = entry.entry_id
+        commands: list[tuple[str | int, ...]] = [("MULTI",)]
+        if sent:
+            commands.append(("SET", keys.outbox_sent(job.id), "1", "NX", "PX", SENT_MARKER_TTL_MS))
+        commands += [
+            ("XACK", keys.OUTBOX, GROUP, entry_id),
+            ("XDEL", keys.OUTBOX, entry_id),
+            ("HDEL", keys.OUTBOX_ATTEMPTS, entry_id),
+            ("ZREM", keys.OUTBOX_RETRY, entry_id),
+        ]
+        if event is not None:
+            stream, flat = event
+            commands.append(("XADD", stream, "MAXLEN", "~", self._event_maxlen, "*", *flat))
+        commands.append(("EXEC",))
+        replies = await self._commands.execute_many(*commands)
+        if replies[-1] is None:  # no WATCH here, so never; but a lost EXEC must not pass
+            raise ResponseError("delivered: the transaction was not executed")
 
     async def _sent_event(self, job: DeliveryJob, at_ms: int) -> tuple[str, list[str]]:
         instance_id = await self._instance()
         if job.session_id:
             aggregate_type, aggregate_id, owner = "session", job.session_id, instance_id
         else:
-            org = await self._client.hget(keys.user(job.user_id), "org")
+            org = await self._commands.execute("HGET", keys.user(job.user_id), "org")
             aggregate_type, aggregate_id = "user", job.user_id
             owner = as_text(org) if org else instance_id
         stream = keys.event_stream(keys.event_partition(aggregate_id, self._partitions))
@@ -333,7 +390,7 @@ class RedisOutbox:
 
     async def _instance(self) -> str:
         if not self._instance_id:
-            value = await self._client.hget(keys.INSTANCE, "id")
+            value = await self._commands.execute("HGET", keys.INSTANCE, "id")
             self._instance_id = as_text(value) if value else ""
         return self._instance_id
 
@@ -423,7 +480,11 @@ class RedisOutbox:
 
 
 def open_outbox(url: str, *, partitions: int, event_maxlen: int, pool_size: int = 8) -> RedisOutbox:
-    """An outbox on its own pooled client: blocking reads must not hold up other commands."""
+    """An outbox on its own clients: blocking reads must not hold up other commands."""
     return RedisOutbox(
-        connect(url, pool_size=pool_size), partitions=partitions, event_maxlen=event_maxlen
+        connect(url, pool_size=pool_size),
+        MultiplexedRedis(url),
+        MultiplexedRedis(url, timeout_s=READ_TIMEOUT_S),
+        partitions=partitions,
+        event_maxlen=event_maxlen,
     )

@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from actors.delivery import OUTBOX_PURPOSE, DeliveryJob, Message
-from app.delivery.channels import configured_channels
+from app.delivery.channels import DeliveryFailedError, configured_channels
 from app.delivery.files import FileSink
 from app.delivery.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify
 from app.delivery.smtp import SmtpChannel
@@ -42,6 +43,7 @@ from storage.outbox import (
     job_args,
     job_fields,
     job_from_fields,
+    open_outbox,
 )
 from tests.processes import free_port
 from tests.smtp_sink import SmtpSink, code_in, smtp_sink
@@ -79,7 +81,7 @@ def make_job(
 
 @pytest.fixture
 async def outbox(redis: aioredis.Redis, redis_url: str):
-    box = RedisOutbox(aioredis.Redis.from_url(redis_url), partitions=PARTITIONS, event_maxlen=1000)
+    box = open_outbox(redis_url, partitions=PARTITIONS, event_maxlen=1000)
     await box.ensure_group()
     yield box
     await box.close()
@@ -307,6 +309,167 @@ async def test_jobs_that_cannot_be_opened_or_parsed_are_dead_lettered_at_once(
     await run_until(worker(outbox, {"email": sink}), lambda: outbox_empty(redis))
     reasons = sorted(d.reason for d in await outbox.dead_jobs())
     assert reasons == ["not a delivery job", "sealed message does not open"]
+
+
+class FakeChannel:
+    """Records sends (by job id), at most how many ran at once; fails the recipients in
+    ``failing`` (each once, or always), takes ``delay_s`` per send."""
+
+    def __init__(self, *, delay_s: float = 0.0, failing: set[str] | None = None) -> None:
+        self.sent: list[str] = []
+        self.tried: list[str] = []
+        self.delay_s = delay_s
+        self.failing = failing or set()
+        self.fail_always = False
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.during: list[Any] = []
+        self.probe: Any = None
+
+    async def send(self, job: DeliveryJob, message: Message) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.tried.append(job.id)
+            await asyncio.sleep(self.delay_s)
+            if self.probe is not None:
+                self.during.append(await self.probe())
+            if message.recipient in self.failing:
+                if not self.fail_always:
+                    self.failing.discard(message.recipient)
+                raise DeliveryFailedError("refused")
+            self.sent.append(job.id)
+        finally:
+            self.in_flight -= 1
+
+    async def close(self) -> None:
+        pass
+
+
+class CountingOutbox:
+    """A ``RedisOutbox`` that counts the calls the worker makes of it."""
+
+    def __init__(self, outbox: RedisOutbox) -> None:
+        self._outbox = outbox
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._outbox, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+async def run_worker_until(delivery: DeliveryWorker, done: Any, timeout_s: float = 10) -> None:
+    """``delivery.run`` until ``await done()`` is true, then stopped."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run(stop))
+    try:
+        await wait_for(done, timeout_s)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def sent_events(redis: aioredis.Redis, user_id: str = "user-1") -> list[dict[str, str]]:
+    stream = keys.event_stream(keys.event_partition(user_id, PARTITIONS))
+    return [e for e in await entries(redis, stream) if e["type"] == "session.otp.email.sent"]
+
+
+async def test_a_batch_with_a_failing_job_delivers_the_rest_once_and_retries_that_one(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    jobs = [make_job(str(n), recipient=f"r{n}@example.com") for n in range(4)]
+    channel = FakeChannel(failing={"r2@example.com"})
+    for job in jobs:
+        await outbox.enqueue(job)
+    delivery = worker(outbox, {"email": channel}, concurrency=4, backoff_ms=50, poll_ms=10)
+    assert await delivery.round() == 4  # one read, the four handled together
+    assert sorted(channel.sent) == sorted(j.id for j in jobs if j is not jobs[2])
+    assert await redis.zcard(keys.OUTBOX_RETRY) == 1
+    await run_until(delivery, lambda: outbox_empty(redis))
+    assert Counter(channel.sent) == {job.id: 1 for job in jobs}
+    assert Counter(channel.tried)[jobs[2].id] == 2
+    assert len(await sent_events(redis)) == 4
+    assert await outbox.sent_among([j.id for j in jobs]) == {j.id for j in jobs}
+    assert not await redis.exists(keys.OUTBOX_ATTEMPTS, keys.OUTBOX_RETRY)
+    assert await outbox.dead_jobs() == []
+
+
+async def test_a_batch_with_a_job_that_keeps_failing_dead_letters_only_that_one(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    jobs = [make_job(str(n), recipient=f"r{n}@example.com") for n in range(3)]
+    channel = FakeChannel(failing={"r0@example.com"})
+    channel.fail_always = True
+    for job in jobs:
+        await outbox.enqueue(job)
+    delivery = worker(
+        outbox, {"email": channel}, concurrency=4, backoff_ms=20, poll_ms=10, max_attempts=3
+    )
+    await run_until(delivery, lambda: outbox_empty(redis))
+    assert Counter(channel.tried) == {jobs[0].id: 3, jobs[1].id: 1, jobs[2].id: 1}
+    (dead,) = await outbox.dead_jobs()
+    assert (dead.job_id, dead.attempts, dead.reason) == (jobs[0].id, 3, "refused")
+
+
+async def test_the_worker_keeps_concurrency_sends_in_flight_reads_batches_and_polls_on_a_timer(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    jobs = [make_job(str(n)) for n in range(16)]
+    for job in jobs:
+        await outbox.enqueue(job)
+    channel = FakeChannel(delay_s=0.03)
+    counting = CountingOutbox(outbox)
+    delivery = DeliveryWorker(
+        counting,
+        KEYRING,
+        {"email": channel},
+        WorkerConfig(consumer="test", concurrency=4, block_ms=10, poll_ms=60_000),
+    )
+    await run_worker_until(delivery, lambda: outbox_empty(redis))
+    assert Counter(channel.sent) == {job.id: 1 for job in jobs}
+    assert channel.most_in_flight == 4
+    # 16 jobs in 4 reads of 4, then empty ones; retries and take-overs were looked for at
+    # the start and after each empty read only, never per job
+    reads = counting.calls["read"]
+    assert 4 <= reads <= 8
+    assert counting.calls["sent_among"] == reads
+    assert 1 <= counting.calls["due_retries"] == counting.calls["reclaim"] <= 1 + reads - 4
+    assert counting.calls["delivered"] == 16
+    assert len(await sent_events(redis)) == 16
+    groups: Any = await redis.xinfo_groups(keys.OUTBOX)
+    assert groups[0]["consumers"] == 0  # it left the group when stopped
+
+
+async def test_one_job_in_two_entries_of_a_batch_is_sent_once_and_both_are_acknowledged(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    job = make_job("424242")
+    await outbox.enqueue(job)
+    await outbox.enqueue(job)  # a replayed script, queued again before the first went out
+    channel = FakeChannel(delay_s=0.02)
+    delivery = worker(outbox, {"email": channel}, concurrency=4)
+    assert await delivery.round() == 2
+    assert channel.sent == [job.id]
+    assert await outbox_empty(redis)
+    assert len(await sent_events(redis)) == 2
+
+
+async def test_a_worker_does_not_take_over_its_own_job_while_the_send_is_slow(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    job = make_job("777777")
+    await outbox.enqueue(job)
+    channel = FakeChannel(delay_s=0.4)
+    channel.probe = lambda: redis.hlen(keys.OUTBOX_ATTEMPTS)
+    delivery = worker(outbox, {"email": channel}, concurrency=4, claim_idle_ms=50, poll_ms=10)
+    await run_worker_until(delivery, lambda: outbox_empty(redis))
+    assert channel.tried == [job.id]
+    assert channel.during == [0]  # its take-overs of itself were not counted as attempts
 
 
 # -- worker processes ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def build_channels(settings: Settings, dev_mode: bool) -> dict[str, Channel]:
 
 
 def consumer_name(index: int) -> str:
-    """Unique per worker task: host, process, index."""
+    """Unique per worker: host, process, index."""
     return f"{socket.gethostname()}-{os.getpid()}-{index}"
 
 
@@ -51,26 +51,28 @@ async def run_delivery(
     claim_idle_ms: int = 60_000,
     block_ms: int = 500,
 ) -> None:
-    """``concurrency`` workers on ``outbox`` until ``stop``; then the channels are closed."""
+    """One worker with ``concurrency`` sends in flight on ``outbox`` until ``stop``.
+
+    One consumer reading batches makes fewer Redis calls per job than a consumer per send.
+    The channels are closed at the end.
+    """
     keyring = Keyring.from_text(settings.master_key, settings.master_key_old)
     channels = build_channels(settings, dev_mode)
-    workers = [
-        DeliveryWorker(
-            outbox,
-            keyring,
-            channels,
-            WorkerConfig(
-                consumer=consumer_name(index),
-                max_attempts=settings.delivery_max_attempts,
-                backoff_ms=settings.delivery_backoff_ms,
-                claim_idle_ms=claim_idle_ms,
-                block_ms=block_ms,
-            ),
-        )
-        for index in range(concurrency)
-    ]
+    worker = DeliveryWorker(
+        outbox,
+        keyring,
+        channels,
+        WorkerConfig(
+            consumer=consumer_name(0),
+            concurrency=concurrency,
+            max_attempts=settings.delivery_max_attempts,
+            backoff_ms=settings.delivery_backoff_ms,
+            claim_idle_ms=claim_idle_ms,
+            block_ms=block_ms,
+        ),
+    )
     try:
-        await asyncio.gather(*(worker.run(stop) for worker in workers))
+        await worker.run(stop)
     finally:
         for channel in {id(c): c for c in channels.values()}.values():
             await channel.close()

@@ -1,12 +1,15 @@
-"""The delivery loop: take a job, open its sealed message, send it, record the outcome.
+"""The delivery loop: take jobs, open their sealed messages, send them, record the outcome.
 
-Each ``DeliveryWorker`` is one consumer of the outbox group and handles one job at a time;
-run several (``--concurrency``, more processes, more hosts) to send in parallel. A round
-takes, in this order, a failed job whose backoff is over, a job a crashed worker left
-pending, or a new job. Outcomes (see ``storage.outbox``): delivered → acknowledged with
-its ``sent_event``; failed → retried after an exponential backoff with jitter; after
-``max_attempts`` → dead-lettered with the reason. A job that was already sent (its worker
-died before the acknowledgement) is acknowledged without sending it again.
+A ``DeliveryWorker`` is one consumer of the outbox group with up to ``concurrency`` sends in
+flight; run more processes or hosts to send more in parallel. It takes jobs in batches: due
+retries (failed jobs whose backoff is over) and crashed workers' jobs (XAUTOCLAIM) at most
+every ``poll_ms`` while new jobs keep coming, and after every read that found none; otherwise
+new jobs, as many per XREADGROUP as it may send at once. Whether a batch's jobs were sent
+already is one MGET. Outcomes (see ``storage.outbox``): delivered → recorded as sent and
+acknowledged with its ``sent_event``, in one MULTI; failed → retried after an exponential
+backoff with jitter; after ``max_attempts`` → dead-lettered with the reason. A job that was
+already sent (its worker died before the acknowledgement, or it was queued again) is
+acknowledged without sending it again.
 
 Nothing secret is logged: jobs are named by id and template, failures by a reason the
 channel made safe (``DeliveryFailedError``) or the exception's type.
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,7 +61,12 @@ class Outbox(Protocol):
     async def read(self, consumer: str, count: int, block_ms: int) -> Sequence[Entry]: ...
 
     async def reclaim(
-        self, consumer: str, min_idle_ms: int, cursor: str = ..., count: int = ...
+        self,
+        consumer: str,
+        min_idle_ms: int,
+        cursor: str = ...,
+        count: int = ...,
+        held: Container[str] = ...,
     ) -> tuple[str, Sequence[Entry]]: ...
 
     async def due_retries(self, consumer: str, now_ms: int, count: int) -> Sequence[Entry]: ...
@@ -69,9 +77,11 @@ class Outbox(Protocol):
 
     async def was_sent(self, job_id: str) -> bool: ...
 
-    async def mark_sent(self, job_id: str) -> None: ...
+    async def sent_among(self, job_ids: Sequence[str]) -> set[str]: ...
 
-    async def delivered(self, entry: Entry, at_ms: int) -> None: ...
+    async def delivered(
+        self, entry: Entry, at_ms: int, job: DeliveryJob | None = ..., *, sent: bool = ...
+    ) -> None: ...
 
     async def dead_letter(self, entry: Entry, reason: str, at_ms: int) -> str: ...
 
@@ -81,6 +91,8 @@ class Outbox(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
     consumer: str
+    #: Sends in flight at once; also how many jobs one read takes.
+    concurrency: int = 1
     max_attempts: int = 8
     #: First retry after about this long; doubling per failed attempt, capped.
     backoff_ms: int = 2000
@@ -90,10 +102,22 @@ class WorkerConfig:
     claim_idle_ms: int = 60_000
     #: How long a read waits for new jobs (and so how late a due retry or a stop may be).
     block_ms: int = 500
+    #: Due retries and crashed workers' jobs are looked for at most this often while new
+    #: jobs keep coming, and after every read that found none.
+    poll_ms: int = 250
     #: Bound of one send, on top of the channel's own timeouts.
     send_timeout_s: float = 30.0
     #: After a failed round (Redis unreachable), wait this long before the next.
     error_pause_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """An entry this worker holds: its job (None if it is none), and whether it went out."""
+
+    entry: Entry
+    job: DeliveryJob | None
+    sent: bool
 
 
 def backoff_ms(attempts: int, base_ms: int, cap_ms: int) -> int:
@@ -102,11 +126,17 @@ def backoff_ms(attempts: int, base_ms: int, cap_ms: int) -> int:
     return full // 2 + secrets.randbelow(full // 2 + 1)
 
 
+class _HandlingFailedError(Exception):
+    """A job's handling failed (logged there): the worker pauses as after a failed round."""
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 class DeliveryWorker:
+    """One consumer of the outbox group with up to ``config.concurrency`` sends in flight."""
+
     def __init__(
         self,
         outbox: Outbox,
@@ -121,46 +151,143 @@ class DeliveryWorker:
         self._config = config
         self._clock_ms = clock_ms
         self._cursor = "0-0"
+        self._next_poll_ms = 0  # due retries and take-overs: at once, then on the timer
+        #: Entry ids taken and not finished: never taken over from ourselves.
+        self._held: set[str] = set()
+        #: Job id -> done, for the last entry of that job in flight here (see ``handle``).
+        self._sending: dict[str, asyncio.Future[None]] = {}
+        self._troubled = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; a job in flight is finished first."""
+        """Deliver until ``stop`` is set; the jobs taken are finished first.
+
+        A batch is read while the previous one is still being sent, and each of its jobs
+        starts as soon as a send slot is free: at most ``concurrency`` in flight, and as
+        many more taken and waiting for a slot.
+        """
+        config = self._config
+        slots = asyncio.Semaphore(max(1, config.concurrency))
+        tasks: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            slots.release()
+
         grouped = False
         while not stop.is_set():
             try:
+                if self._troubled:  # a job's handling failed (logged there): pause too
+                    raise _HandlingFailedError
                 if not grouped:  # again after a failure: the stream may have been deleted
                     await self._outbox.ensure_group()
                     grouped = True
-                await self.round()
+                batch = await self.take(max(1, config.concurrency), config.block_ms)
             except Exception as exc:  # Redis away: keep trying, say so once per round
-                grouped = False
-                log.error("delivery round failed", error=type(exc).__name__)
+                self._troubled, grouped = False, False
+                if not isinstance(exc, _HandlingFailedError):
+                    log.error("delivery round failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._config.error_pause_s)
+                    await asyncio.wait_for(stop.wait(), config.error_pause_s)
+                continue
+            for taken in batch:  # taken is ours: handled even once stop is set
+                await slots.acquire()
+                task = asyncio.create_task(self._guarded(taken))
+                tasks.add(task)
+                task.add_done_callback(finished)
+        if tasks:
+            await asyncio.gather(*tasks)
         with contextlib.suppress(Exception):  # best effort: a stop must not hang on Redis
-            await self._outbox.forget_consumer(self._config.consumer)
+            await self._outbox.forget_consumer(config.consumer)
 
     async def round(self) -> int:
-        """Take and handle at most one job; how many were handled."""
-        config = self._config
-        entries = await self._outbox.due_retries(config.consumer, self._clock_ms(), 1)
-        if not entries:
-            self._cursor, entries = await self._outbox.reclaim(
-                config.consumer, config.claim_idle_ms, self._cursor, 1
-            )
-        if not entries:
-            entries = await self._outbox.read(config.consumer, 1, config.block_ms)
-        for entry in entries:
-            await self.handle(entry)
-        return len(entries)
+        """Take one batch and handle it, its jobs concurrently; how many were taken."""
+        batch = await self.take(max(1, self._config.concurrency), self._config.block_ms)
+        results = await asyncio.gather(*(self.handle(t) for t in batch), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return len(batch)
 
-    async def handle(self, entry: Entry) -> None:
+    async def take(self, limit: int, block_ms: int) -> list[Taken]:
+        """Up to ``limit`` jobs, each with whether it was sent already.
+
+        Due retries and crashed workers' jobs when the timer says so, else new ones
+        (waiting up to ``block_ms`` for one).
+        """
+        config = self._config
+        entries: list[Entry] = []
+        now = self._clock_ms()
+        if now >= self._next_poll_ms:
+            self._next_poll_ms = now + config.poll_ms
+            entries += await self._outbox.due_retries(config.consumer, now, limit)
+            if len(entries) < limit:
+                self._cursor, claimed = await self._outbox.reclaim(
+                    config.consumer,
+                    config.claim_idle_ms,
+                    self._cursor,
+                    limit - len(entries),
+                    self._held,
+                )
+                entries += claimed
+        if not entries:
+            entries += await self._outbox.read(config.consumer, limit, block_ms)
+            if not entries:  # idle: the next round looks for retries and take-overs
+                self._next_poll_ms = 0
+        jobs: list[DeliveryJob | None] = []
+        for entry in entries:
+            try:
+                jobs.append(entry.job)
+            except ValueError:
+                jobs.append(None)
+        # a job recorded as sent (its worker died before the ack; a replayed script; a
+        # requeue) is only acknowledged: checked here for the whole batch in one call
+        sent = await self._outbox.sent_among([job.id for job in jobs if job is not None])
+        self._held.update(entry.entry_id for entry in entries)
+        return [
+            Taken(entry, job, job is not None and job.id in sent)
+            for entry, job in zip(entries, jobs, strict=True)
+        ]
+
+    async def _guarded(self, taken: Taken) -> None:
         try:
-            job = entry.job
-        except ValueError:
-            await self._dead(entry, None, "not a delivery job")
-            return
-        if await self._outbox.was_sent(job.id):  # sent, then the worker died before the ack
-            await self._outbox.delivered(entry, self._clock_ms())
+            await self.handle(taken)
+        except Exception as exc:  # left pending: a take-over sends it later
+            self._troubled = True
+            log.error(
+                "delivery failed",
+                job=taken.job.id if taken.job else None,
+                entry=taken.entry.entry_id,
+                error=type(exc).__name__,
+            )
+
+    async def handle(self, taken: Taken) -> None:
+        entry, job = taken.entry, taken.job
+        try:
+            if job is None:
+                await self._dead(entry, None, "not a delivery job")
+                return
+            # The same job from two entries in flight here (a replayed script, a requeue):
+            # the later one waits for the earlier's outcome and checks the marker again, so
+            # it is not sent twice. (Across workers the marker check alone applies.)
+            done = asyncio.get_running_loop().create_future()
+            earlier = self._sending.get(job.id)
+            self._sending[job.id] = done
+            try:
+                sent = taken.sent
+                if earlier is not None:
+                    await asyncio.shield(earlier)
+                    sent = await self._outbox.was_sent(job.id)
+                await self._handle_job(entry, job, sent)
+            finally:
+                done.set_result(None)
+                if self._sending.get(job.id) is done:
+                    del self._sending[job.id]
+        finally:
+            self._held.discard(entry.entry_id)
+
+    async def _handle_job(self, entry: Entry, job: DeliveryJob, sent: bool) -> None:
+        if sent:  # sent, then the worker died before the ack
+            await self._outbox.delivered(entry, self._clock_ms(), job, sent=False)
             log.info("message was delivered already", job=job.id, template=job.template)
             return
         if entry.attempts >= self._config.max_attempts:
@@ -173,8 +300,9 @@ class DeliveryWorker:
             return
         reason = await self._send(job, message)
         if reason is None:
-            await self._outbox.mark_sent(job.id)
-            await self._outbox.delivered(entry, self._clock_ms())
+            # the sent marker is set in the acknowledging MULTI: a crash before it means one
+            # more send under the same idempotency key, as a crash during the send does
+            await self._outbox.delivered(entry, self._clock_ms(), job)
             log.info(
                 "message delivered",
                 job=job.id,

@@ -1,7 +1,7 @@
 """``python -m app worker`` (deliver the outbox) and ``python -m app outbox`` (inspect it).
 
 The worker is a separate process so delivery scales apart from the API: run one or more on
-any host with the same settings (``--concurrency`` runs several consumers in one process).
+any host with the same settings (``--concurrency``: sends in flight at once in one process).
 In the embedded dev setup the main process runs one itself, in a thread (``DevDelivery``).
 The delivery itself is ``app.delivery``; the outbox is ``storage.outbox``.
 """
@@ -48,7 +48,9 @@ def _needs_url(settings: Settings, command: str) -> bool:
 
 def worker_command(settings: Settings, args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app worker")
-    parser.add_argument("--concurrency", type=int, default=1, help="consumers in this process")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="messages sent at once by this process"
+    )
     parser.add_argument(
         "--claim-idle-ms",
         type=int,
