@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.multiplex import MultiplexedRedis
 
@@ -87,3 +88,43 @@ def test_it_works_on_uvloop(redis_url: str):
             await connection.close()
 
     assert uvloop.run(roundtrip()) == [b"u"] * 3
+
+
+async def test_a_busy_connection_never_times_out_answered_commands(redis_url: str):
+    """One watch timer for the whole connection: commands answered in time pass, however long
+    the connection stays busy past any single command's timeout."""
+    connection = MultiplexedRedis(redis_url, timeout_s=0.1)
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.6
+        answered = 0
+        while loop.time() < until:
+            replies = await asyncio.gather(*[connection.execute("PING") for _ in range(20)])
+            answered += len(replies)
+        assert answered > 100
+        assert not connection.circuit_open
+    finally:
+        await connection.close()
+
+
+async def test_every_command_waiting_on_a_blocked_server_fails_within_the_timeout(
+    redis_url: str, redis: aioredis.Redis
+):
+    connection = MultiplexedRedis(redis_url, timeout_s=0.3, circuit_failures=1000)
+    try:
+        # BLPOP holds the connection's reply stream: everything behind it waits
+        blocker = asyncio.create_task(connection.execute("BLPOP", "never", 5))
+        await _wait_until_blocked(redis, "blpop")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.gather(
+            *[connection.execute("PING") for _ in range(50)], return_exceptions=True
+        )
+        elapsed = loop.time() - started
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results[:3]
+        assert elapsed < 0.6  # once, for all of them: not 50 timeouts one after another
+        with contextlib.suppress(RedisTimeoutError):
+            await blocker
+        assert await connection.execute("PING") == b"PONG"  # a fresh connection
+    finally:
+        await connection.close()
