@@ -29,6 +29,8 @@ class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.attempts: list[float] = []
+        #: The name each client gave in EHLO/HELO, per message.
+        self.helo: list[str] = []
         self.refuse: int | None = None
         self.hold = threading.Event()
         self.arrived = threading.Event()
@@ -36,6 +38,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.attempts.append(time.monotonic())
+        self.helo.append(str(session.host_name))
         if self.refuse is not None:
             return f"{self.refuse} 5.7.1 <{envelope.rcpt_tos[0]}> refused"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -470,6 +471,25 @@ async def test_a_worker_does_not_take_over_its_own_job_while_the_send_is_slow(
     await run_worker_until(delivery, lambda: outbox_empty(redis))
     assert channel.tried == [job.id]
     assert channel.during == [0]  # its take-overs of itself were not counted as attempts
+
+
+async def test_the_smtp_channel_names_itself_in_ehlo_as_configured_or_by_its_fqdn():
+    job = make_job("1")
+    message = Message(recipient=RECIPIENT, code="1")
+    with smtp_sink() as sink:
+        named = SmtpChannel(
+            host="127.0.0.1",
+            port=sink.port,
+            sender="login@example.com",
+            tls="none",
+            local_hostname="sender.example",
+        )
+        await named.send(job, message)
+        default = smtp_channel(sink)
+        await default.send(job, message)
+        await default.send(job, message)
+    assert sink.helo[0] == "sender.example"
+    assert sink.helo[1] == sink.helo[2] == socket.getfqdn()
 
 
 # -- worker processes ---------------------------------------------------------------------------

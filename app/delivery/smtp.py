@@ -6,6 +6,8 @@ a worker crash is recognisable as the same one by the receiving side.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from email.message import EmailMessage
 from typing import Literal
 
@@ -30,6 +32,7 @@ class SmtpChannel:
         user: str = "",
         password: str = "",
         timeout_s: float = TIMEOUT_S,
+        local_hostname: str | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -38,6 +41,14 @@ class SmtpChannel:
         self._user = user
         self._password = password
         self._timeout_s = timeout_s
+        #: Our name in EHLO. aiosmtplib looks it up (socket.getfqdn, in a thread, maybe DNS)
+        #: for every connection unless given; it does not change, so once is enough.
+        self._local_hostname = local_hostname
+
+    async def _hostname(self) -> str:
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
 
     def compose(self, job: DeliveryJob, message: Message) -> EmailMessage:
         subject, body = render(job.template, message)
@@ -61,6 +72,7 @@ class SmtpChannel:
                 use_tls=self._tls == "tls",
                 start_tls=self._tls == "starttls",
                 timeout=self._timeout_s,
+                local_hostname=await self._hostname(),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = sorted({refusal.code for refusal in exc.recipients})
