@@ -260,14 +260,44 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         "SESSIOND_WORKERS=N starts one worker: no parallelism, a crash takes the service down",
     ),
-    # -- rate limits (storage/scripts/rate_limit.lua) ----------------------------------------
+    # -- rate limits (storage/scripts/rate_limit*.lua) ---------------------------------------
     Mutation(
         "rate-limit-admits-always",
-        "storage/scripts/rate_limit.lua",
-        "if now < allowed_at then return {0, allowed_at - now} end\n",
+        "storage/scripts/rate_limit_all.lua",
+        "if wait > 0 then return {0, wait} end\n",
         "",
         ("tests/test_rate_limits.py::test_a_user_gets_a_429_with_retry_after_past_its_rate",),
         "credential checks are never rate limited: unbounded password guessing",
+    ),
+    Mutation(
+        "rate-limit-per-key-admits-always",
+        "storage/scripts/rate_limit.lua",
+        "if now < allowed_at then return {0, allowed_at - now} end\n",
+        "",
+        ("tests/test_rate_limits.py::test_each_subject_gets_its_count_then_waits",),
+        "on a cluster, credential checks are never rate limited",
+    ),
+    # -- second factors (storage/scripts/otp_*.lua) --------------------------------------------
+    Mutation(
+        "totp-replay-accepted",
+        "storage/scripts/otp_finish.lua",
+        "  if step <= tonumber(f[4] or '0') then\n",
+        "  if false then\n",
+        (
+            "tests/test_second_factors.py::test_a_used_totp_code_is_a_replay_on_any_session_of_the_user",
+        ),
+        "a TOTP code can be used again within its window: replay of a seen code",
+    ),
+    Mutation(
+        "otp-lock-never-lands",
+        "storage/scripts/otp_finish.lua",
+        "  if max > 0 and failed >= max then\n",
+        "  if false then\n",
+        (
+            "tests/test_second_factors.py::"
+            "test_30_concurrent_wrong_totp_codes_never_exceed_the_lockout",
+        ),
+        "wrong second-factor codes never lock the user: unbounded code guessing",
     ),
 )
 

@@ -1,9 +1,11 @@
-"""Rate limits on credential checks: one GCRA step per subject, in Redis (rate_limit.lua).
+"""Rate limits on credential checks: a GCRA step per subject, in Redis.
 
-Each subject (a user, a client IP, a caller) has its own key; the steps of one check are
-sent in one round trip (one script call per key, so each stays in its own slot on a
-cluster). The check is refused if any subject is over its rate; a subject that was admitted
-in the same round trip keeps that step (the cost of not holding several keys in one script).
+Each subject (a user, a client IP, a caller) has its own key. On one Redis all steps of a
+check run in one script (``rate_limit_all.lua``): admitted only if every subject is within
+its rate, and a refused check changes nothing. Where the keys may live in different slots
+(``per_key``, for Redis Cluster) each key gets its own script call (``rate_limit.lua``), all
+in one round trip; a subject admitted in that round trip keeps its step even if another
+refused the check (the cost of not holding several keys in one script).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from storage.scripts import source
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: MultiplexedRedis) -> None:
+    def __init__(self, redis: MultiplexedRedis, *, per_key: bool = False) -> None:
         self._redis = redis
+        self._per_key = per_key
 
     async def admit(self, subjects: list[tuple[str, str, Rate]]) -> int:
         """0 if every ``(kind, subject, rate)`` may check now, else ms until one may."""
@@ -29,5 +32,12 @@ class RedisRateLimiter:
         if not calls:
             return 0
         with mapped_errors():
+            if not self._per_key:
+                admitted, wait = await self._redis.eval_script(
+                    source("rate_limit_all"),
+                    [key for (key,), _ in calls],
+                    [value for _, pair in calls for value in pair],
+                )
+                return 0 if int(admitted) else int(wait)
             replies = await self._redis.eval_many(source("rate_limit"), calls)
         return max((int(wait) for admitted, wait in replies if not int(admitted)), default=0)

@@ -15,6 +15,8 @@ from collections import Counter
 import pytest
 
 from actors.limits import UNLIMITED, Rate, parse_rate
+from storage.multiplex import MultiplexedRedis
+from storage.rate_limits import RedisRateLimiter
 from tests.support import ADMIN_TOKEN, PASSWORD, Api
 
 
@@ -118,3 +120,26 @@ async def test_concurrent_right_passwords_beyond_the_lockout_limit_wait_and_succ
         *[api.create(_password_check(alice, PASSWORD)) for _ in range(10)]
     )
     assert [reply.status for reply in replies] == [201] * 10
+
+
+# -- the storage step itself: one script on one Redis, one per key for a cluster -----------
+@pytest.mark.parametrize("per_key", [False, True])
+async def test_each_subject_gets_its_count_then_waits(fast_redis: MultiplexedRedis, per_key: bool):
+    limiter = RedisRateLimiter(fast_redis, per_key=per_key)
+    rate = parse_rate("3/1m")
+    subjects = [("user", "u1", rate), ("ip", "10.0.0.1", rate), ("caller", "c1", UNLIMITED)]
+    waits = [await limiter.admit(subjects) for _ in range(4)]
+    assert waits[:3] == [0, 0, 0]
+    assert 15_000 <= waits[3] <= 20_000  # one interval of 20 s, less the time the test took
+
+
+async def test_on_one_redis_a_refused_check_uses_up_no_other_subjects_budget(
+    fast_redis: MultiplexedRedis,
+):
+    limiter = RedisRateLimiter(fast_redis)
+    tight, loose = parse_rate("1/1m"), parse_rate("2/1m")
+    assert await limiter.admit([("user", "busy", tight), ("ip", "1.2.3.4", loose)]) == 0
+    assert await limiter.admit([("user", "busy", tight), ("ip", "1.2.3.4", loose)]) > 0
+    # the refused check did not count for the address: it still has one check left
+    assert await limiter.admit([("user", "other", tight), ("ip", "1.2.3.4", loose)]) == 0
+    assert await limiter.admit([("user", "third", tight), ("ip", "1.2.3.4", loose)]) > 0
