@@ -65,8 +65,9 @@ JOB_FIELDS = (
     "sent_event",
 )
 SENT_MARKER_TTL_MS = 24 * 3600 * 1000
-#: Bound of a blocking read on its own connection: ``block_ms`` must stay well below it.
+#: Bound of a blocking read on its own connection; a read blocks at most ``MAX_BLOCK_MS``.
 READ_TIMEOUT_S = 10.0
+MAX_BLOCK_MS = 5000
 DEAD_MAXLEN = 100_000
 #: ``pending_summary`` counts unread entries up to this many.
 UNREAD_COUNT_CAP = 100_000
@@ -232,7 +233,8 @@ class RedisOutbox:
     async def read(self, consumer: str, count: int, block_ms: int) -> list[OutboxEntry]:
         """Up to ``count`` new jobs for ``consumer`` (XREADGROUP >), waiting ``block_ms``."""
         reply: Any = await self._reads.execute(
-            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms,
+            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count,
+            "BLOCK", min(block_ms, MAX_BLOCK_MS),
             "STREAMS", keys.OUTBOX, ">",
         )  # fmt: skip
         raw = [entry for _, entries in reply or [] for entry in entries]

@@ -28,6 +28,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+import storage.outbox
 from actors.delivery import OUTBOX_PURPOSE, DeliveryJob, Message
 from app.delivery.channels import DeliveryFailedError, configured_channels
 from app.delivery.files import FileSink
@@ -471,6 +472,15 @@ async def test_a_worker_does_not_take_over_its_own_job_while_the_send_is_slow(
     await run_worker_until(delivery, lambda: outbox_empty(redis))
     assert channel.tried == [job.id]
     assert channel.during == [0]  # its take-overs of itself were not counted as attempts
+
+
+async def test_a_read_blocks_at_most_max_block_ms_within_its_connection_s_bound(
+    outbox: RedisOutbox, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(storage.outbox, "MAX_BLOCK_MS", 50)
+    started = time.monotonic()
+    assert await outbox.read("test", 4, 60_000) == []
+    assert time.monotonic() - started < 2
 
 
 async def test_the_smtp_channel_names_itself_in_ehlo_as_configured_or_by_its_fqdn():
