@@ -36,7 +36,8 @@ def _check_protocol(request: web.Request) -> float | None:
     """POST, JSON, protocol version 1; returns the client's deadline in seconds, if any."""
     if request.method != "POST":
         raise web.HTTPMethodNotAllowed(request.method, ["POST"], text="use POST")
-    if request.content_type != JSON:
+    # the exact header is the common case: the parsed form only for parameters or case
+    if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
         raise web.HTTPUnsupportedMediaType(
             text=f"content type {request.content_type!r} is not supported; use {JSON}",
             headers={"Accept-Post": JSON},
