@@ -103,7 +103,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "lockout-lock-at-max",
-        "storage/scripts/password_finish.lua",
+        "storage/scripts/_emit.lua",
         "  if max > 0 and failed >= max then\n",
         "  if false then\n",
         (
@@ -290,7 +290,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "otp-lock-never-lands",
-        "storage/scripts/otp_finish.lua",
+        "storage/scripts/_emit.lua",
         "  if max > 0 and failed >= max then\n",
         "  if false then\n",
         (

@@ -59,15 +59,8 @@ if status == 'OK' then
   redis.call('HSET', k_user, 'mtime', ARGV[4])
   emit(k_user, k_stream, maxlen, owner, envelope, ARGV[8], '{}')
 else
-  failed = redis.call('HINCRBY', k_user, 'failed_otp', 1)
-  redis.call('HSET', k_user, 'mtime', ARGV[4])
-  emit(k_user, k_stream, maxlen, owner, envelope, ARGV[9], '{}')
-  if max > 0 and failed >= max then
-    redis.call('HSET', k_user, 'state', 'USER_STATE_LOCKED')
-    redis.call('HINCRBY', k_user, 'vv', 1)
-    emit(k_user, k_stream, maxlen, owner, envelope, 'user.locked', '{}')
-    locked_now = 1
-  end
+  failed, locked_now = record_failure(k_user, k_stream, maxlen, owner, envelope, 'failed_otp',
+                                      ARGV[4], ARGV[9], max)
 end
 redis.call('HINCRBY', k_user, 'rev', 1)
 return {status, failed, locked_now}

@@ -25,15 +25,8 @@ if ARGV[2] == '1' then
   redis.call('HSET', k_user, 'failed', 0, 'mtime', ARGV[4])
   emit(k_user, k_stream, maxlen, owner, envelope, 'user.human.password.check.succeeded', '{}')
 else
-  failed = redis.call('HINCRBY', k_user, 'failed', 1)
-  redis.call('HSET', k_user, 'mtime', ARGV[4])
-  emit(k_user, k_stream, maxlen, owner, envelope, 'user.human.password.check.failed', '{}')
-  if max > 0 and failed >= max then
-    redis.call('HSET', k_user, 'state', 'USER_STATE_LOCKED')
-    redis.call('HINCRBY', k_user, 'vv', 1)
-    emit(k_user, k_stream, maxlen, owner, envelope, 'user.locked', '{}')
-    locked_now = 1
-  end
+  failed, locked_now = record_failure(k_user, k_stream, maxlen, owner, envelope, 'failed',
+                                      ARGV[4], 'user.human.password.check.failed', max)
 end
 redis.call('HINCRBY', k_user, 'rev', 1)
 return {'OK', failed, locked_now}
