@@ -107,6 +107,8 @@ async def _send(port: int, count: int, concurrency: int) -> dict[str, Any]:
     errors: dict[str, int] = {}
     sent = 0
     next_index = 0
+    # looked up once, as the worker's SMTP channel does (aiosmtplib would per message)
+    local_hostname = socket.getfqdn()
 
     async def worker() -> None:
         nonlocal sent, next_index
@@ -115,7 +117,11 @@ async def _send(port: int, count: int, concurrency: int) -> dict[str, Any]:
             next_index += 1
             try:
                 await aiosmtplib.send(
-                    _message(index), hostname="127.0.0.1", port=port, timeout=20.0
+                    _message(index),
+                    hostname="127.0.0.1",
+                    port=port,
+                    timeout=20.0,
+                    local_hostname=local_hostname,
                 )
                 sent += 1
             except (aiosmtplib.SMTPException, OSError) as exc:
@@ -140,8 +146,8 @@ def main(argv: list[str]) -> int:
     if args.command == "sink":
         uvloop.run(_sink(args.port, args.control_port))
         return 0
-    # the default asyncio loop, like ``python -m app worker`` (asyncio.run, no uvloop)
-    result = asyncio.run(_send(args.port, args.count, args.concurrency))
+    # uvloop, like ``python -m app worker`` (which runs on it when settings.uvloop is on)
+    result = uvloop.run(_send(args.port, args.count, args.concurrency))
     args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0
 
