@@ -455,6 +455,26 @@ def test_the_matching_step_is_the_one_whose_code_was_given(offset):
     assert factors.totp_code(SECRET, STEP + offset) == code_at(STEP + offset)
 
 
+@pytest.mark.parametrize("length", [23, 26, 32, 40])
+def test_the_check_agrees_with_pyotp_for_seeds_of_any_length(length: int):
+    """The session check computes codes with cryptography's HOTP; apps and registration use
+    pyotp's: both must agree on every seed length (base32 padding) and every skew step."""
+    for round_ in range(20):
+        secret = pyotp.random_base32(length=max(length, 32))[:length]
+        now_s = 1_700_000_000 + round_ * 7919
+        for offset in (-1, 0, 1):
+            code = pyotp.TOTP(secret).at(now_s + 30 * offset)
+            step = factors.matching_totp_step(secret, code, now_s * 1000)
+            assert step is not None, (secret, offset)
+            assert pyotp.TOTP(secret).at(step * 30) == code
+        assert factors.matching_totp_step(
+            secret.lower(), pyotp.TOTP(secret).at(now_s), now_s * 1000
+        )
+        wrong = f"{(int(pyotp.TOTP(secret).at(now_s)) + 1) % 1_000_000:06d}"
+        if all(pyotp.TOTP(secret).at(now_s + 30 * o) != wrong for o in (-1, 0, 1)):
+            assert factors.matching_totp_step(secret, wrong, now_s * 1000) is None
+
+
 def test_a_human_starts_without_second_factors():
     assert HUMAN.factors == SecondFactors()
     assert rules.auth_method_types(with_factors(recovery_codes=())) == [P + "PASSWORD"]

@@ -13,12 +13,10 @@ recovery codes exist here only as keyed hashes (``Keyring``). A challenge code i
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 
-import pyotp
-
 from actors import machine
+from actors import users as rules
 from actors.commands import IssuedCode, OtpChallenge
 from actors.delivery import Channel, DeliveryJob
 from actors.errors import (
@@ -39,9 +37,6 @@ from app.services.sealing import Keyring, SealError
 #: ZITADEL's OTP SMS / e-mail generators: 8 digits, valid for 5 minutes.
 OTP_DIGITS = 8
 OTP_TTL_MS = 300_000
-#: RFC 6238: 30-second steps, one step of clock skew either way.
-TOTP_STEP_S = 30
-TOTP_SKEW_STEPS = 1
 ATTEMPT_TTL_MS = 60_000
 BUSY_WAIT_S = 2.0
 
@@ -56,17 +51,6 @@ def recovery_purpose(user_id: str) -> str:
 
 def otp_purpose(user_id: str) -> str:
     return f"otp:{user_id}"
-
-
-def matching_step(secret: str, code: str, now_ms: int) -> int | None:
-    """The time step whose TOTP is ``code`` (within the skew), compared in constant time."""
-    totp = pyotp.TOTP(secret)
-    current = now_ms // 1000 // TOTP_STEP_S
-    found = None
-    for step in range(current - TOTP_SKEW_STEPS, current + TOTP_SKEW_STEPS + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            found = step  # no early exit: every candidate is computed
-    return found
 
 
 _LOCKED = {
@@ -131,7 +115,7 @@ class SecondFactorService:
         except SealError:
             await self._users.release_otp_check(user_id, attempt)
             raise FailedPrecondition("COMMAND-3Mif9s", "Errors.User.MFA.OTP.NotReady") from None
-        step = matching_step(secret, code, self._clock.now_ms())
+        step = rules.matching_totp_step(secret, code, self._clock.now_ms())
         end = await self._users.finish_otp_check(
             user_id, "totp", attempt, step is not None, self._max_attempts, totp_step=step or 0
         )
@@ -181,7 +165,7 @@ class SecondFactorService:
     async def _begin(self, user_id: str, kind: str, caller: Caller) -> tuple[str, OtpCheckStart]:
         """Rate limits, then a reservation; waits while in-flight checks fill the budget."""
         await self._gate.admit(user_id, caller)
-        attempt = secrets.token_hex(8)
+        attempt = secrets.token_hex(8) if self._max_attempts > 0 else ""  # no reservation
         pause_s, waited_s = 0.01, 0.0
         while True:
             start = await self._users.begin_otp_check(
