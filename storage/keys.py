@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from functools import lru_cache
 
 
 def session(session_id: str) -> str:
@@ -127,8 +128,13 @@ def pat(token_id: str) -> str:
     return f"pat:{{{token_id}}}"
 
 
+@lru_cache(maxsize=65536)
 def rate_limit(kind: str, subject: str) -> str:
-    """A credential-check rate limit of one subject (``user``, ``ip``, ``caller``)."""
+    """A credential-check rate limit of one subject (``user``, ``ip``, ``caller``).
+
+    Cached: every credential check names three subjects, mostly the same few callers and
+    addresses, and hashing them again each time was a visible share of a check's cost.
+    """
     digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
     return f"rl:{{{kind}:{digest}}}"
 

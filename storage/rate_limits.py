@@ -10,11 +10,19 @@ refused the check (the cost of not holding several keys in one script).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from actors.limits import Rate
 from storage import keys
 from storage.errors import mapped_errors
 from storage.multiplex import Arg, MultiplexedRedis
 from storage.scripts import source
+
+
+@lru_cache(maxsize=64)
+def _gcra_args(rate: Rate) -> tuple[Arg, Arg]:
+    """The script arguments of a rate (a few distinct rates per process)."""
+    return rate.interval_ms, rate.tolerance_ms
 
 
 class RedisRateLimiter:
@@ -25,7 +33,7 @@ class RedisRateLimiter:
     async def admit(self, subjects: list[tuple[str, str, Rate]]) -> int:
         """0 if every ``(kind, subject, rate)`` may check now, else ms until one may."""
         calls: list[tuple[list[str], list[Arg]]] = [
-            ([keys.rate_limit(kind, subject)], [rate.interval_ms, rate.tolerance_ms])
+            ([keys.rate_limit(kind, subject)], [*_gcra_args(rate)])
             for kind, subject, rate in subjects
             if subject and rate.count > 0
         ]
