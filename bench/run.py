@@ -196,7 +196,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--totp-users",
         type=int,
-        default=8000,
+        default=12000,
         help="users with a TOTP secret (one session each) for totp_set; each passes at most "
         "3 checks per 30-s window",
     )
