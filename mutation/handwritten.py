@@ -221,13 +221,24 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bearer-password-change-ignored",
         "app/services/auth.py",
-        "    return password_ms is not None and password_ms >= view.password_changed_ms\n",
-        "    return password_ms is not None\n",
+        "    if password_ms is None or password_ms < view.password_changed_ms:\n",
+        "    if password_ms is None:\n",
         (
             "tests/test_sessions_api.py::TestBearer::"
             "test_a_password_checked_before_a_password_change_no_longer_authenticates",
         ),
         "a session authenticated by a password since changed still acts as its user",
+    ),
+    Mutation(
+        "bearer-mfa-ignored",
+        "app/services/auth.py",
+        "    return second_factor_ms is not None or not view.second_factor\n",
+        "    return True\n",
+        (
+            "tests/test_second_factors.py::"
+            "test_16_31_a_password_only_token_stops_being_a_bearer_once_totp_is_verified",
+        ),
+        "a password-only session token still authenticates a user who has a second factor",
     ),
     Mutation(
         "bearer-terminated-accepted",

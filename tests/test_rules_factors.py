@@ -478,3 +478,59 @@ def test_the_check_agrees_with_pyotp_for_seeds_of_any_length(length: int):
 def test_a_human_starts_without_second_factors():
     assert HUMAN.factors == SecondFactors()
     assert rules.auth_method_types(with_factors(recovery_codes=())) == [P + "PASSWORD"]
+
+
+# -- exact refusals and the change time of every factor transition (the mutation run's view) --
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("not base32!", "invalid AddHumanUserRequest.TotpSecret: not base32"),
+        ("A" * 25, "invalid AddHumanUserRequest.TotpSecret: not base32"),  # no base32 length
+    ],
+)
+def test_a_bad_imported_seed_says_what_is_wrong(given: str, message: str):
+    with pytest.raises(ValidationFailed) as raised:
+        factors.normalized_totp_secret(given)
+    assert raised.value.message == message
+
+
+def test_an_imported_seed_may_carry_base32_padding():
+    padded = "JBSWY3DPEHPK3PXPJBSWY3DPEH======"
+    assert factors.normalized_totp_secret(padded.lower()) == "JBSWY3DPEHPK3PXPJBSWY3DPEH"
+
+
+def test_a_machine_user_cannot_import_a_seed():
+    change = Change(ROBOT, ())
+    with expect(FailedPrecondition, "COMMAND-h5u3s", "Errors.User.NotHuman"):
+        rules.import_totp(change, "k1.sealed")
+
+
+@pytest.mark.parametrize(
+    ("transition", "user"),
+    [
+        (
+            lambda u: rules.verify_totp_registration(
+                u, SECRET, pyotp.TOTP(SECRET).at(NOW // 1000), NOW
+            ),
+            "unverified",
+        ),
+        (lambda u: rules.remove_totp(u, NOW), "verified"),
+        (lambda u: rules.add_otp_sms(u, NOW), "plain"),
+        (lambda u: rules.remove_otp_sms(u, NOW), "sms"),
+        (lambda u: rules.add_otp_email(u, NOW), "plain"),
+        (lambda u: rules.remove_otp_email(u, NOW), "email"),
+        (lambda u: rules.set_recovery_codes(u, ("k.h1", "k.h2"), NOW), "plain"),
+        (lambda u: rules.remove_recovery_codes(u, NOW), "codes"),
+    ],
+)
+def test_every_factor_change_is_stamped_with_its_time(transition, user: str):
+    start = {
+        "plain": ALICE,
+        "unverified": with_factors(totp=UNVERIFIED),
+        "verified": with_factors(totp=VERIFIED),
+        "sms": with_factors(otp_sms=True),
+        "email": with_factors(otp_email=True),
+        "codes": with_factors(recovery_codes=("k.h0",)),
+    }[user]
+    change = transition(start)
+    assert change.user.change_ms == NOW
