@@ -10,6 +10,8 @@ caller commits, with the delivery jobs of codes to be sent.
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from actors import machine
@@ -20,7 +22,14 @@ from actors.events import Event, TokenSet
 from actors.limits import Limits
 from actors.model import SessionState, UserRef
 from actors.permissions import Caller, reports_end_users
-from actors.ports import Clock, DrawnCode, PasswordVerifier, SecondFactorVerifier, TokenMinter
+from actors.ports import (
+    Clock,
+    DrawnCode,
+    PasswordVerifier,
+    SecondFactorVerifier,
+    TokenMinter,
+    VerifiedFactor,
+)
 
 
 class Deps(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,17 +82,39 @@ async def execute(
     )
     evidence = Evidence(user=user)
     drawn: _Drawn = _NOTHING_DRAWN
+    verified: list[VerifiedFactor] = []
     if isinstance(command, CreateSession | SetSession) and _needs_credentials(command):
         target = machine.preflight(state, command, evidence, ctx)
         if target is not None:
-            evidence = await _verify(state, command, target, evidence, caller, deps)
-            drawn = await _draw(session_id, command, target, deps)
-            evidence = msgspec.structs.replace(
-                evidence,
-                otp_sms_code=drawn.sms.code if drawn.sms else None,
-                otp_email_code=drawn.email.code if drawn.email else None,
-            )
+            try:
+                evidence = await _verify(state, command, target, evidence, caller, deps, verified)
+                drawn = await _draw(session_id, command, target, deps)
+                evidence = msgspec.structs.replace(
+                    evidence,
+                    otp_sms_code=drawn.sms.code if drawn.sms else None,
+                    otp_email_code=drawn.email.code if drawn.email else None,
+                )
+                events = machine.decide(state, command, evidence, ctx)
+                if verified:  # the command stands: now the one-use codes are used up
+                    await _second_factors(deps).confirm(verified)
+            except BaseException:
+                if verified:
+                    await asyncio.shield(_second_factors(deps).release(verified))
+                raise
+            return _outcome(state, session_id, command, events, ctx, deps, drawn)
     events = machine.decide(state, command, evidence, ctx)
+    return _outcome(state, session_id, command, events, ctx, deps, drawn)
+
+
+def _outcome(
+    state: SessionState | None,
+    session_id: str,
+    command: Command,
+    events: list[Event],
+    ctx: machine.Context,
+    deps: Deps,
+    drawn: _Drawn,
+) -> Outcome:
     if not events:
         return Outcome(state=state)
     at_ms = max(deps.clock.now_ms(), ctx.now_ms)
@@ -118,8 +149,13 @@ async def _verify(
     evidence: Evidence,
     caller: Caller,
     deps: Deps,
+    verified: list[VerifiedFactor],
 ) -> Evidence:
-    """Each requested check in ZITADEL's order; the first failure raises."""
+    """Each requested check in ZITADEL's order; the first failure raises.
+
+    The second factors verified so far are appended to ``verified`` as they pass, so the
+    caller can release them if a later check (or anything else) fails.
+    """
     checks = command.checks
     checker = _with_client_ip(state, caller)
     if checks.password is not None:
@@ -128,22 +164,25 @@ async def _verify(
     if not checks.second_factors:
         return evidence
     factors = _second_factors(deps)
-    verified: set[str] = set()
     if checks.totp is not None:
-        await factors.verify_totp(user_id, checks.totp, caller=checker)
-        verified.add("totp")
+        verified.append(await factors.verify_totp(user_id, checks.totp, caller=checker))
     if checks.otp_sms is not None:
         pending = state.otp_sms_challenge if state else None
-        await factors.verify_otp(user_id, "otp_sms", checks.otp_sms, pending, caller=checker)
-        verified.add("otp_sms")
+        verified.append(
+            await factors.verify_otp(user_id, "otp_sms", checks.otp_sms, pending, caller=checker)
+        )
     if checks.otp_email is not None:
         pending = state.otp_email_challenge if state else None
-        await factors.verify_otp(user_id, "otp_email", checks.otp_email, pending, caller=checker)
-        verified.add("otp_email")
+        verified.append(
+            await factors.verify_otp(
+                user_id, "otp_email", checks.otp_email, pending, caller=checker
+            )
+        )
     if checks.recovery_code is not None:
-        await factors.verify_recovery_code(user_id, checks.recovery_code, caller=checker)
-        verified.add("recovery_code")
-    return msgspec.structs.replace(evidence, verified=frozenset(verified))
+        verified.append(
+            await factors.verify_recovery_code(user_id, checks.recovery_code, caller=checker)
+        )
+    return msgspec.structs.replace(evidence, verified=frozenset(factor.kind for factor in verified))
 
 
 class _Drawn(msgspec.Struct, frozen=True, kw_only=True):

@@ -86,16 +86,31 @@ class DrawnCode(msgspec.Struct, frozen=True, kw_only=True):
     job: DeliveryJob | None = None
 
 
+class VerifiedFactor(msgspec.Struct, frozen=True, kw_only=True):
+    """A second factor whose code was right, not used up yet (``confirm`` does that)."""
+
+    kind: str
+    user_id: str
+    #: The lockout reservation held for it ("" when the lockout is off).
+    attempt_id: str
+    #: TOTP: the time step of the accepted code (the replay guard's new mark).
+    totp_step: int = 0
+    #: Recovery codes: the code's keyed hash under every known key (one is removed).
+    recovery_candidates: tuple[str, ...] = ()
+
+
 class SecondFactorVerifier(Protocol):
     """Second-factor checks and OTP challenges against the user's registered factors.
 
     Each verification follows ZITADEL's order for its factor (spec §4.5-4.7): factor not
     ready, locked, wrong (counted toward ``SESSIOND_LOCKOUT_MAX_OTP_ATTEMPTS``; the lock
-    lands at the limit even under concurrent attempts), and raises the ZITADEL error; it
-    returns only if the factor was verified, after recording the success.
+    lands at the limit even under concurrent attempts), and raises the ZITADEL error. A
+    right code is returned as a ``VerifiedFactor`` and used up only by ``confirm``, once
+    the whole command succeeded; a command that fails after verifying calls ``release``,
+    so a request that changes nothing never burns a one-use code.
     """
 
-    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> None:
+    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> VerifiedFactor:
         """RFC 6238, ±1 step; a code of an already used time step is a replay (TOTP-Auw0a)."""
 
     async def verify_otp(
@@ -106,11 +121,19 @@ class SecondFactorVerifier(Protocol):
         pending: PendingCode | None,
         *,
         caller: Caller,
-    ) -> None:
+    ) -> VerifiedFactor:
         """``channel`` otp_sms | otp_email: ``code`` against the session's pending challenge."""
 
-    async def verify_recovery_code(self, user_id: str, code: str, *, caller: Caller) -> None:
-        """One of the user's unused recovery codes; it is used up by this check."""
+    async def verify_recovery_code(
+        self, user_id: str, code: str, *, caller: Caller
+    ) -> VerifiedFactor:
+        """One of the user's unused recovery codes."""
+
+    async def confirm(self, verified: Sequence[VerifiedFactor]) -> None:
+        """Use the factors up and record the successes; raises if one was used meanwhile."""
+
+    async def release(self, verified: Sequence[VerifiedFactor]) -> None:
+        """Give the reservations back: the command failed, nothing was used."""
 
     async def draw_code(
         self, user_id: str, session_id: str, channel: str, request: OtpChallenge

@@ -47,7 +47,7 @@ def render(template: str, values: dict[str, str]) -> str:
             raise invalid_template()
         text = template[at:start]
         out.append(text.rstrip() if match.group(1) else text)
-        out.append(values.get(match.group(2), ""))
+        out.append(values[match.group(2)])
         at = match.end()
         if match.group(3):
             while at < len(template) and template[at].isspace():

@@ -307,7 +307,10 @@ def test_unlocking_resets_both_failure_counters():
         ("https://x/otp?code={{.Code}}", "https://x/otp?code=C"),
         ("{{ .UserID }}/{{.SessionID}}", "U/S"),
         ("a {{- .Code }}", "aC"),
+        ("a {{.Code}} b", "a C b"),
         ("{{ .Code -}}  b", "Cb"),
+        ("{{.Code -}} b", "Cb"),
+        ("{{.Code -}}   ", "C"),
         ("plain", "plain"),
         ("}} alone", "}} alone"),
     ],
@@ -331,3 +334,41 @@ def test_verification_links_offer_the_org_instead_of_the_session():
         url_templates.validate("{{.SessionID}}", url_templates.USER_FIELDS)
     with expect(InvalidArgument, "DOMAIN-oGh5e", "Errors.User.InvalidURLTemplate"):
         url_templates.validate("{{.OrgID}}")
+
+
+def test_every_checked_factor_renders():
+    every = Factors(
+        user=session().factors.user,
+        totp=CheckedFactor(verified_at_ms=NOW),
+        otp_sms=CheckedFactor(verified_at_ms=NOW),
+        otp_email=CheckedFactor(verified_at_ms=NOW),
+        recovery_code=CheckedFactor(verified_at_ms=NOW),
+    )
+    view = render(session(factors=every))
+    assert view.factors is not None
+    shown = {
+        name: getattr(view.factors, name).verified_at
+        for name in ("totp", "otp_sms", "otp_email", "recovery_code")
+    }
+    assert shown == dict.fromkeys(shown, "2023-11-14T22:13:20Z")
+
+
+def test_an_email_challenge_with_a_returned_code_has_no_template():
+    command = SetSession(challenges=Challenges(otp_email=OtpChallenge(return_code=True)))
+    [event, _] = machine.decide(session(), command, Evidence(otp_email_code=CODE), ctx())
+    assert event == OtpEmailChallenged(
+        code_hash="kid.hash", expires_ms=NOW + 300_000, return_code=True, url_template=""
+    )
+
+
+def test_an_expired_code_names_its_key():
+    live = PendingCode(code_hash="right", expires_ms=NOW)
+    expired = machine.check_otp(live, lambda _: True, NOW + 1)
+    assert expired is not None
+    assert expired.key == "Errors.User.Code.Expired"
+
+
+def test_a_challenge_payload_without_an_event_time_counts_from_the_epoch():
+    assert stream_payload(OtpSmsChallenged(code_hash="h", expires_ms=7)) == {
+        "expiry": 7 * 1_000_000
+    }

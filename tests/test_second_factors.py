@@ -482,3 +482,58 @@ async def test_events_name_the_checks_and_carry_no_codes(api: Api, redis: Any):
     assert code.encode() not in everything
     state = await redis.hgetall(keys.session(sid))
     assert code.encode() not in b" ".join(state.values())
+
+
+# -- a failed request uses no code up, a replay is no guess (review findings) --------------------
+async def test_a_right_code_in_a_request_that_fails_later_is_not_used_up(api: Api):
+    user = await api.human()
+    codes = (await api.call("POST", f"/v2/users/{user}/recovery_codes", body={"count": 1})).body[
+        "recoveryCodes"
+    ]
+    sid = (await user_session(api, user)).body["sessionId"]
+    code = {"recoveryCode": {"code": codes[0]}}
+    # a challenge the user is not ready for, then a lifetime past year 9999: both refused
+    refused = await api.set(sid, {"checks": code, "challenges": {"otpSms": {"returnCode": True}}})
+    assert (refused.status, refused.error_id) == (400, "COMMAND-BJ2g3")
+    refused = await api.set(sid, {"checks": code, "lifetime": "315360000000s"})
+    assert (refused.status, refused.error_id) == (400, "SESSION-lifetimeMax")
+    accepted = await api.set(sid, {"checks": code})
+    assert accepted.status == 200, accepted.body
+
+
+async def test_a_right_totp_code_survives_a_wrong_recovery_code_in_the_same_request(api: Api):
+    user = await api.human()
+    totp = await register_totp(api, user)
+    assert (await api.call("POST", f"/v2/users/{user}/recovery_codes", body={"count": 1})).status
+    sid = (await user_session(api, user)).body["sessionId"]
+    code = next_code(totp)
+    both = {"totp": {"code": code}, "recoveryCode": {"code": "WRONG-CODE0"}}
+    refused = await api.set(sid, {"checks": both})
+    assert (refused.status, refused.error_id) == (400, "DOMAIN-6uvh0")
+    assert (await api.set(sid, {"checks": {"totp": {"code": code}}})).status == 200
+
+
+@pytest.mark.settings(lockout_max_otp_attempts=3)
+async def test_replays_of_a_used_code_do_not_lock_the_user(api: Api):
+    user = await api.human()
+    totp = await register_totp(api, user)
+    code = next_code(totp)
+    sid = (await user_session(api, user)).body["sessionId"]
+    assert (await api.set(sid, {"checks": {"totp": {"code": code}}})).status == 200
+    for _ in range(4):
+        replay = await api.set(sid, {"checks": {"totp": {"code": code}}})
+        assert (replay.status, replay.error_id) == (400, "TOTP-Auw0a")
+    state = (await api.call("GET", f"/v2/users/{user}")).body["user"]["state"]
+    assert state == "USER_STATE_ACTIVE"
+
+
+async def test_one_totp_code_sent_to_ten_sessions_at_once_is_accepted_once(api: Api):
+    user = await api.human()
+    totp = await register_totp(api, user)
+    code = next_code(totp)
+    sids = [(await user_session(api, user)).body["sessionId"] for _ in range(10)]
+    replies = await asyncio.gather(
+        *(api.set(sid, {"checks": {"totp": {"code": code}}}) for sid in sids)
+    )
+    assert [r.status for r in replies].count(200) == 1, [(r.status, r.error_id) for r in replies]
+    assert {r.error_id for r in replies if r.status != 200} == {"TOTP-Auw0a"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 
 from actors import machine
 from actors import users as rules
@@ -28,7 +29,7 @@ from actors.errors import (
 )
 from actors.model import PendingCode
 from actors.permissions import Caller
-from actors.ports import Clock, DrawnCode
+from actors.ports import Clock, DrawnCode, VerifiedFactor
 from actors.user_records import User
 from app.services.messages import MessageComposer
 from app.services.ports import CheckGate, OtpChecks, OtpCheckStart
@@ -81,6 +82,10 @@ def _not_admitted(kind: str, status: str) -> ServiceError:
     return NotFound("COMMAND-otpUser", "Errors.User.NotFound")
 
 
+def _reused() -> InvalidArgument:
+    return InvalidArgument("TOTP-Auw0a", "Errors.User.MFA.OTP.Reused")
+
+
 def _locked_meanwhile(kind: str) -> ServiceError:
     if kind == "recovery_code":
         return NotFound("COMMAND-2w6oa", "Errors.User.MFA.RecoveryCodes.Locked")
@@ -108,20 +113,28 @@ class SecondFactorService:
         self._busy_wait_s = busy_wait_s
 
     # -- checks ----------------------------------------------------------------------------
-    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> None:
+    # A right code is only *verified* here: its reservation is held and nothing is used up
+    # until ``confirm``, which the actor calls once the whole command succeeded; a command
+    # that fails afterwards ``release``s it, so a code is never burnt by a request that
+    # changed nothing. A wrong code is recorded (and counted toward the lockout) at once.
+    async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> VerifiedFactor:
         attempt, start = await self._begin(user_id, "totp", caller)
         try:
             secret = self._keyring.open(totp_purpose(user_id), start.sealed_totp).decode()
         except SealError:
-            await self._users.release_otp_check(user_id, attempt)
+            await self._release(user_id, attempt)
             raise FailedPrecondition("COMMAND-3Mif9s", "Errors.User.MFA.OTP.NotReady") from None
         step = rules.matching_totp_step(secret, code, self._clock.now_ms())
-        end = await self._users.finish_otp_check(
-            user_id, "totp", attempt, step is not None, self._max_attempts, totp_step=step or 0
-        )
-        if end.status == "REUSED":
-            raise InvalidArgument("TOTP-Auw0a", "Errors.User.MFA.OTP.Reused")
-        self._raise_unless_ok("totp", end.status, end.failed)
+        if step is None:
+            end = await self._users.finish_otp_check(
+                user_id, "totp", attempt, False, self._max_attempts
+            )
+            self._raise_unless_ok("totp", end.status, end.failed)
+        assert step is not None  # noqa: S101 - a wrong code raised above
+        if step <= start.totp_step:  # seen already: a replay, not a guess (not counted)
+            await self._release(user_id, attempt)
+            raise _reused()
+        return VerifiedFactor(kind="totp", user_id=user_id, attempt_id=attempt, totp_step=step)
 
     async def verify_otp(
         self,
@@ -131,36 +144,75 @@ class SecondFactorService:
         pending: PendingCode | None,
         *,
         caller: Caller,
-    ) -> None:
+    ) -> VerifiedFactor:
         attempt, _ = await self._begin(user_id, channel, caller)
         purpose = otp_purpose(user_id)
         error = machine.check_otp(
             pending, lambda stored: self._keyring.matches(purpose, code, stored), self._now()
         )
-        if error is not None and not machine.counts_as_failure(error):
-            await self._users.release_otp_check(user_id, attempt)  # no code asked: no attempt
+        if error is None:  # used up by the session's commit, which clears the challenge
+            return VerifiedFactor(kind=channel, user_id=user_id, attempt_id=attempt)
+        if not machine.counts_as_failure(error):
+            await self._release(user_id, attempt)  # no code asked: no attempt
             raise error
         end = await self._users.finish_otp_check(
-            user_id, channel, attempt, error is None, self._max_attempts
+            user_id, channel, attempt, False, self._max_attempts
         )
-        if end.status == "WRONG" and error is not None:
+        if end.status == "WRONG":
             raise _with_failures(error, end.failed)
         self._raise_unless_ok(channel, end.status, end.failed)
+        raise error  # not reached: a failure is never OK
 
-    async def verify_recovery_code(self, user_id: str, code: str, *, caller: Caller) -> None:
+    async def verify_recovery_code(
+        self, user_id: str, code: str, *, caller: Caller
+    ) -> VerifiedFactor:
         attempt, start = await self._begin(user_id, "recovery_code", caller)
-        candidates = self._keyring.digests(recovery_purpose(user_id), code)
+        candidates = tuple(self._keyring.digests(recovery_purpose(user_id), code))
         stored = set(start.recovery_hashes)
-        ok = any(candidate in stored for candidate in candidates)
-        end = await self._users.finish_otp_check(
-            user_id,
-            "recovery_code",
-            attempt,
-            ok,
-            self._max_attempts,
+        if not any(candidate in stored for candidate in candidates):
+            end = await self._users.finish_otp_check(
+                user_id, "recovery_code", attempt, False, self._max_attempts
+            )
+            self._raise_unless_ok("recovery_code", end.status, end.failed)
+        return VerifiedFactor(
+            kind="recovery_code",
+            user_id=user_id,
+            attempt_id=attempt,
             recovery_candidates=candidates,
         )
-        self._raise_unless_ok("recovery_code", end.status, end.failed)
+
+    async def confirm(self, verified: Sequence[VerifiedFactor]) -> None:
+        """Use the verified factors up, in order (the command succeeded).
+
+        Each one-use rule is re-checked atomically: a TOTP step or a recovery code used by a
+        concurrent request meanwhile fails this command (and the factors after it are
+        released, not used).
+        """
+        for index, factor in enumerate(verified):
+            end = await self._users.finish_otp_check(
+                factor.user_id,
+                factor.kind,
+                factor.attempt_id,
+                True,
+                self._max_attempts,
+                totp_step=factor.totp_step,
+                recovery_candidates=factor.recovery_candidates,
+            )
+            if end.status == "OK":
+                continue
+            await self.release(verified[index + 1 :])
+            if end.status == "REUSED":
+                raise _reused()
+            self._raise_unless_ok(factor.kind, end.status, end.failed)
+
+    async def release(self, verified: Sequence[VerifiedFactor]) -> None:
+        """The command failed after these were verified: nothing used, nothing counted."""
+        for factor in verified:
+            await self._release(factor.user_id, factor.attempt_id)
+
+    async def _release(self, user_id: str, attempt: str) -> None:
+        if attempt:  # without a lockout nothing was reserved
+            await self._users.release_otp_check(user_id, attempt)
 
     async def _begin(self, user_id: str, kind: str, caller: Caller) -> tuple[str, OtpCheckStart]:
         """Rate limits, then a reservation; waits while in-flight checks fill the budget."""

@@ -1,8 +1,9 @@
 -- otp_finish: record the outcome of a second-factor verification admitted by otp_begin.
 -- right: a TOTP code must be of a later time step than the last accepted one (else REUSED,
---   a failure: RFC 6238 §5.2); a recovery code must still be unused (its hash is removed:
---   one use, even under concurrent checks; already gone → a failure). Then failed_otp = 0
---   and the success event.
+--   RFC 6238 §5.2: refused, but not counted as a failed guess, since only a valid code can be
+--   replayed); a recovery code must still be unused (its hash is removed: one use, even
+--   under concurrent checks; already gone → a failure). Then failed_otp = 0 and the success
+--   event.
 -- wrong: failed_otp += 1 and the failure event; at max (max > 0) the user is locked in the
 --   same step (user.locked).
 -- A user locked (by someone else) while the code was being verified gets neither: LOCKED.
@@ -30,7 +31,7 @@ local status = ARGV[2] == '1' and 'OK' or 'WRONG'
 if status == 'OK' and kind == 'totp' then
   local step = tonumber(ARGV[7])
   if step <= tonumber(f[4] or '0') then
-    status = 'REUSED'
+    return {'REUSED', failed, 0}  -- a replay of a seen code, not a guess: nothing counted
   else
     redis.call('HSET', k_user, 'totp_step', ARGV[7])
   end
