@@ -21,6 +21,12 @@ release, i = read_list(i)
 set, i = read_list(i)
 del, i = read_list(i)
 envelope, i = read_list(i)
+-- A script's writes are not undone by a later error: refuse before the first write if a
+-- stream key is not a stream (a corrupted or foreign key), so a write is all or nothing.
+for _, key in ipairs({k_stream, KEYS[5]}) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. key) end
+end
 local exists = redis.call('EXISTS', k_user) == 1
 if ARGV[1] == 'create' then
   if exists then return {'EXISTS', 0} end
