@@ -4,10 +4,12 @@ A job is written (``job_fields``) by the same script as the change that needs it
 is never issued without its message, nor a message queued for a change that did not happen.
 Workers read it with XREADGROUP; what happens next is recorded only in Redis:
 
-- **delivered**: the entry is acknowledged and deleted (XACK + XDEL) and the job's
-  ``sent_event`` is appended to the aggregate's event partition, in one MULTI, so the event
-  is published once however often the job was tried. Sent events carry no ``sequence``:
-  bumping the session's ``seq`` would fence out its actor's next commit.
+- **delivered**: the job is recorded as sent (``outbox:sent:{id}``, SET NX), the job's
+  ``sent_event`` is appended to the aggregate's event partition only if that SET set the
+  marker, and the entry is acknowledged and deleted (XACK + XDEL): one script
+  (``outbox_delivered.lua``), so the event is published once however often, from however many
+  entries or workers, the job was sent. Sent events carry no ``sequence``: bumping the
+  session's ``seq`` would fence out its actor's next commit.
 - **failed**: the entry stays pending in the group and its id goes into ``OUTBOX_RETRY``
   (a zset scored by when it is due). The worker whose ZREM removes it (one wins) claims it
   with XCLAIM and tries again. ``OUTBOX_ATTEMPTS`` counts attempts per entry id: each failed
@@ -17,10 +19,10 @@ Workers read it with XREADGROUP; what happens next is recorded only in Redis:
   belonged to a worker that died; XAUTOCLAIM hands it to a live one.
 
 Idempotency: a job's ``id`` is its idempotency key. ``outbox:sent:{id}`` is set (NX, one day)
-in the acknowledging MULTI of a successful send, and checked (``sent_among``, one MGET per
+in the acknowledging script of a successful send, and checked (``sent_among``, one MGET per
 batch read) before every send, so an entry whose job was recorded as sent is acknowledged
-without sending it again (a replayed script, a requeue, a take-over after the MULTI). A worker
-killed *during* a send or between the send and that MULTI (the receiver may or may not have
+without sending it again, nor publishing its event (a replayed script, a requeue). A worker
+killed *during* a send or between the send and that script (the receiver may or may not have
 the message) sends again after the take-over: the receiver dedupes on the key, which every
 channel transmits.
 
@@ -50,7 +52,8 @@ from actors.timefmt import rfc3339_ms
 from storage import keys
 from storage.codec import as_text
 from storage.connection import connect
-from storage.multiplex import MultiplexedRedis
+from storage.multiplex import Arg, MultiplexedRedis
+from storage.scripts import source
 
 GROUP = "delivery"
 #: The order of a job's fields on the stream (the Lua scripts write them in this order).
@@ -333,32 +336,25 @@ class RedisOutbox:
 
     async def delivered(
         self, entry: HeldEntry, at_ms: int, job: DeliveryJob | None = None, *, sent: bool = True
-    ) -> None:
-        """Record the job as sent, ack the entry and publish its ``sent_event``: one MULTI.
+    ) -> bool:
+        """Ack the entry; with ``sent``, record the job as sent and publish its ``sent_event``.
 
-        ``sent=False`` for an entry whose job was sent before (only acknowledged then). The
-        MULTI and its EXEC go out in one write of the shared connection, so no other caller's
-        command can land inside the transaction.
+        One script (``outbox_delivered.lua``): the event is published only by the call whose
+        SET NX set the marker, so a job sent from two entries (or by two workers) publishes
+        it once. ``sent=False`` for an entry whose job was recorded as sent before: only
+        acknowledged. True if this call recorded the job as sent.
         """
         job = job or job_from_fields(entry.fields)
-        event = await self._sent_event(job, at_ms) if job.sent_event else None
-        entry_id = entry.entry_id
-        commands: list[tuple[str | int, ...]] = [("MULTI",)]
-        if sent:
-            commands.append(("SET", keys.outbox_sent(job.id), "1", "NX", "PX", SENT_MARKER_TTL_MS))
-        commands += [
-            ("XACK", keys.OUTBOX, GROUP, entry_id),
-            ("XDEL", keys.OUTBOX, entry_id),
-            ("HDEL", keys.OUTBOX_ATTEMPTS, entry_id),
-            ("ZREM", keys.OUTBOX_RETRY, entry_id),
-        ]
-        if event is not None:
-            stream, flat = event
-            commands.append(("XADD", stream, "MAXLEN", "~", self._event_maxlen, "*", *flat))
-        commands.append(("EXEC",))
-        replies = await self._commands.execute_many(*commands)
-        if replies[-1] is None:  # no WATCH here, so never; but a lost EXEC must not pass
-            raise ResponseError("delivered: the transaction was not executed")
+        marker = keys.outbox_sent(job.id)
+        script_keys = [keys.OUTBOX, keys.OUTBOX_ATTEMPTS, keys.OUTBOX_RETRY, marker]
+        args: list[Arg] = [GROUP, entry.entry_id, 1 if sent else 0]
+        args += [SENT_MARKER_TTL_MS, self._event_maxlen]
+        if sent and job.sent_event:
+            stream, flat = await self._sent_event(job, at_ms)
+            script_keys.append(stream)
+            args += flat
+        recorded = await self._commands.eval_script(source("outbox_delivered"), script_keys, args)
+        return bool(recorded)
 
     async def _sent_event(self, job: DeliveryJob, at_ms: int) -> tuple[str, list[str]]:
         instance_id = await self._instance()

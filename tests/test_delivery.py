@@ -254,13 +254,17 @@ async def test_the_sms_webhook_gets_a_signed_request_a_wrong_secret_does_not_ver
 async def test_a_job_sent_before_its_worker_died_is_acknowledged_and_not_sent_again(
     outbox: RedisOutbox, redis: aioredis.Redis
 ):
-    """The state a worker SIGKILLed between send and acknowledgement leaves behind."""
+    """A worker died holding an entry of a job that was recorded as sent (it was queued twice,
+    by a replayed script, and the other entry went out): the take-over only acknowledges it,
+    and neither it nor a later requeue publishes the sent event again."""
     job = make_job("310310")
     await outbox.enqueue(job)
-    assert len(await outbox.read("crashed-worker", 1, 10)) == 1
-    await outbox.mark_sent(job.id)  # it sent, then died
+    await outbox.enqueue(job)
+    first, second = await outbox.read("crashed-worker", 2, 10)
+    assert await outbox.delivered(second, int(time.time() * 1000), job)  # sent, then died
     (held,) = (await outbox.pending_summary()).pending
     assert (held.job_id, held.consumer, held.retry_at_ms) == (job.id, "crashed-worker", None)
+    assert held.entry_id == first.entry_id
     with smtp_sink() as sink:
         delivery = worker(outbox, {"email": smtp_channel(sink)}, claim_idle_ms=50)
         await asyncio.sleep(0.1)
@@ -270,9 +274,30 @@ async def test_a_job_sent_before_its_worker_died_is_acknowledged_and_not_sent_ag
         await outbox.enqueue(job)
         await run_until(delivery, lambda: outbox_empty(redis))
         assert sink.messages == []
-    stream = keys.event_stream(keys.event_partition(job.user_id, PARTITIONS))
-    events = [e for e in await entries(redis, stream) if e["type"] == "session.otp.email.sent"]
-    assert len(events) == 2  # one per outbox entry, each acknowledged once
+    assert len(await sent_events(redis)) == 1  # published by the one send only
+
+
+async def test_two_entries_of_one_job_both_sent_record_it_and_publish_its_event_once(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    """Two workers sent the same job (both read it before either recorded it): the second
+    acknowledgement finds the marker set and publishes nothing."""
+    job = make_job("515151")
+    await outbox.enqueue(job)
+    await outbox.enqueue(job)
+    first, second = await outbox.read("a", 2, 10)
+    now = int(time.time() * 1000)
+    assert await outbox.delivered(first, now, job) is True
+    assert await outbox.delivered(second, now, job) is False
+    assert await outbox_empty(redis)
+    assert await redis.exists(keys.outbox_sent(job.id))
+    assert len(await sent_events(redis)) == 1
+    # an entry acknowledged as sent before (``sent=False``) publishes nothing either
+    await outbox.enqueue(job)
+    (third,) = await outbox.read("a", 1, 10)
+    assert await outbox.delivered(third, now, job, sent=False) is False
+    assert await outbox_empty(redis)
+    assert len(await sent_events(redis)) == 1
 
 
 async def test_a_failing_server_is_retried_with_backoff_then_the_job_is_dead_lettered(
@@ -458,7 +483,7 @@ async def test_one_job_in_two_entries_of_a_batch_is_sent_once_and_both_are_ackno
     assert await delivery.round() == 2
     assert channel.sent == [job.id]
     assert await outbox_empty(redis)
-    assert len(await sent_events(redis)) == 2
+    assert len(await sent_events(redis)) == 1
 
 
 async def test_a_worker_does_not_take_over_its_own_job_while_the_send_is_slow(

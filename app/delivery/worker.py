@@ -6,10 +6,11 @@ retries (failed jobs whose backoff is over) and crashed workers' jobs (XAUTOCLAI
 every ``poll_ms`` while new jobs keep coming, and after every read that found none; otherwise
 new jobs, as many per XREADGROUP as it may send at once. Whether a batch's jobs were sent
 already is one MGET. Outcomes (see ``storage.outbox``): delivered → recorded as sent and
-acknowledged with its ``sent_event``, in one MULTI; failed → retried after an exponential
+acknowledged in one script, which publishes its ``sent_event`` only if it was not recorded as
+sent before; failed → retried after an exponential
 backoff with jitter; after ``max_attempts`` → dead-lettered with the reason. A job that was
-already sent (its worker died before the acknowledgement, or it was queued again) is
-acknowledged without sending it again.
+already sent (it was queued again, or sent from another entry) is acknowledged without
+sending it again or publishing its event.
 
 Nothing secret is logged: jobs are named by id and template, failures by a reason the
 channel made safe (``DeliveryFailedError``) or the exception's type.
@@ -81,7 +82,7 @@ class Outbox(Protocol):
 
     async def delivered(
         self, entry: Entry, at_ms: int, job: DeliveryJob | None = ..., *, sent: bool = ...
-    ) -> None: ...
+    ) -> bool: ...
 
     async def dead_letter(self, entry: Entry, reason: str, at_ms: int) -> str: ...
 
@@ -286,7 +287,7 @@ class DeliveryWorker:
             self._held.discard(entry.entry_id)
 
     async def _handle_job(self, entry: Entry, job: DeliveryJob, sent: bool) -> None:
-        if sent:  # sent, then the worker died before the ack
+        if sent:  # recorded as sent from another entry: acknowledged, nothing published
             await self._outbox.delivered(entry, self._clock_ms(), job, sent=False)
             log.info("message was delivered already", job=job.id, template=job.template)
             return
@@ -300,15 +301,17 @@ class DeliveryWorker:
             return
         reason = await self._send(job, message)
         if reason is None:
-            # the sent marker is set in the acknowledging MULTI: a crash before it means one
+            # the sent marker is set in the acknowledging script: a crash before it means one
             # more send under the same idempotency key, as a crash during the send does
-            await self._outbox.delivered(entry, self._clock_ms(), job)
+            recorded = await self._outbox.delivered(entry, self._clock_ms(), job)
             log.info(
                 "message delivered",
                 job=job.id,
                 template=job.template,
                 channel=job.channel,
                 attempt=entry.attempts + 1,
+                # False: another entry or worker had sent it meanwhile (its event is published)
+                first=recorded,
             )
             return
         await self._failed(entry, job, reason)
