@@ -97,6 +97,8 @@ class VerifiedFactor(msgspec.Struct, frozen=True, kw_only=True):
     totp_step: int = 0
     #: Recovery codes: the code's keyed hash under every known key (one is removed).
     recovery_candidates: tuple[str, ...] = ()
+    #: TOTP sealed by a previous master key: (as stored, re-sealed under the current key).
+    reseal: tuple[str, str] | None = None
 
 
 class SecondFactorVerifier(Protocol):

@@ -76,7 +76,9 @@ class OtpCheckStore(UserStoreBase):
         *,
         totp_step: int = 0,
         recovery_candidates: Sequence[str] = (),
+        reseal: tuple[str, str] | None = None,
     ) -> OtpCheckEnd:
+        """Record the outcome; ``reseal`` (old, new) replaces a seed sealed by an old key."""
         now_ms = self._clock.now_ms()
         succeeded, failed_event = CHECK_EVENTS[kind]
         status, failed, locked_now = await self._run(
@@ -94,6 +96,7 @@ class OtpCheckStore(UserStoreBase):
                 failed_event,
                 *counted(list(recovery_candidates)),
                 *counted(self._envelope("user", user_id, user_id, now_ms)),
+                *counted(list(reseal or ())),
             ],
         )
         return OtpCheckEnd(status=status, failed=int(failed), locked_now=bool(locked_now))

@@ -124,8 +124,8 @@ async def test_a_totp_registered_before_a_key_rotation_still_checks(
         user = await api.human()
         registered = await api.call("POST", f"/v2/users/{user}/totp", body={})
         totp = pyotp.TOTP(registered.body["secret"])
-        stored: Any = await redis.hget(keys.user(user), "totp")
-        sealed = bytes(stored or b"").decode()
+        first: Any = await redis.hget(keys.user(user), "totp")
+        sealed = bytes(first or b"").decode()
         assert registered.body["secret"] not in sealed
         codes = await api.call("POST", f"/v2/users/{user}/recovery_codes", body={"count": 1})
     if 30 - time.time() % 30 < 5:  # the verification and the check must share a window
@@ -140,7 +140,16 @@ async def test_a_totp_registered_before_a_key_rotation_still_checks(
             sid, {"checks": {"recoveryCode": {"code": codes.body["recoveryCodes"][0]}}}
         )
         assert recovered.status == 200, recovered.body
+        checked = await api.set(sid, {"checks": {"totp": {"code": totp.at(time.time() + 30)}}})
+        assert checked.status == 200, checked.body
+    # the successful check re-sealed the seed under the new key: the old one can go
+    stored: Any = await redis.hget(keys.user(user), "totp")
+    resealed = bytes(stored).decode()
+    assert resealed != sealed
+    new_ring = Keyring.from_text(NEW)
+    assert not new_ring.needs_reseal(resealed)
+    assert new_ring.open(f"totp:{user}", resealed).decode() == registered.body["secret"]
     async with served(make_settings(redis_url, master_key=NEW)) as api:  # old key dropped
         sid = (await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
-        refused = await api.set(sid, {"checks": {"totp": {"code": totp.now()}}})
-        assert (refused.status, refused.error_id) == (400, "COMMAND-3Mif9s")
+        replay = await api.set(sid, {"checks": {"totp": {"code": totp.at(time.time() + 30)}}})
+        assert (replay.status, replay.error_id) == (400, "TOTP-Auw0a")  # opens: only used up

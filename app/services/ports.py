@@ -91,6 +91,7 @@ class OtpChecks(Protocol):
         *,
         totp_step: int = 0,
         recovery_candidates: Sequence[str] = (),
+        reseal: tuple[str, str] | None = None,
     ) -> PasswordCheckEnd: ...
 
     async def release_otp_check(self, user_id: str, attempt_id: str) -> None: ...

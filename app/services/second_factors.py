@@ -134,7 +134,12 @@ class SecondFactorService:
         if step <= start.totp_step:  # seen already: a replay, not a guess (not counted)
             await self._release(user_id, attempt)
             raise _reused()
-        return VerifiedFactor(kind="totp", user_id=user_id, attempt_id=attempt, totp_step=step)
+        reseal = None
+        if self._keyring.needs_reseal(start.sealed_totp):  # a rotation: re-seal as it is used
+            reseal = (start.sealed_totp, self._keyring.seal(totp_purpose(user_id), secret.encode()))
+        return VerifiedFactor(
+            kind="totp", user_id=user_id, attempt_id=attempt, totp_step=step, reseal=reseal
+        )
 
     async def verify_otp(
         self,
@@ -197,6 +202,7 @@ class SecondFactorService:
                 self._max_attempts,
                 totp_step=factor.totp_step,
                 recovery_candidates=factor.recovery_candidates,
+                reseal=factor.reseal,
             )
             if end.status == "OK":
                 continue

@@ -12,7 +12,9 @@
 -- ARGV[5] MAXLEN ~  ARGV[6] kind  ARGV[7] TOTP step of the code ("0" if not TOTP)
 -- ARGV[8] success event type  ARGV[9] failure event type
 -- ARGV[10..] counted list of the recovery code's candidate hashes (one per key), then the
---   envelope as a counted list.
+--   envelope as a counted list, then a counted list of 0 or 2 items: the TOTP seed as sealed
+--   under a previous master key and as re-sealed under the current one (replaced on a
+--   success if still the stored one, so a key rotation completes as users sign in).
 -- Reply: {status, failed attempts, "1" if this outcome locked the user}
 --   status OK | WRONG | REUSED | LOCKED | NOTFOUND.
 --#include _emit
@@ -25,7 +27,8 @@ if not state or state == 'USER_STATE_DELETED' then return {'NOTFOUND', 0, 0} end
 local failed = tonumber(f[2] or '0')
 if state == 'USER_STATE_LOCKED' then return {'LOCKED', failed, 0} end
 local candidates, i = read_list(10)
-local envelope = read_list(i)
+local envelope, j = read_list(i)
+local reseal = read_list(j)
 local owner = f[3]
 local status = ARGV[2] == '1' and 'OK' or 'WRONG'
 if status == 'OK' and kind == 'totp' then
@@ -55,6 +58,9 @@ elseif status == 'OK' and kind == 'recovery_code' then
 end
 local locked_now = 0
 if status == 'OK' then
+  if #reseal == 2 and redis.call('HGET', k_user, 'totp') == reseal[1] then
+    redis.call('HSET', k_user, 'totp', reseal[2])
+  end
   if failed > 0 then redis.call('HSET', k_user, 'failed_otp', 0) end
   failed = 0
   redis.call('HSET', k_user, 'mtime', ARGV[4])
