@@ -16,7 +16,10 @@ Workers read it with XREADGROUP; what happens next is recorded only in Redis:
   send, and each take-over after a crash. After the last attempt the job moves to
   ``OUTBOX_DEAD`` with its reason.
 - **crashed**: an entry pending for ``min_idle_ms`` that is not waiting in ``OUTBOX_RETRY``
-  belonged to a worker that died; XAUTOCLAIM hands it to a live one.
+  belonged to a worker that died; XAUTOCLAIM hands it to a live one. A live worker ``hold``s
+  an entry right before sending it (still its own? then its idle time starts again), so only
+  a send that outlasts ``min_idle_ms`` could be taken over: workers refuse a ``min_idle_ms``
+  not well above their send timeout.
 
 Idempotency: a job's ``id`` is its idempotency key. ``outbox:sent:{id}`` is set (NX, one day)
 in the acknowledging script of a successful send, and checked (``sent_among``, one MGET per
@@ -273,6 +276,17 @@ class RedisOutbox:
             attempts = await self._client.hincrby(keys.OUTBOX_ATTEMPTS, entry_id, 1)
             entries.append(OutboxEntry(entry_id, _fields(raw), int(attempts)))
         return next_cursor, entries
+
+    async def hold(self, consumer: str, entry_id: str) -> bool:
+        """Whether the entry is still ``consumer``'s, right before its send.
+
+        If it is, its idle time starts again (``outbox_hold.lua``), so the send is not taken
+        over meanwhile; if not (taken over, or done), it must not be sent.
+        """
+        held = await self._commands.eval_script(
+            source("outbox_hold"), [keys.OUTBOX], [GROUP, consumer, entry_id]
+        )
+        return bool(held)
 
     async def due_retries(self, consumer: str, now_ms: int, count: int) -> list[OutboxEntry]:
         """Failed jobs whose backoff is over, claimed for ``consumer`` (one worker each)."""

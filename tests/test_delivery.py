@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from app.delivery.channels import DeliveryFailedError, configured_channels
 from app.delivery.files import FileSink
 from app.delivery.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify
 from app.delivery.smtp import SmtpChannel
+from app.delivery.wiring import run_delivery
 from app.delivery.worker import DeliveryWorker, WorkerConfig, backoff_ms
+from app.process.delivery_cli import worker_command
 from app.process.settings import Settings
 from app.services.sealing import Keyring, new_master_key
 from storage import keys
@@ -499,6 +502,141 @@ async def test_a_worker_does_not_take_over_its_own_job_while_the_send_is_slow(
     assert channel.during == [0]  # its take-overs of itself were not counted as attempts
 
 
+class HangingChannel:
+    """Each recipient's first ``hangs[recipient]`` sends hang (until the worker's send timeout);
+    later ones go out. Records every try, and whether two tries of a job overlapped."""
+
+    def __init__(self, hangs: dict[str, int]) -> None:
+        self.hangs = dict(hangs)
+        self.tried: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.overlapped: set[str] = set()
+
+    async def send(self, job: DeliveryJob, message: Message) -> None:
+        self.tried[message.recipient] += 1
+        self.in_flight[message.recipient] += 1
+        if self.in_flight[message.recipient] > 1:
+            self.overlapped.add(message.recipient)
+        try:
+            if self.hangs.get(message.recipient, 0) > 0:
+                self.hangs[message.recipient] -= 1
+                await asyncio.sleep(3600)
+            self.sent[message.recipient] += 1
+        finally:
+            self.in_flight[message.recipient] -= 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_worker_takes_only_as_many_jobs_as_it_has_free_send_slots(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    """A job read while every slot is busy would wait for one with its idle time running,
+    and another worker would take it over while it is still to be sent here."""
+    recipients = [f"r{n}@example.com" for n in range(5)]
+    for recipient in recipients:
+        await outbox.enqueue(make_job("1", recipient=recipient))
+    channel = HangingChannel(dict.fromkeys(recipients, 1))
+    delivery = worker(outbox, {"email": channel}, concurrency=2, send_timeout_s=0.5, poll_ms=10)
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run(stop))
+    try:
+        await wait_for(lambda: _true(sum(channel.in_flight.values()) == 2), 5)
+        await asyncio.sleep(0.2)  # rounds go on meanwhile: nothing more may be taken
+        assert (await redis.xpending(keys.OUTBOX, GROUP))["pending"] == 2
+        assert sum(channel.tried.values()) == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_job_another_worker_took_over_before_its_send_is_left_to_it(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    job = make_job("818181")
+    await outbox.enqueue(job)
+    channel = FakeChannel()
+    delivery = worker(outbox, {"email": channel}, consumer="slow")
+    (taken,) = await delivery.take(1, 10)
+    # meanwhile another worker's XAUTOCLAIM took it (and counted an attempt)
+    await redis.xclaim(keys.OUTBOX, GROUP, "other", 0, [taken.entry.entry_id])
+    await delivery.handle(taken)
+    assert channel.tried == []
+    (pending,) = (await outbox.pending_summary()).pending
+    assert (pending.entry_id, pending.consumer) == (taken.entry.entry_id, "other")
+    assert len(await sent_events(redis)) == 0
+
+
+async def test_two_workers_against_a_hanging_server_send_each_job_once_and_count_real_attempts(
+    outbox: RedisOutbox, redis: aioredis.Redis
+):
+    """Take-overs after 1.5 send timeouts (the old defaults allowed 2: 60 s and 30 s): a job
+    taken while every slot was busy waited up to a timeout for one and then hung for another,
+    so the other worker took it over, counted an attempt and sent it at the same time. Now a
+    job is taken only for a free slot and held right before its send. (``run_delivery`` and
+    the command refuse this ratio: they want two timeouts and a margin.)"""
+    hang_once = [f"r{n}@example.com" for n in range(4)]
+    hangs = dict.fromkeys(hang_once, 1) | {"dead@example.com": 99}
+    jobs = [make_job(str(n), recipient=recipient) for n, recipient in enumerate(hangs)]
+    for job in jobs:
+        await outbox.enqueue(job)
+    channel = HangingChannel(hangs)
+    options: dict[str, Any] = {
+        "send_timeout_s": 0.3,
+        "claim_idle_ms": 450,
+        "poll_ms": 10,
+        "backoff_ms": 20,
+        "max_backoff_ms": 40,
+        "max_attempts": 3,
+    }
+    workers = [worker(outbox, {"email": channel}, consumer=name, **options) for name in "ab"]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+    try:
+        await wait_for(lambda: outbox_empty(redis), 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert channel.sent == dict.fromkeys(hang_once, 1)
+    assert channel.tried == {**dict.fromkeys(hang_once, 2), "dead@example.com": 3}
+    assert channel.overlapped == set()
+    (dead,) = await outbox.dead_jobs()
+    assert (dead.job_id, dead.attempts, dead.reason) == (jobs[-1].id, 3, "timed out")
+    assert len(await sent_events(redis)) == 4
+
+
+def test_a_take_over_time_not_above_two_send_timeouts_and_a_margin_is_refused_at_start(
+    capsys: pytest.CaptureFixture[str],
+):
+    assert WorkerConfig(consumer="w").claim_idle_problem() is None  # the defaults
+    short = WorkerConfig(consumer="w", send_timeout_s=0.5)
+    assert replace(short, claim_idle_ms=2000).claim_idle_problem()
+    assert replace(short, claim_idle_ms=2001).claim_idle_problem() is None
+    problem = WorkerConfig(consumer="w", claim_idle_ms=60_000).claim_idle_problem()
+    assert problem is not None
+    assert "claim_idle_ms 60000 must be above 61000" in problem
+    with pytest.raises(ValueError, match="must be above"):
+        asyncio.run(
+            run_delivery(
+                None,  # type: ignore[arg-type]
+                Settings(master_key=MASTER_KEY),
+                dev_mode=False,
+                stop=asyncio.Event(),
+                claim_idle_ms=60_000,
+            )
+        )
+    with pytest.raises(SystemExit) as exited:
+        worker_command(Settings(), ["--claim-idle-ms", "60000"])
+    assert exited.value.code == 2
+    assert "claim_idle_ms 60000 must be above 61000" in capsys.readouterr().err
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_a_read_blocks_at_most_max_block_ms_within_its_connection_s_bound(
     outbox: RedisOutbox, monkeypatch: pytest.MonkeyPatch
 ):
@@ -542,12 +680,16 @@ def _env(redis_url: str, **settings: str | int) -> dict[str, str]:
     }
 
 
+#: Take-overs soon after a worker is killed: 3.1 s is above two send timeouts plus the margin.
+WORKER_ARGS = ("--claim-idle-ms", "3100", "--send-timeout-s", "1", "--block-ms", "50")
+
+
 @contextmanager
 def worker_process(redis_url: str, log: Path, **settings: str | int) -> Iterator[Any]:
     """``python -m app worker`` sending to the sink's port; SIGTERMed afterwards."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker", "--claim-idle-ms", "300", "--block-ms", "50"],
+            [sys.executable, "-m", "app", "worker", *WORKER_ARGS],
             env=_env(redis_url, smtp_tls="none", **settings),
             stderr=out,
             start_new_session=True,

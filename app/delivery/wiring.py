@@ -48,29 +48,31 @@ async def run_delivery(
     dev_mode: bool,
     stop: asyncio.Event,
     concurrency: int = 1,
-    claim_idle_ms: int = 60_000,
+    claim_idle_ms: int = WorkerConfig.claim_idle_ms,
     block_ms: int = 500,
+    send_timeout_s: float = WorkerConfig.send_timeout_s,
 ) -> None:
     """One worker with ``concurrency`` sends in flight on ``outbox`` until ``stop``.
 
     One consumer reading batches makes fewer Redis calls per job than a consumer per send.
-    The channels are closed at the end.
+    ValueError before anything starts if ``claim_idle_ms`` is unsafe with ``send_timeout_s``
+    (``WorkerConfig.claim_idle_problem``). The channels are closed at the end.
     """
+    config = WorkerConfig(
+        consumer=consumer_name(0),
+        concurrency=concurrency,
+        max_attempts=settings.delivery_max_attempts,
+        backoff_ms=settings.delivery_backoff_ms,
+        claim_idle_ms=claim_idle_ms,
+        block_ms=block_ms,
+        send_timeout_s=send_timeout_s,
+    )
+    problem = config.claim_idle_problem()
+    if problem is not None:
+        raise ValueError(problem)
     keyring = Keyring.from_text(settings.master_key, settings.master_key_old)
     channels = build_channels(settings, dev_mode)
-    worker = DeliveryWorker(
-        outbox,
-        keyring,
-        channels,
-        WorkerConfig(
-            consumer=consumer_name(0),
-            concurrency=concurrency,
-            max_attempts=settings.delivery_max_attempts,
-            backoff_ms=settings.delivery_backoff_ms,
-            claim_idle_ms=claim_idle_ms,
-            block_ms=block_ms,
-        ),
-    )
+    worker = DeliveryWorker(outbox, keyring, channels, config)
     try:
         await worker.run(stop)
     finally:

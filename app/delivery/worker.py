@@ -1,7 +1,12 @@
 """The delivery loop: take jobs, open their sealed messages, send them, record the outcome.
 
 A ``DeliveryWorker`` is one consumer of the outbox group with up to ``concurrency`` sends in
-flight; run more processes or hosts to send more in parallel. It takes jobs in batches: due
+flight; run more processes or hosts to send more in parallel. It takes only as many jobs as it
+has free send slots, so a job never waits here for a slot while its idle time (which another
+worker's XAUTOCLAIM goes by) runs, and it ``hold``s each entry right before the send: an entry
+another worker took over meanwhile is left to it, and the send starts the idle time again.
+``claim_idle_ms`` must be above two send timeouts plus ``CLAIM_MARGIN_MS`` (checked at start,
+``WorkerConfig.claim_idle_problem``). It takes jobs in batches: due
 retries (failed jobs whose backoff is over) and crashed workers' jobs (XAUTOCLAIM) at most
 every ``poll_ms`` while new jobs keep coming, and after every read that found none; otherwise
 new jobs, as many per XREADGROUP as it may send at once. Whether a batch's jobs were sent
@@ -35,6 +40,8 @@ from app.services.sealing import Keyring, SealError
 
 log = structlog.get_logger(__name__)
 _MESSAGE = msgspec.json.Decoder(Message)
+#: ``claim_idle_ms`` is above two send timeouts plus this (Redis round trips, loop delays).
+CLAIM_MARGIN_MS = 1000
 
 
 class Entry(Protocol):
@@ -72,6 +79,8 @@ class Outbox(Protocol):
 
     async def due_retries(self, consumer: str, now_ms: int, count: int) -> Sequence[Entry]: ...
 
+    async def hold(self, consumer: str, entry_id: str) -> bool: ...
+
     async def failed(self, entry_id: str) -> int: ...
 
     async def retry_later(self, entry_id: str, due_ms: int) -> None: ...
@@ -99,8 +108,8 @@ class WorkerConfig:
     backoff_ms: int = 2000
     max_backoff_ms: int = 15 * 60 * 1000
     #: A job pending this long without a retry scheduled belonged to a crashed worker.
-    #: Longer than any send may take (the channels time out after 20 s).
-    claim_idle_ms: int = 60_000
+    #: Above two ``send_timeout_s`` plus ``CLAIM_MARGIN_MS`` (``claim_idle_problem``).
+    claim_idle_ms: int = 90_000
     #: How long a read waits for new jobs (and so how late a due retry or a stop may be).
     block_ms: int = 500
     #: Due retries and crashed workers' jobs are looked for at most this often while new
@@ -110,6 +119,23 @@ class WorkerConfig:
     send_timeout_s: float = 30.0
     #: After a failed round (Redis unreachable), wait this long before the next.
     error_pause_s: float = 1.0
+
+    def claim_idle_problem(self) -> str | None:
+        """Why ``claim_idle_ms`` is unsafe with ``send_timeout_s`` (None: it is not).
+
+        A send holds its entry for up to ``send_timeout_s`` after ``hold`` started its idle
+        time again; a take-over before that ends would send the job a second time and count
+        an attempt that is none. Two send timeouts plus a margin leave room for Redis and a
+        busy event loop.
+        """
+        least = 2 * self.send_timeout_s * 1000 + CLAIM_MARGIN_MS
+        if self.claim_idle_ms > least:
+            return None
+        return (
+            f"claim_idle_ms {self.claim_idle_ms} must be above {least:.0f}"
+            f" (2 x send_timeout_s {self.send_timeout_s:g} s + {CLAIM_MARGIN_MS} ms): another"
+            " worker would take over jobs still being sent, and send them twice"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,27 +188,26 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; the jobs taken are finished first.
 
-        A batch is read while the previous one is still being sent, and each of its jobs
-        starts as soon as a send slot is free: at most ``concurrency`` in flight, and as
-        many more taken and waiting for a slot.
+        At most ``concurrency`` sends in flight, and no job taken before a slot is free for
+        it: each read takes as many jobs as there are free slots, and with none free the
+        worker waits for a send to end before it reads again.
         """
         config = self._config
-        slots = asyncio.Semaphore(max(1, config.concurrency))
+        limit = max(1, config.concurrency)
         tasks: set[asyncio.Task[None]] = set()
-
-        def finished(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            slots.release()
-
         grouped = False
         while not stop.is_set():
+            if len(tasks) >= limit:  # every slot busy: take nothing until a send ends
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                tasks -= done
+                continue
             try:
                 if self._troubled:  # a job's handling failed (logged there): pause too
                     raise _HandlingFailedError
                 if not grouped:  # again after a failure: the stream may have been deleted
                     await self._outbox.ensure_group()
                     grouped = True
-                batch = await self.take(max(1, config.concurrency), config.block_ms)
+                batch = await self.take(limit - len(tasks), config.block_ms)
             except Exception as exc:  # Redis away: keep trying, say so once per round
                 self._troubled, grouped = False, False
                 if not isinstance(exc, _HandlingFailedError):
@@ -191,10 +216,9 @@ class DeliveryWorker:
                     await asyncio.wait_for(stop.wait(), config.error_pause_s)
                 continue
             for taken in batch:  # taken is ours: handled even once stop is set
-                await slots.acquire()
                 task = asyncio.create_task(self._guarded(taken))
                 tasks.add(task)
-                task.add_done_callback(finished)
+                task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.gather(*tasks)
         with contextlib.suppress(Exception):  # best effort: a stop must not hang on Redis
@@ -298,6 +322,12 @@ class DeliveryWorker:
             message = _MESSAGE.decode(self._keyring.open(OUTBOX_PURPOSE, job.sealed))
         except (SealError, msgspec.DecodeError):
             await self._dead(entry, job, "sealed message does not open")
+            return
+        # still ours? (a take-over while it waited for an earlier entry of its job would
+        # have counted an attempt and sends it there) and its idle time starts again, so
+        # the send below is not taken over (claim_idle_ms is above two send timeouts)
+        if not await self._outbox.hold(self._config.consumer, entry.entry_id):
+            log.warning("job taken over by another worker; not sent here", job=job.id)
             return
         reason = await self._send(job, message)
         if reason is None:

@@ -19,6 +19,7 @@ from dataclasses import asdict
 import structlog
 
 from app.delivery.wiring import build_channels, run_delivery
+from app.delivery.worker import WorkerConfig
 from app.process.master_key import with_master_key
 from app.process.settings import Settings
 from storage.outbox import RedisOutbox, open_outbox
@@ -54,11 +55,23 @@ def worker_command(settings: Settings, args: list[str]) -> int:
     parser.add_argument(
         "--claim-idle-ms",
         type=int,
-        default=60_000,
-        help="take over a crashed worker's job after it was pending this long",
+        default=WorkerConfig.claim_idle_ms,
+        help="take over a crashed worker's job after it was pending this long"
+        " (above 2 x --send-timeout-s + 1 s)",
+    )
+    parser.add_argument(
+        "--send-timeout-s",
+        type=float,
+        default=WorkerConfig.send_timeout_s,
+        help="give up one send after this long (it is retried later)",
     )
     parser.add_argument("--block-ms", type=int, default=500, help="wait for new jobs this long")
     opts = parser.parse_args(args)
+    problem = WorkerConfig(
+        consumer="", claim_idle_ms=opts.claim_idle_ms, send_timeout_s=opts.send_timeout_s
+    ).claim_idle_problem()
+    if problem is not None:
+        parser.error(problem)  # exits 2
     if not _needs_url(settings, "worker"):
         return 2
     settings = with_master_key(settings, dev_mode=False)
@@ -66,7 +79,7 @@ def worker_command(settings: Settings, args: list[str]) -> int:
     if not channels:
         log.warning("no delivery channel configured: every job will fail and be dead-lettered")
     log.info("delivery worker started", concurrency=opts.concurrency, channels=channels)
-    work = _work(settings, opts.concurrency, opts.claim_idle_ms, opts.block_ms)
+    work = _work(settings, opts.concurrency, opts.claim_idle_ms, opts.block_ms, opts.send_timeout_s)
     if settings.uvloop:  # as the API server: a cheaper loop leaves more CPU for sending
         import uvloop
 
@@ -77,7 +90,9 @@ def worker_command(settings: Settings, args: list[str]) -> int:
     return 0
 
 
-async def _work(settings: Settings, concurrency: int, claim_idle_ms: int, block_ms: int) -> None:
+async def _work(
+    settings: Settings, concurrency: int, claim_idle_ms: int, block_ms: int, send_timeout_s: float
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,6 +107,7 @@ async def _work(settings: Settings, concurrency: int, claim_idle_ms: int, block_
             concurrency=concurrency,
             claim_idle_ms=claim_idle_ms,
             block_ms=block_ms,
+            send_timeout_s=send_timeout_s,
         )
     finally:
         await outbox.close()
