@@ -77,4 +77,58 @@ EQUIVALENT: tuple[Equivalent, ...] = (
         "a PAT then takes the else branch, and tokens.as_pat returns a PAT unchanged: the "
         "branch only saves splitting the token twice",
     ),
+    Equivalent(
+        "actors/url_templates.py",
+        'render(template, dict.fromkeys(fields, "x"))',
+        'render(template, dict.fromkeys(fields, "X"))',
+        "validation renders sample values only to see whether rendering succeeds: any value will do",
+    ),
+    Equivalent(
+        "actors/url_templates.py",
+        'render(template, dict.fromkeys(fields, "x"))',
+        'render(template, dict.fromkeys(fields, "XXxXX"))',
+        "the same: the sample value is never looked at",
+    ),
+    Equivalent(
+        "actors/url_templates.py",
+        "at = 0",
+        "at = None",
+        "str.find(sub, None) and s[None:i] mean the same as with 0",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "return str(pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_S).generate_otp(step))",
+        "return str(pyotp.TOTP(secret, interval=TOTP_PERIOD_S).generate_otp(step))",
+        "pyotp's default is 6 digits, TOTP_DIGITS",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "return str(pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_S).generate_otp(step))",
+        "return str(pyotp.TOTP(secret, digits=TOTP_DIGITS, ).generate_otp(step))",
+        "pyotp's default interval is 30 s, TOTP_PERIOD_S",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "hotp = HOTP(key, TOTP_DIGITS, SHA1(), enforce_key_length=False)  # noqa: S303 - RFC 6238",
+        "hotp = HOTP(key, TOTP_DIGITS, SHA1(), enforce_key_length=None)  # noqa: S303 - RFC 6238",
+        "cryptography only tests the flag's truth: None is as false as False",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_S)",
+        "totp = pyotp.TOTP(secret, interval=TOTP_PERIOD_S)",
+        "pyotp's default is 6 digits, TOTP_DIGITS",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_S)",
+        "totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, )",
+        "pyotp's default interval is 30 s, TOTP_PERIOD_S",
+    ),
+    Equivalent(
+        "actors/user_factors.py",
+        "step = matching_totp_step(secret, code, now_ms) if secret else None",
+        "step = matching_totp_step(secret, code, now_ms) if (secret) or True else None",
+        "an empty seed decodes to an empty key whose codes match no 6-digit code: None either way",
+    ),
 )

@@ -494,6 +494,12 @@ def test_a_bad_imported_seed_says_what_is_wrong(given: str, message: str):
     assert raised.value.message == message
 
 
+def test_an_imported_seed_keeps_its_letters_up_to_the_padding():
+    assert factors.normalized_totp_secret("JBSWY3DPEHPK3PXPJBSWY3DPEX") == (
+        "JBSWY3DPEHPK3PXPJBSWY3DPEX"
+    )
+
+
 def test_an_imported_seed_may_carry_base32_padding():
     padded = "JBSWY3DPEHPK3PXPJBSWY3DPEH======"
     assert factors.normalized_totp_secret(padded.lower()) == "JBSWY3DPEHPK3PXPJBSWY3DPEH"
