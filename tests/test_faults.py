@@ -358,8 +358,10 @@ async def test_a_redis_sigkill_and_aof_restart_under_load_loses_no_acknowledged_
         prober = asyncio.create_task(_probe_readiness(client, stop_watch))
         try:
             await asyncio.sleep(1.0)
-            server.kill()
+            # taken before the signal: kill() waits for the process to end, and the service
+            # may notice the dropped connection (and answer 503) before that
             killed_at = time.monotonic()
+            server.kill()
             await asyncio.sleep(0.5)
             server.spawn(*SLOW_LOADING)
             restarted_at = time.monotonic()
