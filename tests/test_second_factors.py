@@ -21,21 +21,27 @@ pytestmark = pytest.mark.asyncio
 
 
 # -- helpers ----------------------------------------------------------------------------------
-async def phone_user(api: Api) -> str:
-    """A human with a verified e-mail and a verified phone."""
-    reply = await api.call(
-        "POST",
-        "/v2/users/human",
-        body={
-            "username": f"phone-{time.monotonic_ns()}",
-            "profile": {"givenName": "P", "familyName": "Hone"},
-            "email": {"email": f"p{time.monotonic_ns()}@example.com", "isVerified": True},
-            "phone": {"phone": "+41791234567", "isVerified": True},
-            "password": {"password": PASSWORD},
-        },
-    )
+async def add_human(api: Api, **fields: Any) -> str:
+    """A human with a verified e-mail (and whatever ``fields`` add), by AddHumanUser."""
+    unique = time.monotonic_ns()
+    body = {
+        "username": f"h-{unique}",
+        "profile": {"givenName": "H", "familyName": "Uman"},
+        "email": {"email": f"h{unique}@example.com", "isVerified": True},
+        **fields,
+    }
+    reply = await api.call("POST", "/v2/users/human", body=body)
     assert reply.status == 201, reply.body
     return str(reply.body["userId"])
+
+
+async def phone_user(api: Api) -> str:
+    """A human with a verified e-mail and a verified phone."""
+    return await add_human(
+        api,
+        phone={"phone": "+41791234567", "isVerified": True},
+        password={"password": PASSWORD},
+    )
 
 
 async def steady_step(margin_s: float = 8.0) -> None:
@@ -98,18 +104,7 @@ async def test_a_registered_totp_checks_on_a_session_with_verified_at(api: Api):
 
 async def test_16_18_an_imported_totp_secret_is_ready_at_once(api: Api):
     secret = pyotp.random_base32()
-    reply = await api.call(
-        "POST",
-        "/v2/users/human",
-        body={
-            "username": f"imported-{time.monotonic_ns()}",
-            "profile": {"givenName": "I", "familyName": "Mported"},
-            "email": {"email": f"i{time.monotonic_ns()}@example.com", "isVerified": True},
-            "totpSecret": secret,
-        },
-    )
-    assert reply.status == 201, reply.body
-    user = reply.body["userId"]
+    user = await add_human(api, totpSecret=secret)
     await steady_step()
     created = await user_session(api, user)
     checked = await api.set(
