@@ -11,11 +11,7 @@ Errors use redis-py's exception classes, so ``storage.errors.mapped_errors`` han
 clients alike. On connection loss every waiting command fails with ``ConnectionError`` and
 the next command reconnects.
 
-Every command is bounded by ``timeout_s``, without a timer per command: replies come in FIFO
-order, so only the oldest waiting command can be the first overdue one, and one timer, set
-for its deadline, watches the whole connection. When it fires with that command still
-unanswered, the connection is dropped and every waiting command fails with ``TimeoutError``
-(its replies could no longer be matched). A server that stops answering (frozen, swapped
+Every command is bounded by ``timeout_s``. A server that stops answering (frozen, swapped
 out, a network partition) would otherwise make every request wait that long, and pile up:
 after ``circuit_failures`` timeouts in a row the circuit opens and commands fail at once
 (``CircuitOpenError``, a ``ConnectionError``) for ``circuit_open_s``; then commands go through
@@ -28,9 +24,8 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from collections.abc import Callable
 from functools import cache
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import hiredis
 from redis.asyncio.connection import parse_url
@@ -78,20 +73,10 @@ class _Circuit:
 class _Protocol(asyncio.Protocol):
     """Writes batched commands and resolves the oldest waiting future per reply."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        timeout_s: float,
-        on_timeout: Callable[[int], None],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[asyncio.Future[Any]] = deque()
-        #: each waiting command's deadline (loop time), in the same order
-        self._deadlines: deque[float] = deque()
-        self._timeout_s = timeout_s
-        self._on_timeout = on_timeout
-        self._watch: asyncio.TimerHandle | None = None
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self.transport: asyncio.Transport | None = None
@@ -105,11 +90,7 @@ class _Protocol(asyncio.Protocol):
         if self.lost is not None:
             raise RedisConnectionError(f"connection lost: {self.lost}")
         future: asyncio.Future[Any] = self._loop.create_future()
-        deadline = self._loop.time() + self._timeout_s
         self._waiting.append(future)
-        self._deadlines.append(deadline)
-        if self._watch is None:
-            self._watch = self._loop.call_at(deadline, self._check_deadline)
         self._outgoing.append(packed)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -126,7 +107,6 @@ class _Protocol(asyncio.Protocol):
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
             future = self._waiting.popleft()
-            self._deadlines.popleft()
             if future.done():  # its caller gave up; the reply is simply consumed
                 continue
             if isinstance(reply, ResponseError):
@@ -134,34 +114,8 @@ class _Protocol(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
-    def _check_deadline(self) -> None:
-        """The watch timer: fail the connection if its oldest command is overdue."""
-        self._watch = None
-        if not self._deadlines or self.lost is not None:
-            return
-        head = self._deadlines[0]
-        if self._loop.time() < head:  # answered meanwhile: watch the next oldest
-            self._watch = self._loop.call_at(head, self._check_deadline)
-            return
-        self.lost = RedisTimeoutError("Redis did not answer in time")
-        overdue = 0
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(RedisTimeoutError("Redis did not answer in time"))
-                overdue += 1
-        self._deadlines.clear()
-        if self.transport is not None:
-            self.transport.abort()
-        self._on_timeout(max(overdue, 1))
-
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-        if self.lost is None:
-            self.lost = exc or RedisConnectionError("closed by the server")
-        self._deadlines.clear()
+        self.lost = exc or RedisConnectionError("closed by the server")
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
@@ -191,44 +145,47 @@ class MultiplexedRedis:
 
     async def execute(self, *args: Arg) -> Any:
         """Send one command (auto-pipelined with every other caller's) and await its reply."""
-        protocol = await self._ready()
-        reply = await protocol.send(_pack(args))
+        loop = asyncio.get_running_loop()
+        self._circuit.check(loop.time())
+        protocol: _Protocol | None = None
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                protocol = self._protocol
+                if protocol is None or protocol.lost is not None:
+                    protocol = await self._connect()
+                reply = await protocol.send(_pack(args))
+        except TimeoutError:
+            self._timed_out(loop, protocol)
         self._circuit.succeeded()
         return reply
 
     async def execute_many(self, *commands: tuple[Arg, ...]) -> list[Any]:
         """Several commands in the same write; replies in order (one round trip)."""
-        protocol = await self._ready()
-        futures = [protocol.send(_pack(command)) for command in commands]
-        replies: list[Any] = []
-        failure: BaseException | None = None
-        for future in futures:  # every reply is awaited, so a failed one leaves none unread
-            try:
-                replies.append(await future)
-            except Exception as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
-        self._circuit.succeeded()
-        return replies
-
-    async def _ready(self) -> _Protocol:
-        """The live connection; connecting (within the timeout) if there is none."""
-        self._circuit.check(asyncio.get_running_loop().time())
-        protocol = self._protocol
-        if protocol is not None and protocol.lost is None:
-            return protocol
+        loop = asyncio.get_running_loop()
+        self._circuit.check(loop.time())
+        protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._connect()
+                protocol = self._protocol
+                if protocol is None or protocol.lost is not None:
+                    protocol = await self._connect()
+                futures = [protocol.send(_pack(command)) for command in commands]
+                # every reply is collected, so a failed one never leaves the others unread
+                replies = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
-            self._count_timeouts(1)
-            raise RedisTimeoutError("Redis did not answer in time") from None
+            self._timed_out(loop, protocol)
+        self._circuit.succeeded()
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
 
-    def _count_timeouts(self, count: int) -> None:
-        now = asyncio.get_running_loop().time()
-        for _ in range(count):
-            self._circuit.timed_out(now)
+    def _timed_out(self, loop: asyncio.AbstractEventLoop, protocol: _Protocol | None) -> NoReturn:
+        """Count the timeout, drop the connection (its replies can no longer be matched)."""
+        self._circuit.timed_out(loop.time())
+        if protocol is not None:
+            self._abort(protocol)
+        raise RedisTimeoutError("Redis did not answer in time") from None
 
     async def eval_script(self, source: str, keys: list[str], args: list[Arg]) -> Any:
         """EVALSHA, falling back to EVAL (which caches the script) after a server restart."""
@@ -276,10 +233,7 @@ class MultiplexedRedis:
         self, loop: asyncio.AbstractEventLoop
     ) -> tuple[asyncio.BaseTransport, _Protocol]:
         options = self._options
-
-        def factory() -> _Protocol:
-            return _Protocol(loop, self._timeout_s, self._count_timeouts)
-
+        factory = lambda: _Protocol(loop)  # noqa: E731 - the protocol needs the loop
         if "path" in options:
             return await loop.create_unix_connection(factory, options["path"])
         tls = (

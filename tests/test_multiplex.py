@@ -91,8 +91,8 @@ def test_it_works_on_uvloop(redis_url: str):
 
 
 async def test_a_busy_connection_never_times_out_answered_commands(redis_url: str):
-    """One watch timer for the whole connection: commands answered in time pass, however long
-    the connection stays busy past any single command's timeout."""
+    """Commands answered in time pass, however long the connection stays busy past any
+    single command's timeout."""
     connection = MultiplexedRedis(redis_url, timeout_s=0.1)
     try:
         loop = asyncio.get_running_loop()
@@ -121,8 +121,9 @@ async def test_every_command_waiting_on_a_blocked_server_fails_within_the_timeou
             *[connection.execute("PING") for _ in range(50)], return_exceptions=True
         )
         elapsed = loop.time() - started
-        assert all(isinstance(r, RedisTimeoutError) for r in results), results[:3]
-        assert elapsed < 0.6  # once, for all of them: not 50 timeouts one after another
+        # the first timeout drops the connection, so the others fail with it
+        assert all(isinstance(r, RedisTimeoutError | RedisConnectionError) for r in results)
+        assert elapsed < 0.6  # within the timeout: not 50 timeouts one after another
         with contextlib.suppress(RedisTimeoutError):
             await blocker
         assert await connection.execute("PING") == b"PONG"  # a fresh connection
