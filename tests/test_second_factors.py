@@ -532,3 +532,24 @@ async def test_one_totp_code_sent_to_ten_sessions_at_once_is_accepted_once(api: 
     )
     assert [r.status for r in replies].count(200) == 1, [(r.status, r.error_id) for r in replies]
     assert {r.error_id for r in replies if r.status != 200} == {"TOTP-Auw0a"}
+
+
+@pytest.mark.parametrize(
+    ("code", "error_id"),
+    [("right", "COMMAND-S6h4R"), ("wrong", "CODE-woT0xc"), ("none", "COMMAND-S34gh")],
+)
+async def test_a_locked_users_otp_check_reports_the_code_before_the_lock(
+    api: Api, code: str, error_id: str
+):
+    """Spec §4.6: no challenge, expired and wrong codes (steps 4-5) before locked (step 6)."""
+    user = await api.human()
+    assert (await api.call("POST", f"/v2/users/{user}/otp_email", body={})).status == 200
+    sid = (await user_session(api, user)).body["sessionId"]
+    given = "12345678"
+    if code != "none":
+        returned = await api.set(sid, {"challenges": {"otpEmail": {"returnCode": {}}}})
+        right = returned.body["challenges"]["otpEmail"]
+        given = right if code == "right" else ("0" * 8 if right != "0" * 8 else "1" * 8)
+    assert (await api.call("POST", f"/v2/users/{user}/lock", body={})).status == 200
+    reply = await api.set(sid, {"checks": {"otpEmail": {"code": given}}})
+    assert (reply.status, reply.error_id) == (400, error_id)

@@ -150,11 +150,13 @@ class SecondFactorService:
         *,
         caller: Caller,
     ) -> VerifiedFactor:
-        attempt, _ = await self._begin(user_id, channel, caller)
+        attempt, start = await self._begin(user_id, channel, caller)
         purpose = otp_purpose(user_id)
         error = machine.check_otp(
             pending, lambda stored: self._keyring.matches(purpose, code, stored), self._now()
         )
+        if start.status == "LOCKED":  # a missing, expired or wrong code is reported first
+            raise error or _not_admitted(channel, "LOCKED")
         if error is None:  # used up by the session's commit, which clears the challenge
             return VerifiedFactor(kind=channel, user_id=user_id, attempt_id=attempt)
         if not machine.counts_as_failure(error):
@@ -234,6 +236,8 @@ class SecondFactorService:
             await asyncio.sleep(pause_s)
             waited_s += pause_s
             pause_s = min(pause_s * 2, 0.2)
+        if start.status == "LOCKED" and kind in ("otp_sms", "otp_email"):
+            return "", start  # ZITADEL compares the code first (spec §4.6): see verify_otp
         if start.status != "OK":
             raise _not_admitted(kind, start.status)
         return attempt, start
