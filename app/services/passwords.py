@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
+from collections.abc import Awaitable
 
 import msgspec
 import structlog
@@ -35,11 +36,7 @@ from app.services.ports import (
     RateLimiter,
     UserDirectory,
 )
-
-#: How long a reservation outlives a crashed verifier; far above one argon2 verification.
-ATTEMPT_TTL_MS = 60_000
-#: How long a check waits for in-flight checks of the same user before it is 429 busy.
-BUSY_WAIT_S = 2.0
+from app.services.reservations import ATTEMPT_TTL_MS, BUSY_WAIT_S, reserve
 
 
 class CheckRates(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,23 +133,14 @@ class PasswordService:
             )
 
     async def _begin(self, user_id: str, attempt_id: str) -> PasswordCheckStart:
-        """Reserve a verification; while the reserved ones fill the lockout budget, wait.
+        """Reserve a verification, waiting while the reserved ones fill the budget."""
 
-        Genuine concurrent logins of one user (several tabs, a retrying client) should not
-        fail at once just because others are being verified: their outcome decides whether
-        this one may run (a success frees the budget, failures lock the user).
-        """
-        pause_s, waited_s = 0.01, 0.0
-        while True:
-            deadline_ms = self._clock.now_ms() + ATTEMPT_TTL_MS
-            start = await self._users.begin_password_check(
-                user_id, attempt_id, deadline_ms, self._max_attempts
+        def attempt() -> Awaitable[PasswordCheckStart]:
+            return self._users.begin_password_check(
+                user_id, attempt_id, self._clock.now_ms() + ATTEMPT_TTL_MS, self._max_attempts
             )
-            if start.status != "BUSY" or waited_s >= self._busy_wait_s:
-                return start
-            await asyncio.sleep(pause_s)
-            waited_s += pause_s
-            pause_s = min(pause_s * 2, 0.2)
+
+        return await reserve(attempt, self._busy_wait_s)
 
     async def _verify_reserved(
         self, user_id: str, attempt_id: str, encoded: str, password: str

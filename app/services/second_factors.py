@@ -12,9 +12,8 @@ recovery codes exist here only as keyed hashes (``Keyring``). A challenge code i
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from actors import machine
 from actors import users as rules
@@ -33,13 +32,12 @@ from actors.ports import Clock, DrawnCode, VerifiedFactor
 from actors.user_records import User
 from app.services.messages import MessageComposer
 from app.services.ports import CheckGate, OtpChecks, OtpCheckStart
+from app.services.reservations import ATTEMPT_TTL_MS, BUSY_WAIT_S, reserve
 from app.services.sealing import Keyring, SealError
 
 #: ZITADEL's OTP SMS / e-mail generators: 8 digits, valid for 5 minutes.
 OTP_DIGITS = 8
 OTP_TTL_MS = 300_000
-ATTEMPT_TTL_MS = 60_000
-BUSY_WAIT_S = 2.0
 
 
 def totp_purpose(user_id: str) -> str:
@@ -226,16 +224,13 @@ class SecondFactorService:
         """Rate limits, then a reservation; waits while in-flight checks fill the budget."""
         await self._gate.admit(user_id, caller)
         attempt = secrets.token_hex(8) if self._max_attempts > 0 else ""  # no reservation
-        pause_s, waited_s = 0.01, 0.0
-        while True:
-            start = await self._users.begin_otp_check(
+
+        def try_once() -> Awaitable[OtpCheckStart]:
+            return self._users.begin_otp_check(
                 user_id, kind, attempt, self._now() + ATTEMPT_TTL_MS, self._max_attempts
             )
-            if start.status != "BUSY" or waited_s >= self._busy_wait_s:
-                break
-            await asyncio.sleep(pause_s)
-            waited_s += pause_s
-            pause_s = min(pause_s * 2, 0.2)
+
+        start = await reserve(try_once, self._busy_wait_s)
         if start.status == "LOCKED" and kind in ("otp_sms", "otp_email"):
             return "", start  # ZITADEL compares the code first (spec §4.6): see verify_otp
         if start.status != "OK":
