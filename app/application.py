@@ -104,6 +104,10 @@ def create_app(settings: Settings) -> web.Application:
     setup_openapi_route(app)
     setup_rest_routes(app, max_depth=settings.max_json_depth)
     setup_connect_routes(app, max_depth=settings.max_json_depth)
+    if settings.demo_login_enabled:
+        from app.login import setup_login  # late: off by default outside dev mode
+
+        setup_login(app, settings)
     return app
 
 

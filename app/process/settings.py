@@ -18,6 +18,8 @@ from app.services.sealing import parse_master_key
 PREFIX = "SESSIOND_"
 #: Variables of the test harness share the prefix but are not settings of the service.
 TEST_PREFIX = "SESSIOND_TEST_"
+_ON_WORDS = ("1", "true", "yes", "on")
+_SWITCH_WORDS = ("", "auto", "0", "false", "no", "off", *_ON_WORDS)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -115,6 +117,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit_user: str = "20/1m"
     rate_limit_ip: str = "120/1m"
     rate_limit_caller: str = "6000/1m"
+    #: Origins a WebAuthn assertion or registration may come from (comma list, e.g.
+    #: ``https://login.example.com``). Empty: dev mode accepts ``http://localhost:<port>``;
+    #: otherwise every WebAuthn check fails until it is set.
+    webauthn_origins: str = ""
+    #: The relying-party name authenticators show when a passkey is registered.
+    webauthn_rp_name: str = "sessiond"
+    #: The demo login page at ``/login``: "true", "false", or "" (on in dev mode only).
+    demo_login: str = ""
     #: Set by the process itself when it started the embedded Valkey (never from the
     #: environment): dev conveniences such as writing messages to files are on.
     dev_mode: bool = False
@@ -158,8 +168,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 parse_master_key(key)
         if self.delivery_max_attempts < 1:
             raise ValueError("delivery_max_attempts must be >= 1")
+        self._validate_login()
         if self.sms_webhook_url and not self.sms_webhook_secret:
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
+
+    def _validate_login(self) -> None:
+        if self.demo_login.strip().lower() not in _SWITCH_WORDS:
+            raise ValueError("demo_login must be true, false or empty")
+        for origin in self.webauthn_origin_list:
+            if not origin.startswith(("https://", "http://localhost")):
+                raise ValueError(f"webauthn origin {origin!r}: https (or http://localhost) only")
 
     @property
     def expired_retention_ms(self) -> int:
@@ -173,6 +191,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             parse_rate(self.rate_limit_ip),
             parse_rate(self.rate_limit_caller),
         )
+
+    @property
+    def webauthn_origin_list(self) -> tuple[str, ...]:
+        """The accepted WebAuthn origins; dev mode defaults to this server on localhost."""
+        given = tuple(o.strip().rstrip("/") for o in self.webauthn_origins.split(",") if o.strip())
+        if given or not self.dev_mode:
+            return given
+        return (f"http://localhost:{self.http_port}",)
+
+    @property
+    def demo_login_enabled(self) -> bool:
+        value = self.demo_login.strip().lower()
+        if value in ("", "auto"):
+            return self.dev_mode
+        return value in _ON_WORDS
 
     @property
     def embedded(self) -> bool:

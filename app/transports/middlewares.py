@@ -30,6 +30,8 @@ log = structlog.get_logger("sessiond.http")
 
 #: No bearer needed: probes and the API document.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+#: The demo login page and its backend-for-frontend authenticate with their own cookie.
+PUBLIC_PREFIX = "/login"
 #: Connect paths are ``/<package>.<Service>/<Method>``; every package served is ``zitadel.*``.
 CONNECT_PREFIX = "/zitadel."
 
@@ -152,7 +154,11 @@ def _bearer(request: web.Request) -> str:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every API request carries ``Authorization: Bearer <token>`` (see app.services.auth)."""
-    if request.path not in PUBLIC_PATHS:
+    path = request.path
+    if path not in PUBLIC_PATHS and not (
+        path.startswith(PUBLIC_PREFIX)
+        and path[len(PUBLIC_PREFIX) : len(PUBLIC_PREFIX) + 1] in ("", "/")
+    ):
         caller = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
         request[CALLER] = msgspec.structs.replace(caller, client_ip=request.remote or "")
     return await handler(request)
