@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app.process.settings import Settings
 from storage.multiplex import MultiplexedRedis
-from tests.support import ADMIN_TOKEN, MASTER_KEY, Api
+from tests.support import ADMIN_TOKEN, MASTER_KEY, WEBAUTHN_ORIGIN, Api
 
 
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
@@ -21,6 +21,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "redis_url": redis_url,
         "admin_token": ADMIN_TOKEN,
         "master_key": MASTER_KEY,
+        "webauthn_origins": WEBAUTHN_ORIGIN,
         "cache_ttl_ms": 0,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,

@@ -14,6 +14,9 @@ ADMIN_TOKEN = "admin-" + "x" * 40
 #: The suite's master key (base64 of 32 bytes); only test data is ever sealed with it.
 MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1zdWl0ZSEhISE="
 PASSWORD = "Corr3ct-Horse!"
+#: The WebAuthn relying party of the suite: the origin its authenticators sign for.
+RP_ID = "login.example.com"
+WEBAUTHN_ORIGIN = f"https://{RP_ID}"
 
 
 def b64(text: str) -> str:
