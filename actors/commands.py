@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.model import UserAgent, UserRef
+from actors.model import PendingWebAuthn, UserAgent, UserRef
 
 
 class UserCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +23,8 @@ class Checks(msgspec.Struct, frozen=True, kw_only=True):
 
     user: UserCheck | None = None
     password: str | None = None
+    #: ``credentialAssertionData``: the browser's ``PublicKeyCredential.toJSON()``, as JSON.
+    web_authn: bytes | None = None
     totp: str | None = None
     otp_sms: str | None = None
     otp_email: str | None = None
@@ -36,7 +38,8 @@ class Checks(msgspec.Struct, frozen=True, kw_only=True):
     def second_factors(self) -> bool:
         """Whether any check beyond user and password is asked for."""
         return not (
-            self.totp is None
+            self.web_authn is None
+            and self.totp is None
             and self.otp_sms is None
             and self.otp_email is None
             and self.recovery_code is None
@@ -56,13 +59,25 @@ class OtpChallenge(msgspec.Struct, frozen=True, kw_only=True):
     url_template: str | None = None
 
 
+class WebAuthnChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """A WebAuthn challenge request, validated by the edge.
+
+    ``domain``: the relying-party id; ``user_verification`` 1 required, 2 preferred,
+    3 discouraged.
+    """
+
+    domain: str
+    user_verification: int
+
+
 class Challenges(msgspec.Struct, frozen=True, kw_only=True):
+    web_authn: WebAuthnChallenge | None = None
     otp_sms: OtpChallenge | None = None
     otp_email: OtpChallenge | None = None
 
     @property
     def any(self) -> bool:
-        return self.otp_sms is not None or self.otp_email is not None
+        return not (self.web_authn is None and self.otp_sms is None and self.otp_email is None)
 
 
 class CreateSession(msgspec.Struct, frozen=True, kw_only=True, tag="create"):
@@ -102,5 +117,8 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     password_verified: bool = False
     #: The second-factor checks (``Checks`` field names) verified against the user.
     verified: frozenset[str] = frozenset()
+    #: The verified WebAuthn assertion had the user-verification flag.
+    web_authn_user_verified: bool = False
+    web_authn_challenge: PendingWebAuthn | None = None
     otp_sms_code: IssuedCode | None = None
     otp_email_code: IssuedCode | None = None

@@ -37,6 +37,23 @@ class PasswordChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.pa
     checked_at_ms: int
 
 
+class WebAuthNChallenged(
+    msgspec.Struct, frozen=True, kw_only=True, tag="session.webAuthN.challenged"
+):
+    """The challenge is public (it is in the response); it is a nonce, not a secret."""
+
+    challenge: str
+    rp_id: str
+    user_verification: int
+    allowed_credentials: tuple[str, ...]
+    expires_ms: int
+
+
+class WebAuthNChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.webAuthN.checked"):
+    checked_at_ms: int
+    user_verified: bool = False
+
+
 class TotpChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.totp.checked"):
     checked_at_ms: int
 
@@ -95,6 +112,8 @@ Event = (
     SessionAdded
     | UserChecked
     | PasswordChecked
+    | WebAuthNChallenged
+    | WebAuthNChecked
     | TotpChecked
     | OtpSmsChecked
     | OtpEmailChecked
@@ -140,6 +159,20 @@ def _challenge_payload(event: OtpSmsChallenged | OtpEmailChallenged, at_ms: int)
     return payload
 
 
+def _web_authn_payload(event: WebAuthNChallenged | WebAuthNChecked) -> dict[str, Any]:
+    if isinstance(event, WebAuthNChecked):
+        payload: dict[str, Any] = {"checkedAt": rfc3339_ms(event.checked_at_ms)}
+        if event.user_verified:
+            payload["userVerified"] = True
+        return payload
+    return {  # ZITADEL's field names, the typo included
+        "challenge": event.challenge,
+        "allowedCrentialIDs": list(event.allowed_credentials),
+        "userVerification": event.user_verification,
+        "rpid": event.rp_id,
+    }
+
+
 def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
     """The payload ZITADEL writes for this event (secrets left out).
 
@@ -168,6 +201,8 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return {"checkedAt": rfc3339_ms(at)}
         case OtpSmsChallenged() | OtpEmailChallenged():
             return _challenge_payload(event, at_ms)
+        case WebAuthNChallenged() | WebAuthNChecked():
+            return _web_authn_payload(event)
         case MetadataSet(metadata=metadata):
             return {"metadata": {k: base64.b64encode(v).decode() for k, v in metadata.items()}}
         case LifetimeSet(lifetime_ms=lifetime_ms):

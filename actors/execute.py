@@ -20,7 +20,7 @@ from actors.delivery import DeliveryJob
 from actors.errors import Internal
 from actors.events import Event, TokenSet
 from actors.limits import Limits
-from actors.model import SessionState, UserRef
+from actors.model import PendingWebAuthn, SessionState, UserRef
 from actors.permissions import Caller, reports_end_users
 from actors.ports import (
     Clock,
@@ -53,6 +53,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     #: Codes of OTP challenges asked with ``returnCode``, for this response only.
     otp_sms_code: str | None = None
     otp_email_code: str | None = None
+    #: A new WebAuthn challenge: the response carries its request options.
+    web_authn_challenge: PendingWebAuthn | None = None
     #: Messages to send, committed with the events.
     jobs: tuple[DeliveryJob, ...] = ()
 
@@ -93,6 +95,7 @@ async def execute(
                     evidence,
                     otp_sms_code=drawn.sms.code if drawn.sms else None,
                     otp_email_code=drawn.email.code if drawn.email else None,
+                    web_authn_challenge=drawn.web_authn,
                 )
                 events = machine.decide(state, command, evidence, ctx)
                 if verified:  # the command stands: now the one-use codes are used up
@@ -132,6 +135,7 @@ def _outcome(
         at_ms=at_ms,
         otp_sms_code=_returned(drawn.sms, drawn.sms_request),
         otp_email_code=_returned(drawn.email, drawn.email_request),
+        web_authn_challenge=drawn.web_authn,
         jobs=tuple(d.job for d in (drawn.sms, drawn.email) if d is not None and d.job),
     )
 
@@ -164,6 +168,11 @@ async def _verify(
     if not checks.second_factors:
         return evidence
     factors = _second_factors(deps)
+    if checks.web_authn is not None:
+        challenge = state.web_authn_challenge if state else None
+        used = await factors.verify_web_authn(user_id, checks.web_authn, challenge, caller=checker)
+        verified.append(used)
+        evidence = msgspec.structs.replace(evidence, web_authn_user_verified=used.user_verified)
     if checks.totp is not None:
         verified.append(await factors.verify_totp(user_id, checks.totp, caller=checker))
     if checks.otp_sms is not None:
@@ -186,6 +195,7 @@ async def _verify(
 
 
 class _Drawn(msgspec.Struct, frozen=True, kw_only=True):
+    web_authn: PendingWebAuthn | None = None
     sms: DrawnCode | None = None
     sms_request: OtpChallenge | None = None
     email: DrawnCode | None = None
@@ -198,18 +208,24 @@ _NOTHING_DRAWN = _Drawn()
 async def _draw(
     session_id: str, command: CreateSession | SetSession, user_id: str, deps: Deps
 ) -> _Drawn:
-    """Codes for the requested OTP challenges (after the checks, as ZITADEL orders them)."""
+    """The requested challenges: after the checks, WebAuthn first (ZITADEL's order)."""
     challenges = command.challenges
     if not challenges.any:
         return _NOTHING_DRAWN
     factors = _second_factors(deps)
-    sms = email = None
+    web_authn = sms = email = None
+    if challenges.web_authn is not None:
+        web_authn = await factors.draw_web_authn(user_id, challenges.web_authn)
     if challenges.otp_sms is not None:
         sms = await factors.draw_code(user_id, session_id, "otp_sms", challenges.otp_sms)
     if challenges.otp_email is not None:
         email = await factors.draw_code(user_id, session_id, "otp_email", challenges.otp_email)
     return _Drawn(
-        sms=sms, sms_request=challenges.otp_sms, email=email, email_request=challenges.otp_email
+        web_authn=web_authn,
+        sms=sms,
+        sms_request=challenges.otp_sms,
+        email=email,
+        email_request=challenges.otp_email,
     )
 
 

@@ -7,12 +7,13 @@ Theory of operation (ZITADEL's order, spec §3-§4):
 1. A user check resolves the user first; a user that is not enabled fails before anything.
 2. Permissions are checked on the session as loaded (or the instance for a new session).
 3. Writes to a terminated or expired session fail.
-4. Checks run in the fixed order user → password → totp → otpSms → otpEmail → recoveryCode;
+4. Checks run in the fixed order user → password → webAuthN → totp → otpSms → otpEmail →
+   recoveryCode;
    a check other than ``user``, and every challenge, needs a user on the session, stored or
    checked earlier in the same request. The first failure aborts the whole command and no
    event is produced (failed attempts are recorded on the user, outside this module).
-5. Challenges (OTP SMS, OTP e-mail): the new code's keyed hash replaces any pending one; a
-   successful OTP check clears its challenge, so a code is used once.
+5. Challenges (WebAuthn, OTP SMS, OTP e-mail): a new one replaces the pending one of its
+   kind; a successful check clears its challenge, so a code or assertion is used once.
 6. Metadata (merge; one event with the full map; bounded by ``Limits``), then lifetime (an
    expiration past year 9999 is refused), then — only if something was produced — a new
    token. A command that changes nothing produces nothing and keeps the token.
@@ -55,9 +56,18 @@ from actors.events import (
     TokenSet,
     TotpChecked,
     UserChecked,
+    WebAuthNChallenged,
+    WebAuthNChecked,
 )
 from actors.limits import Limits
-from actors.model import CheckedFactor, PendingCode, SessionState, UserFactor
+from actors.model import (
+    CheckedFactor,
+    PendingCode,
+    PendingWebAuthn,
+    SessionState,
+    UserFactor,
+    WebAuthnFactor,
+)
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
@@ -135,15 +145,17 @@ def _writable(state: SessionState | None, ctx: Context) -> SessionState:
 #: A check other than ``user`` with no user on the session: ZITADEL's error per check.
 _USER_MISSING: dict[str, ServiceError] = {
     "password": FailedPrecondition("COMMAND-Sfw3f", "Errors.User.UserIDMissing"),
+    "web_authn": FailedPrecondition("COMMAND-Sfw3r", "Errors.User.UserIDMissing"),
     "totp": FailedPrecondition("COMMAND-8N9ds", "Errors.User.UserIDMissing"),
     "otp_sms": InvalidArgument("COMMAND-S453v", "Errors.User.UserIDMissing"),
     "otp_email": InvalidArgument("COMMAND-S453v", "Errors.User.UserIDMissing"),
     "recovery_code": InvalidArgument("COMMAND-4m9s2", "Errors.User.UserIDMissing"),
+    "challenge_web_authn": FailedPrecondition("COMMAND-eeR2e", "Errors.User.UserIDMissing"),
     "challenge_otp_sms": FailedPrecondition("COMMAND-JKL3g", "Errors.User.UserIDMissing"),
     "challenge_otp_email": FailedPrecondition("COMMAND-JK3gp", "Errors.User.UserIDMissing"),
 }
 #: The credential checks after ``user``, in ZITADEL's fixed order.
-CREDENTIAL_CHECKS = ("password", "totp", "otp_sms", "otp_email", "recovery_code")
+CREDENTIAL_CHECKS = ("password", "web_authn", "totp", "otp_sms", "otp_email", "recovery_code")
 
 
 def _user_missing(check: str) -> ServiceError:
@@ -169,6 +181,8 @@ def _check_factor_prerequisites(
     target = _target_user(state, checks, evidence_user_id)
     asked = [name for name in CREDENTIAL_CHECKS if getattr(checks, name) is not None]
     challenges = command.challenges
+    if challenges.web_authn is not None:
+        asked.append("challenge_web_authn")
     if challenges.otp_sms is not None:
         asked.append("challenge_otp_sms")
     if challenges.otp_email is not None:
@@ -225,6 +239,11 @@ def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event
         if not evidence.password_verified:
             raise Internal("SESSION-noPassword", "Errors.Internal")
         events.append(PasswordChecked(checked_at_ms=now_ms))
+    if checks.web_authn is not None:
+        if "web_authn" not in evidence.verified:
+            raise Internal("SESSION-notVerified", "Errors.Internal")
+        user_verified = evidence.web_authn_user_verified
+        events.append(WebAuthNChecked(checked_at_ms=now_ms, user_verified=user_verified))
     for name, event_class in _SECOND_FACTOR_EVENTS:
         if getattr(checks, name) is None:
             continue
@@ -245,8 +264,24 @@ _SECOND_FACTOR_EVENTS: tuple[
 
 
 def _challenge_events(command: CreateSession | SetSession, evidence: Evidence) -> list[Event]:
-    """After the checks: a requested OTP challenge stores its code's hash (replacing any)."""
+    """After the checks, WebAuthn first (ZITADEL's order); each replaces its pending kind.
+
+    An OTP challenge stores only its code's hash.
+    """
     events: list[Event] = []
+    if command.challenges.web_authn is not None:
+        pending = evidence.web_authn_challenge
+        if pending is None:
+            raise Internal("SESSION-noChallenge", "Errors.Internal")
+        events.append(
+            WebAuthNChallenged(
+                challenge=pending.challenge,
+                rp_id=pending.rp_id,
+                user_verification=pending.user_verification,
+                allowed_credentials=pending.allowed_credentials,
+                expires_ms=pending.expires_ms,
+            )
+        )
     sms, email = command.challenges.otp_sms, command.challenges.otp_email
     if sms is not None:
         code = evidence.otp_sms_code
@@ -287,6 +322,18 @@ def check_otp(
     if not code_matches(pending.code_hash):
         return InvalidArgument("CODE-woT0xc", "Errors.User.Code.Invalid")
     return None
+
+
+def check_web_authn_challenge(
+    pending: PendingWebAuthn | None, now_ms: int
+) -> PendingWebAuthn | ServiceError:
+    """The session's WebAuthn challenge an assertion answers, or COMMAND-Ioqu5.
+
+    An expired challenge (past the timeout its options advertised) is no challenge.
+    """
+    if pending is None or pending.expires_ms < now_ms:
+        return FailedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge")
+    return pending
 
 
 def counts_as_failure(error: ServiceError) -> bool:
@@ -357,6 +404,19 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
         case PasswordChecked(checked_at_ms=at):
             password = CheckedFactor(verified_at_ms=at)
             return {"factors": msgspec.structs.replace(state.factors, password=password)}
+        case WebAuthNChecked(checked_at_ms=at, user_verified=user_verified):
+            web_authn = WebAuthnFactor(verified_at_ms=at, user_verified=user_verified)
+            factors = msgspec.structs.replace(state.factors, web_authn=web_authn)
+            return {"factors": factors, "web_authn_challenge": None}  # an assertion, once
+        case WebAuthNChallenged():
+            challenge = PendingWebAuthn(
+                challenge=event.challenge,
+                rp_id=event.rp_id,
+                user_verification=event.user_verification,
+                allowed_credentials=event.allowed_credentials,
+                expires_ms=event.expires_ms,
+            )
+            return {"web_authn_challenge": challenge}
         case TotpChecked() | OtpSmsChecked() | OtpEmailChecked() | RecoveryCodeChecked():
             return _second_factor_checked(state, event)
         case OtpSmsChallenged(code_hash=code_hash, expires_ms=expires_ms):

@@ -32,9 +32,17 @@ class CheckedFactor(msgspec.Struct, frozen=True, kw_only=True):
     verified_at_ms: int
 
 
+class WebAuthnFactor(msgspec.Struct, frozen=True, kw_only=True):
+    """A WebAuthn assertion: with ``user_verified`` a passkey ("passwordless"), else U2F."""
+
+    verified_at_ms: int
+    user_verified: bool = False
+
+
 class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     user: UserFactor | None = None
     password: CheckedFactor | None = None
+    web_authn: WebAuthnFactor | None = None
     totp: CheckedFactor | None = None
     otp_sms: CheckedFactor | None = None
     otp_email: CheckedFactor | None = None
@@ -45,16 +53,45 @@ class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         """When a second factor was last checked (None: never), for the bearer rule."""
         times = [
             factor.verified_at_ms
-            for factor in (self.totp, self.otp_sms, self.otp_email, self.recovery_code)
+            for factor in (self.web_authn, self.totp, self.otp_sms, self.otp_email)
             if factor is not None
         ]
+        if self.recovery_code is not None:
+            times.append(self.recovery_code.verified_at_ms)
         return max(times) if times else None
+
+    @property
+    def passkey_ms(self) -> int | None:
+        """When a user-verified WebAuthn assertion was checked: a full login on its own."""
+        web_authn = self.web_authn
+        return (
+            web_authn.verified_at_ms if web_authn is not None and web_authn.user_verified else None
+        )
 
 
 class PendingCode(msgspec.Struct, frozen=True, kw_only=True):
     """An OTP challenge waiting for its check: the code's keyed hash and its expiry."""
 
     code_hash: str
+    expires_ms: int
+
+
+#: ``userVerificationRequirement`` as ZITADEL stores it (0 is never stored: refused).
+USER_VERIFICATION = {1: "required", 2: "preferred", 3: "discouraged"}
+
+
+class PendingWebAuthn(msgspec.Struct, frozen=True, kw_only=True):
+    """A WebAuthn challenge waiting for its assertion.
+
+    ``challenge`` and the credential ids are base64url; ``user_verification`` 1 required
+    (passkeys only), 2 preferred, 3 discouraged. It lives until ``expires_ms`` (the timeout
+    the options advertise), a new challenge, or a check of it, whatever its outcome.
+    """
+
+    challenge: str
+    rp_id: str
+    user_verification: int
+    allowed_credentials: tuple[str, ...]
     expires_ms: int
 
 
@@ -76,6 +113,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     terminated: bool = False
     otp_sms_challenge: PendingCode | None = None
     otp_email_challenge: PendingCode | None = None
+    web_authn_challenge: PendingWebAuthn | None = None
 
     @property
     def user_id(self) -> str | None:

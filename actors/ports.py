@@ -11,10 +11,10 @@ from typing import Protocol
 
 import msgspec
 
-from actors.commands import IssuedCode, OtpChallenge
+from actors.commands import IssuedCode, OtpChallenge, WebAuthnChallenge
 from actors.delivery import DeliveryJob
 from actors.events import Event
-from actors.model import PendingCode, SessionState
+from actors.model import PendingCode, PendingWebAuthn, SessionState
 from actors.permissions import Caller
 from actors.tokens import IssuedToken
 
@@ -99,6 +99,10 @@ class VerifiedFactor(msgspec.Struct, frozen=True, kw_only=True):
     recovery_candidates: tuple[str, ...] = ()
     #: TOTP sealed by a previous master key: (as stored, re-sealed under the current key).
     reseal: tuple[str, str] | None = None
+    #: WebAuthn: the passkey or U2F key used, its new sign count, and the UV flag.
+    token_id: str = ""
+    sign_count: int = 0
+    user_verified: bool = False
 
 
 class SecondFactorVerifier(Protocol):
@@ -111,6 +115,23 @@ class SecondFactorVerifier(Protocol):
     the whole command succeeded; a command that fails after verifying calls ``release``,
     so a request that changes nothing never burns a one-use code.
     """
+
+    async def verify_web_authn(
+        self,
+        user_id: str,
+        assertion: bytes,
+        pending: PendingWebAuthn | None,
+        *,
+        caller: Caller,
+    ) -> VerifiedFactor:
+        """An assertion for the session's pending challenge, by one of the user's keys.
+
+        The challenge is used by this attempt whatever its outcome; a sign count that went
+        back is a cloned key (recorded on the user, and refused).
+        """
+
+    async def draw_web_authn(self, user_id: str, request: WebAuthnChallenge) -> PendingWebAuthn:
+        """A fresh challenge offering the user's keys (REQUIRED: passkeys only)."""
 
     async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> VerifiedFactor:
         """RFC 6238, ±1 step; a code of an already used time step is a replay (TOTP-Auw0a)."""

@@ -48,6 +48,8 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     terminated: bool = False
     #: When a second factor was last checked (the bearer rule); None: never.
     second_factor_ms: int | None = None
+    #: When a user-verified WebAuthn assertion was checked: a login on its own.
+    passkey_ms: int | None = None
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):

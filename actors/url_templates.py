@@ -17,6 +17,8 @@ from actors.errors import InvalidArgument
 #: of ``SessionID`` (ZITADEL's URL data of each message).
 FIELDS = ("Code", "UserID", "LoginName", "DisplayName", "PreferredLanguage", "SessionID")
 USER_FIELDS = ("Code", "UserID", "OrgID", "LoginName", "DisplayName", "PreferredLanguage")
+#: A passkey registration link also names the code's id (ZITADEL's ``CodeID``).
+PASSKEY_FIELDS = (*USER_FIELDS, "CodeID")
 _ACTION = re.compile(r"\{\{(-\s)?\s*\.([A-Za-z]+)\s*(\s-)?\}\}")
 _OPEN = "{{"
 

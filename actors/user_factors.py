@@ -27,6 +27,8 @@ from actors.errors import (
 )
 from actors.user_records import (
     LOCKED,
+    PASSKEY,
+    U2F,
     Change,
     Human,
     SecondFactors,
@@ -260,5 +262,7 @@ def auth_method_types(user: User) -> list[str]:
         ("OTP_SMS", factors.otp_sms),
         ("OTP_EMAIL", factors.otp_email),
         ("RECOVERY_CODE", bool(factors.recovery_codes)),
+        ("PASSKEY", any(t.ready and t.kind == PASSKEY for t in factors.webauthn)),
+        ("U2F", any(t.ready and t.kind == U2F for t in factors.webauthn)),
     ]
     return [METHOD_PREFIX + name for name, present in ready if present]

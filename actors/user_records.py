@@ -58,6 +58,43 @@ class Totp(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     last_step: int = 0
 
 
+PASSKEY = "passkey"
+U2F = "u2f"
+
+
+class WebAuthnToken(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A passkey or U2F key: registered (``ready``) or waiting for its registration.
+
+    A pending registration holds its ``challenge`` until ``expires_ms``; it is used by the
+    first verification, whatever its outcome. ``by_code``: begun with a registration code,
+    so the login client that presented it may finish it. Keys and ids are base64url; the
+    public key is no secret. ``sign_count``: the authenticator's counter at its last use.
+    """
+
+    id: str
+    kind: str
+    rp_id: str
+    creation_ms: int
+    ready: bool = False
+    name: str = ""
+    credential_id: str = ""
+    public_key: str = ""
+    sign_count: int = 0
+    aaguid: str = ""
+    challenge: str = ""
+    expires_ms: int = 0
+    by_code: bool = False
+    attachment: str = ""
+
+
+class RegistrationCode(msgspec.Struct, frozen=True, kw_only=True):
+    """A one-time code that lets a user without a session register a passkey (its hash)."""
+
+    id: str
+    code_hash: str
+    expires_ms: int
+
+
 class SecondFactors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The second factors a human has registered (stored in the user hash's own fields).
 
@@ -68,6 +105,8 @@ class SecondFactors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     otp_sms: bool = False
     otp_email: bool = False
     recovery_codes: tuple[str, ...] = ()
+    webauthn: tuple[WebAuthnToken, ...] = ()
+    passkey_codes: tuple[RegistrationCode, ...] = ()
 
 
 class Human(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -253,12 +253,19 @@ def to_view(user: User) -> UserView:
 
 
 def has_second_factor(user: User) -> bool:
-    """A ready second factor: verified TOTP, OTP SMS or e-mail, or unused recovery codes."""
+    """A ready second factor: TOTP, OTP SMS / e-mail, recovery codes, passkey or U2F key."""
     factors = user.human.factors if user.human is not None else None
     if factors is None:
         return False
     totp_ready = factors.totp is not None and factors.totp.verified
-    return totp_ready or factors.otp_sms or factors.otp_email or bool(factors.recovery_codes)
+    webauthn_ready = any(token.ready for token in factors.webauthn)
+    return (
+        totp_ready
+        or factors.otp_sms
+        or factors.otp_email
+        or bool(factors.recovery_codes)
+        or webauthn_ready
+    )
 
 
 def caller_of(user: User) -> Caller:

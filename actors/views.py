@@ -25,8 +25,8 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     version: int = 0
     password_changed_ms: int = 0
-    #: A second factor (TOTP verified, OTP SMS/e-mail, recovery codes) is ready: a session
-    #: token counts as a bearer only with a second factor checked (spec §7).
+    #: A second factor (TOTP verified, OTP SMS/e-mail, recovery codes, a passkey or U2F key)
+    #: is ready: a session token counts as a bearer only with a second factor checked (§7).
     second_factor: bool = False
 
 
@@ -36,6 +36,11 @@ class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
 
 class VerifiedFactor(_Wire, kw_only=True):
     verified_at: str
+
+
+class WebAuthNFactorView(_Wire, kw_only=True):
+    verified_at: str
+    user_verified: bool = False
 
 
 class UserFactorView(_Wire, kw_only=True):
@@ -49,6 +54,7 @@ class UserFactorView(_Wire, kw_only=True):
 class FactorsView(_Wire, kw_only=True):
     user: UserFactorView | None = None
     password: VerifiedFactor | None = None
+    web_auth_n: WebAuthNFactorView | None = None
     totp: VerifiedFactor | None = None
     otp_sms: VerifiedFactor | None = None
     otp_email: VerifiedFactor | None = None
@@ -110,9 +116,15 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
         else None
     )
     factors = state.factors
+    web_authn = factors.web_authn
     return FactorsView(
         user=user_view,
         password=password_view,
+        web_auth_n=WebAuthNFactorView(
+            verified_at=rfc3339_ms(web_authn.verified_at_ms), user_verified=web_authn.user_verified
+        )
+        if web_authn is not None
+        else None,
         totp=_verified(factors.totp),
         otp_sms=_verified(factors.otp_sms),
         otp_email=_verified(factors.otp_email),

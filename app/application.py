@@ -35,6 +35,7 @@ from app.services.second_factors import SecondFactorService
 from app.services.session_reads import SessionViews
 from app.services.sessions import SessionService
 from app.services.sweeper import sweep_forever
+from app.services.user_passkeys import WebAuthnConfig
 from app.services.user_views import UserViewCache
 from app.services.users import UserService
 from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
@@ -187,6 +188,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             passwords,
             messages,
             max_attempts=settings.lockout_max_otp_attempts,
+            webauthn_origins=settings.webauthn_origin_list,
         )
         registry = _registry(settings, stores, passwords, second_factors)
         app[SERVICES] = Services(
@@ -209,6 +211,9 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 keyring=keyring,
                 messages=messages,
                 totp_issuer=settings.domain,
+                webauthn=WebAuthnConfig(
+                    origins=settings.webauthn_origin_list, rp_name=settings.webauthn_rp_name
+                ),
             ),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
             permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),

@@ -92,6 +92,7 @@ def summary_row(state: SessionState) -> bytes:
             view_version=user.view_version if user else 0,
             password_ms=password.verified_at_ms if password else None,
             second_factor_ms=state.factors.second_factor_ms,
+            passkey_ms=state.factors.passkey_ms,
         )
     )
 

@@ -102,6 +102,11 @@ def user_otp_attempts(user_id: str) -> str:
     return f"user:{{{user_id}}}:otp_attempts"
 
 
+def used_webauthn_challenge(user_id: str, challenge: str) -> str:
+    """Marks a session's WebAuthn challenge as answered (in the user's slot)."""
+    return f"user:{{{user_id}}}:webauthn:{challenge}"
+
+
 OUTBOX = "sessiond:outbox"
 OUTBOX_DEAD = "sessiond:outbox:dead"
 OUTBOX_RETRY = "sessiond:outbox:retry"

@@ -51,6 +51,14 @@ class OtpCheckEnd(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OtpCheckStore(UserStoreBase):
+    async def use_webauthn_challenge(self, user_id: str, challenge: str, ttl_ms: int) -> bool:
+        """True for the first attempt at ``challenge`` only (SET NX, kept ``ttl_ms``)."""
+        with mapped_errors():
+            reply = await self._redis.execute(
+                "SET", keys.used_webauthn_challenge(user_id, challenge), "1", "NX", "PX", ttl_ms
+            )
+        return reply is not None
+
     async def begin_otp_check(
         self, user_id: str, kind: str, attempt_id: str, deadline_ms: int, max_attempts: int
     ) -> OtpCheckStart:

@@ -5,8 +5,10 @@ A user is one hash ``user:{U}``: scalar fields the scripts read (``state``, ``pw
 The password hash is kept out of the JSON document, in ``pw`` only. So are the second
 factors, which the check scripts read and change atomically: ``totp`` (the sealed seed),
 ``totp_ok`` ("1" once verified), ``totp_step`` (last accepted time step), ``otp_sms`` and
-``otp_email`` ("1" when added), ``rc`` (the unused recovery codes' hashes, space-separated)
-and ``failed_otp`` (failed second-factor checks). Pure: no Redis here.
+``otp_email`` ("1" when added), ``rc`` (the unused recovery codes' hashes, space-separated),
+``failed_otp`` (failed second-factor checks), and as JSON ``webauthn`` (passkeys and U2F
+keys, registered or pending) and ``pk_codes`` (passkey registration codes, as hashes).
+Pure: no Redis here.
 """
 
 from __future__ import annotations
@@ -17,12 +19,24 @@ import msgspec
 from msgspec.structs import replace
 
 from actors.permissions import Grant
-from actors.user_records import Human, Machine, Org, SecondFactors, Totp, User, UserEvent
+from actors.user_records import (
+    Human,
+    Machine,
+    Org,
+    RegistrationCode,
+    SecondFactors,
+    Totp,
+    User,
+    UserEvent,
+    WebAuthnToken,
+)
 
 _ENCODER = msgspec.json.Encoder()
 _HUMAN = msgspec.json.Decoder(Human)
 _MACHINE = msgspec.json.Decoder(Machine)
 _GRANTS = msgspec.json.Decoder(tuple[Grant, ...])
+_TOKENS = msgspec.json.Decoder(tuple[WebAuthnToken, ...])
+_CODES = msgspec.json.Decoder(tuple[RegistrationCode, ...])
 
 
 def text(value: bytes | str | None) -> str:
@@ -106,6 +120,10 @@ def _factor_fields(factors: SecondFactors) -> dict[str, str]:
         fields["otp_email"] = "1"
     if factors.recovery_codes:
         fields["rc"] = " ".join(factors.recovery_codes)
+    if factors.webauthn:
+        fields["webauthn"] = to_json(factors.webauthn)
+    if factors.passkey_codes:
+        fields["pk_codes"] = to_json(factors.passkey_codes)
     return fields
 
 
@@ -122,6 +140,8 @@ def _factors_from(f: Mapping[str, str]) -> SecondFactors:
         otp_sms=f.get("otp_sms") == "1",
         otp_email=f.get("otp_email") == "1",
         recovery_codes=tuple(f.get("rc", "").split()),
+        webauthn=_TOKENS.decode(f["webauthn"]) if f.get("webauthn") else (),
+        passkey_codes=_CODES.decode(f["pk_codes"]) if f.get("pk_codes") else (),
     )
 
 

@@ -316,7 +316,7 @@ async def test_an_unknown_service_is_404(client: Client):
 @pytest.mark.parametrize(
     "path",
     [
-        "/zitadel.user.v2.UserService/RegisterPasskey",
+        "/zitadel.user.v2.UserService/StartIdentityProviderIntent",
         "/zitadel.org.v2.OrganizationService/ListOrganizations",
     ],
 )

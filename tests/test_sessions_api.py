@@ -112,7 +112,8 @@ class TestCreate:
         assert got.body["session"]["factors"]["user"]["id"] == user
 
     async def test_unsupported_factor_is_refused_not_ignored(self, api: Api):
-        reply = await api.create({"checks": {"webAuthN": {"credentialAssertionData": {}}}})
+        check = {"idpIntentId": "1", "idpIntentToken": "t"}
+        reply = await api.create({"checks": {"idpIntent": check}})
         assert (reply.status, reply.body["code"]) == (501, 12)
 
 

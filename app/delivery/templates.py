@@ -11,6 +11,7 @@ _TEXTS = {
     "email_code": ("Verify your e-mail address", "Your e-mail verification code is {code}"),
     "phone_code": ("Verify your phone number", "Your phone verification code is {code}"),
     "password_reset": ("Reset your password", "Your password reset code is {code}"),
+    "passkey_registration": ("Register your passkey", "Your passkey registration code is {code}"),
 }
 _FALLBACK = ("Your code", "Your code is {code}")
 

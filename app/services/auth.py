@@ -25,6 +25,7 @@ from actors import tokens
 from actors.errors import Unauthenticated
 from actors.permissions import Caller
 from actors.ports import Clock
+from actors.queries import SessionSummary
 from actors.views import UserView
 from app.services.ports import SessionReads
 from app.services.ttlcache import TTLCache
@@ -92,7 +93,7 @@ class Authenticator:
         if meta.expiration_ms is not None and meta.expiration_ms < self._clock.now_ms():
             return None
         view = await self._user_views.get(meta.user_id)
-        if view is None or not _authenticated(view, meta.password_ms, meta.second_factor_ms):
+        if view is None or not _authenticated(view, meta):
             return None
         caller = await self._callers.caller_for_user(meta.user_id)
         if caller is None:
@@ -100,15 +101,19 @@ class Authenticator:
         return msgspec.structs.replace(caller, agent_id=meta.fingerprint_id)
 
 
-def _authenticated(view: UserView, password_ms: int | None, second_factor_ms: int | None) -> bool:
+def _authenticated(view: UserView, meta: SessionSummary) -> bool:
     """An active user, and factors that still satisfy its authentication (spec §7).
 
-    A password checked before the user's last password change no longer counts. Once the
+    A user-verified WebAuthn assertion (a passkey) is a login on its own (item 32). Else a
+    password checked before the user's last password change no longer counts; once the
     user has a ready second factor, the password alone is not enough (MFA): a second factor
     must be checked too; while TOTP is only registered, not verified, the password alone is.
     """
     if view.state != "USER_STATE_ACTIVE":
         return False
+    if meta.passkey_ms is not None:
+        return True
+    password_ms = meta.password_ms
     if password_ms is None or password_ms < view.password_changed_ms:
         return False
-    return second_factor_ms is not None or not view.second_factor
+    return meta.second_factor_ms is not None or not view.second_factor

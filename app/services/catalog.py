@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.permissions import Caller
 from app.services import factor_wire as fw
+from app.services import passkey_wire as pw
 from app.services import session_wire as sw
 from app.services import user_wire as uw
 from app.services.administrators import InternalPermissionService
@@ -165,6 +166,31 @@ USER_RPCS = [
         uw.DetailsResponse,
         U.remove_recovery_codes,
     ),
+    _user_rpc(
+        "RegisterPasskey", pw.RegisterPasskeyRequest, pw.RegisterPasskeyResponse, U.register_passkey
+    ),
+    _user_rpc(
+        "VerifyPasskeyRegistration",
+        pw.VerifyPasskeyRegistrationRequest,
+        uw.DetailsResponse,
+        U.verify_passkey_registration,
+    ),
+    _user_rpc("ListPasskeys", pw.ListPasskeysRequest, pw.ListPasskeysResponse, U.list_passkeys),
+    _user_rpc("RemovePasskey", pw.RemovePasskeyRequest, uw.DetailsResponse, U.remove_passkey),
+    _user_rpc(
+        "CreatePasskeyRegistrationLink",
+        pw.CreatePasskeyRegistrationLinkRequest,
+        pw.CreatePasskeyRegistrationLinkResponse,
+        U.create_passkey_registration_link,
+    ),
+    _user_rpc("RegisterU2F", pw.RegisterU2FRequest, pw.RegisterU2FResponse, U.register_u2f),
+    _user_rpc(
+        "VerifyU2FRegistration",
+        pw.VerifyU2FRegistrationRequest,
+        uw.DetailsResponse,
+        U.verify_u2f_registration,
+    ),
+    _user_rpc("RemoveU2F", pw.RemoveU2FRequest, uw.DetailsResponse, U.remove_u2f),
     _user_rpc(
         "ListAuthenticationMethodTypes",
         fw.ListAuthenticationMethodTypesRequest,

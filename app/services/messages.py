@@ -47,6 +47,7 @@ class MessageComposer:
         url_template: str | None = None,
         session_id: str = "",
         sent_event: str = "",
+        code_id: str = "",
     ) -> DeliveryJob:
         self.require(channel)
         language = user.human.profile.preferred_language if user.human else ""
@@ -63,6 +64,7 @@ class MessageComposer:
                     "DisplayName": name,
                     "PreferredLanguage": language,
                     "SessionID": session_id,
+                    "CodeID": code_id,
                 },
             )
         message = Message(

@@ -96,6 +96,18 @@ class OtpChecks(Protocol):
 
     async def release_otp_check(self, user_id: str, attempt_id: str) -> None: ...
 
+    async def use_webauthn_challenge(self, user_id: str, challenge: str, ttl_ms: int) -> bool: ...
+
+    async def mutate(
+        self,
+        user_id: str,
+        transition: Transition,
+        *,
+        creator_id: str = "",
+        release_login_names: bool = False,
+        jobs: Sequence[DeliveryJob] = (),
+    ) -> User: ...
+
 
 class CheckGate(Protocol):
     """The rate limits every credential check passes first (``PasswordService.admit``)."""

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Sequence
 
 from actors import machine
 from actors import users as rules
-from actors.commands import IssuedCode, OtpChallenge
+from actors import webauthn_tokens as keys_rules
+from actors.commands import IssuedCode, OtpChallenge, WebAuthnChallenge
 from actors.delivery import Channel, DeliveryJob
 from actors.errors import (
     FailedPrecondition,
@@ -26,10 +27,11 @@ from actors.errors import (
     ResourceExhausted,
     ServiceError,
 )
-from actors.model import PendingCode
+from actors.model import PendingCode, PendingWebAuthn
 from actors.permissions import Caller
 from actors.ports import Clock, DrawnCode, VerifiedFactor
-from actors.user_records import User
+from actors.user_records import ACTIVE, INITIAL, U2F, Change, User
+from app.services import webauthn_ceremony as ceremony
 from app.services.messages import MessageComposer
 from app.services.ports import CheckGate, OtpChecks, OtpCheckStart
 from app.services.reservations import ATTEMPT_TTL_MS, BUSY_WAIT_S, reserve
@@ -101,6 +103,7 @@ class SecondFactorService:
         *,
         max_attempts: int,
         busy_wait_s: float = BUSY_WAIT_S,
+        webauthn_origins: tuple[str, ...] = (),
     ) -> None:
         self._users = users
         self._keyring = keyring
@@ -109,12 +112,62 @@ class SecondFactorService:
         self._max_attempts = max_attempts
         self._messages = messages
         self._busy_wait_s = busy_wait_s
+        self._origins = webauthn_origins
 
     # -- checks ----------------------------------------------------------------------------
     # A right code is only *verified* here: its reservation is held and nothing is used up
     # until ``confirm``, which the actor calls once the whole command succeeded; a command
     # that fails afterwards ``release``s it, so a code is never burnt by a request that
     # changed nothing. A wrong code is recorded (and counted toward the lockout) at once.
+    async def verify_web_authn(
+        self,
+        user_id: str,
+        assertion: bytes,
+        pending: PendingWebAuthn | None,
+        *,
+        caller: Caller,
+    ) -> VerifiedFactor:
+        """Spec §4.3, with the challenge used by the first attempt at it, right or wrong.
+
+        No lockout counter (as ZITADEL), but the rate limits of every credential check.
+        """
+        await self._gate.admit(user_id, caller)
+        found = machine.check_web_authn_challenge(pending, self._now())
+        if isinstance(found, ServiceError):
+            raise found
+        ttl_ms = max(1, found.expires_ms - self._now()) + 1000
+        if not await self._users.use_webauthn_challenge(user_id, found.challenge, ttl_ms):
+            raise FailedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge")
+        parsed = ceremony.parse_assertion(assertion)
+        user = await self._users.get_user(user_id)
+        if user is None or user.human is None or user.state not in (ACTIVE, INITIAL):
+            raise FailedPrecondition("COMMAND-Df4b3", "Errors.User.NotFound")
+        credential = ceremony.credential_id(parsed)
+        token = keys_rules.token_of_credential(user, credential)
+        offered = credential in found.allowed_credentials
+        if token is None or not offered or (found.user_verification == 1 and token.kind == U2F):
+            raise FailedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound")
+        verified = ceremony.verify_assertion(
+            parsed, pending=found, public_key=token.public_key, origins=self._origins
+        )
+        if keys_rules.is_clone(token.sign_count, verified.sign_count):
+            await self._record_use(user_id, token.id, verified.sign_count)  # raises: a clone
+            raise keys_rules.clone_warning()  # not reached
+        return VerifiedFactor(
+            kind="web_authn",
+            user_id=user_id,
+            attempt_id="",
+            token_id=token.id,
+            sign_count=verified.sign_count,
+            user_verified=verified.user_verified,
+        )
+
+    async def _record_use(self, user_id: str, token_id: str, sign_count: int) -> None:
+        def transition(current: User | None, now_ms: int) -> Change:
+            return keys_rules.record_use(current, token_id, sign_count, now_ms)
+
+        await self._users.mutate(user_id, transition)
+
     async def verify_totp(self, user_id: str, code: str, *, caller: Caller) -> VerifiedFactor:
         attempt, start = await self._begin(user_id, "totp", caller)
         try:
@@ -194,6 +247,14 @@ class SecondFactorService:
         released, not used).
         """
         for index, factor in enumerate(verified):
+            if factor.kind == "web_authn":
+                if factor.sign_count:  # a counter of 0 ("none") changes nothing
+                    try:
+                        await self._record_use(factor.user_id, factor.token_id, factor.sign_count)
+                    except ServiceError:
+                        await self.release(verified[index + 1 :])
+                        raise
+                continue
             end = await self._users.finish_otp_check(
                 factor.user_id,
                 factor.kind,
@@ -256,6 +317,19 @@ class SecondFactorService:
         raise _with_failures(InvalidArgument("CODE-woT0xc", "Errors.User.Code.Invalid"), failed)
 
     # -- challenges ------------------------------------------------------------------------
+    async def draw_web_authn(self, user_id: str, request: WebAuthnChallenge) -> PendingWebAuthn:
+        user = await self._users.get_user(user_id)
+        offered = keys_rules.offered(user, request.user_verification) if user else []
+        if not offered:  # ZITADEL: the library refuses to begin (WEBAU-4G8sw, a 500 there)
+            raise FailedPrecondition("WEBAU-4G8sw", "Errors.User.WebAuthN.BeginLoginFailed")
+        return PendingWebAuthn(
+            challenge=ceremony.new_challenge(),
+            rp_id=request.domain,
+            user_verification=request.user_verification,
+            allowed_credentials=tuple(token.credential_id for token in offered),
+            expires_ms=self._now() + ceremony.TIMEOUT_MS,
+        )
+
     async def draw_code(
         self, user_id: str, session_id: str, channel: str, request: OtpChallenge
     ) -> DrawnCode:

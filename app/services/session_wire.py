@@ -18,12 +18,21 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from actors import url_templates
-from actors.commands import Challenges, Checks, CreateSession, OtpChallenge, SetSession, UserCheck
+from actors.commands import (
+    Challenges,
+    Checks,
+    CreateSession,
+    OtpChallenge,
+    SetSession,
+    UserCheck,
+    WebAuthnChallenge,
+)
 from actors.errors import Unimplemented, ValidationFailed
-from actors.model import UserAgent
+from actors.model import PendingWebAuthn, UserAgent
 from actors.queries import MAX_LIMIT, METHODS, SORTING_COLUMNS
 from actors.timefmt import parse_duration_ms, parse_rfc3339_ms
 from actors.views import SessionView
+from app.services import webauthn_ceremony as ceremony
 
 Str200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptStr200 = Annotated[str, msgspec.Meta(max_length=200)]
@@ -121,7 +130,12 @@ class CheckPassword(Wire):
     password: Str200
 
 
+#: An assertion is a few hundred bytes; anything past this is refused before parsing.
+MAX_ASSERTION_BYTES = 65_536
+
+
 class CheckWebAuthN(Wire):
+    #: the browser's ``PublicKeyCredential.toJSON()`` of ``navigator.credentials.get``
     credential_assertion_data: dict[str, Any]
 
 
@@ -151,7 +165,7 @@ _NOT_BUILT = msgspec.Meta(
 class ChecksIn(Wire):
     user: CheckUser | None = None
     password: CheckPassword | None = None
-    web_auth_n: Annotated[CheckWebAuthN | None, _NOT_BUILT] = None
+    web_auth_n: CheckWebAuthN | None = None
     idp_intent: Annotated[CheckIDPIntent | None, _NOT_BUILT] = None
     totp: CheckTOTP | None = None
     otp_sms: CheckOTP | None = None
@@ -196,7 +210,7 @@ class OTPEmailChallengeIn(Wire):
 
 
 class ChallengesIn(Wire):
-    web_auth_n: Annotated[WebAuthNChallengeIn | None, _NOT_BUILT] = None
+    web_auth_n: WebAuthNChallengeIn | None = None
     otp_sms: OTPSMSChallengeIn | None = None
     otp_email: OTPEmailChallengeIn | None = None
 
@@ -371,9 +385,15 @@ class Details(Wire):
     resource_owner: str = ""
 
 
-class ChallengesOut(Wire):
-    """The codes of OTP challenges asked with ``returnCode``, in this response only."""
+class WebAuthNChallengeOut(Wire):
+    #: ``{"publicKey": {challenge, timeout, rpId, allowCredentials, userVerification}}``
+    public_key_credential_request_options: dict[str, Any]
 
+
+class ChallengesOut(Wire):
+    """A WebAuthn challenge's options; OTP codes asked with ``returnCode`` (only here)."""
+
+    web_auth_n: WebAuthNChallengeOut | None = None
     otp_sms: str | None = None
     otp_email: str | None = None
 
@@ -498,10 +518,12 @@ _BUILT = frozenset(
     {
         "checks.user",
         "checks.password",
+        "checks.webAuthN",
         "checks.totp",
         "checks.otpSms",
         "checks.otpEmail",
         "checks.recoveryCode",
+        "challenges.webAuthN",
         "challenges.otpSms",
         "challenges.otpEmail",
     }
@@ -538,6 +560,7 @@ def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
     return Checks(
         user=user,
         password=raw.password.password if raw.password is not None else None,
+        web_authn=_assertion(raw.web_auth_n),
         totp=raw.totp.code if raw.totp is not None else None,
         otp_sms=raw.otp_sms.code if raw.otp_sms is not None else None,
         otp_email=raw.otp_email.code if raw.otp_email is not None else None,
@@ -545,10 +568,30 @@ def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
     )
 
 
+def _assertion(raw: CheckWebAuthN | None) -> bytes | None:
+    if raw is None:
+        return None
+    encoded = msgspec.json.encode(raw.credential_assertion_data)
+    if len(encoded) > MAX_ASSERTION_BYTES:  # no authenticator sends that much
+        raise ceremony.malformed_assertion()
+    return encoded
+
+
+def _user_verification(value: str | int) -> int:
+    """The enum's number (validated by ``_validate_challenges``)."""
+    return value if isinstance(value, int) else _USER_VERIFICATION.index(value)
+
+
 def _challenges(raw: ChallengesIn | None) -> Challenges:
-    """The OTP challenges; an e-mail's ``urlTemplate`` is validated now, not at delivery."""
+    """The challenges; an e-mail's ``urlTemplate`` is validated now, not at delivery."""
     if raw is None:
         return Challenges()
+    web_authn = None
+    if raw.web_auth_n is not None:
+        web_authn = WebAuthnChallenge(
+            domain=raw.web_auth_n.domain,
+            user_verification=_user_verification(raw.web_auth_n.user_verification_requirement),
+        )
     sms = OtpChallenge(return_code=raw.otp_sms.return_code) if raw.otp_sms is not None else None
     email = None
     if raw.otp_email is not None:
@@ -558,7 +601,7 @@ def _challenges(raw: ChallengesIn | None) -> Challenges:
         email = OtpChallenge(
             return_code=raw.otp_email.return_code is not None, url_template=template or None
         )
-    return Challenges(otp_sms=sms, otp_email=email)
+    return Challenges(web_authn=web_authn, otp_sms=sms, otp_email=email)
 
 
 def canonical_ip(raw: str | None) -> str | None:
@@ -606,8 +649,16 @@ def to_set(request: SetSessionRequest) -> SetSession:
     )
 
 
-def challenges_out(sms: str | None, email: str | None) -> ChallengesOut | None:
-    return ChallengesOut(otp_sms=sms, otp_email=email) if sms or email else None
+def challenges_out(
+    sms: str | None, email: str | None, web_authn: PendingWebAuthn | None = None
+) -> ChallengesOut | None:
+    if not (sms or email or web_authn):
+        return None
+    options = None
+    if web_authn is not None:
+        request_options = ceremony.request_options(web_authn)
+        options = WebAuthNChallengeOut(public_key_credential_request_options=request_options)
+    return ChallengesOut(web_auth_n=options, otp_sms=sms, otp_email=email)
 
 
 def timestamp_ms(raw: str | None, where: str) -> int:

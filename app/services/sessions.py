@@ -70,7 +70,9 @@ class SessionService:
             details=self._details(outcome),
             session_id=outcome.state.id,
             session_token=outcome.token,
-            challenges=wire.challenges_out(outcome.otp_sms_code, outcome.otp_email_code),
+            challenges=wire.challenges_out(
+                outcome.otp_sms_code, outcome.otp_email_code, outcome.web_authn_challenge
+            ),
         )
 
     async def set_session(
@@ -82,7 +84,9 @@ class SessionService:
         return wire.SetSessionResponse(
             details=self._details(outcome),
             session_token=outcome.token,
-            challenges=wire.challenges_out(outcome.otp_sms_code, outcome.otp_email_code),
+            challenges=wire.challenges_out(
+                outcome.otp_sms_code, outcome.otp_email_code, outcome.web_authn_challenge
+            ),
         )
 
     async def delete_session(

@@ -20,7 +20,7 @@ from app.services.sealing import Keyring
 from app.services.user_common import require
 from app.services.user_creation import UserCreation
 from app.services.user_credentials import UserCredentials
-from app.services.user_factors import UserFactors
+from app.services.user_passkeys import UserPasskeys, WebAuthnConfig
 from app.services.user_views import UserViewCache
 from app.services.user_wire import (
     DeactivateUserRequest,
@@ -38,7 +38,7 @@ from app.services.user_wire import (
 )
 
 
-class UserService(UserCreation, UserCredentials, UserFactors):
+class UserService(UserCreation, UserCredentials, UserPasskeys):
     def __init__(
         self,
         users: UserDirectory,
@@ -51,6 +51,7 @@ class UserService(UserCreation, UserCredentials, UserFactors):
         keyring: Keyring,
         messages: MessageComposer,
         totp_issuer: str | None = None,
+        webauthn: WebAuthnConfig | None = None,
     ) -> None:
         """``totp_issuer``: the instance domain; by default read off the user's org domain."""
         super().__init__(users, hasher, views, clock, ids)
@@ -58,6 +59,7 @@ class UserService(UserCreation, UserCredentials, UserFactors):
         self._keyring = keyring
         self._messages = messages
         self._issuer = totp_issuer
+        self._webauthn = webauthn or WebAuthnConfig()
 
     async def get_user_by_id(self, caller: Caller, request: GetUserByIDRequest) -> GetUserResponse:
         """Anyone may read themselves; others need ``user.read`` on the user's organization."""

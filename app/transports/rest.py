@@ -88,6 +88,14 @@ ROUTES: list[Route] = [
     Route("DELETE", f"{_USER}/otp_email", _user("RemoveOTPEmail")),
     Route("POST", f"{_USER}/recovery_codes", _user("GenerateRecoveryCodes")),
     Route("DELETE", f"{_USER}/recovery_codes", _user("RemoveRecoveryCodes")),
+    Route("POST", f"{_USER}/passkeys", _user("RegisterPasskey")),
+    Route("POST", f"{_USER}/passkeys/registration_link", _user("CreatePasskeyRegistrationLink")),
+    Route("POST", f"{_USER}/passkeys/_search", _user("ListPasskeys")),
+    Route("POST", f"{_USER}/passkeys/{{passkeyId}}", _user("VerifyPasskeyRegistration")),
+    Route("DELETE", f"{_USER}/passkeys/{{passkeyId}}", _user("RemovePasskey")),
+    Route("POST", f"{_USER}/u2f", _user("RegisterU2F")),
+    Route("POST", f"{_USER}/u2f/{{u2fId}}", _user("VerifyU2FRegistration")),
+    Route("DELETE", f"{_USER}/u2f/{{u2fId}}", _user("RemoveU2F")),
     Route(
         "GET", f"{_USER}/authentication_methods", _user("ListAuthenticationMethodTypes"), body=False
     ),
