@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
+import pyotp
 import pytest
 
 from storage import keys
@@ -879,3 +881,183 @@ async def test_events_name_the_challenge_and_the_check_and_carry_no_secrets(
     assert response["signature"].encode() not in state
     assert checked.body["sessionToken"].encode() not in state
     assert credential_id  # public: it may be stored, it is no secret
+
+
+# -- the full flows of the checklist (17, 20) ---------------------------------------------------
+async def test_16_17_passkey_session_registers_every_factor_then_totp_checks(api: Api):
+    """Empty session, user check, passkey check; that token enrols U2F, TOTP, OTP SMS and OTP
+    e-mail as bearer; a later session checks user + TOTP."""
+    user_id = await api.call(
+        "POST",
+        "/v2/users/human",
+        body={
+            "username": f"flow-{os.urandom(4).hex()}",
+            "profile": {"givenName": "Flow", "familyName": "User"},
+            "email": {"email": f"flow{os.urandom(4).hex()}@example.com", "isVerified": True},
+            "phone": {"phone": "+41791234567", "isVerified": True},
+        },
+    )
+    assert user_id.status == 201, user_id.body
+    uid = str(user_id.body["userId"])
+    auth = SoftAuthenticator()
+    await register_passkey(api, uid, auth, Algorithm.EDDSA)
+    sid = (await api.create({})).body["sessionId"]
+    assert (await api.set(sid, {"checks": {"user": {"userId": uid}}})).status == 200
+    options = request_options(await api.set(sid, {"challenges": ask(REQUIRED)}))
+    checked = await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN)))
+    assert checked.status == 200, checked.body
+    token = checked.body["sessionToken"]
+
+    await register_u2f(api, uid, security_key(), token=token)
+    totp = await api.call("POST", f"/v2/users/{uid}/totp", token, {})
+    assert totp.status == 200, totp.body
+    generator = pyotp.TOTP(totp.body["secret"])
+    step = int(time.time()) // 30
+    verified = await api.call(
+        "POST", f"/v2/users/{uid}/totp/verify", token, {"code": generator.at(step * 30)}
+    )
+    assert verified.status == 200, verified.body
+    for path in ("otp_sms", "otp_email"):
+        added = await api.call("POST", f"/v2/users/{uid}/{path}", token, {})
+        assert added.status == 200, (path, added.body)
+
+    later = (await api.create({"checks": {"user": {"userId": uid}}})).body["sessionId"]
+    code = generator.at((step + 1) * 30)  # the verification used this step up
+    totp_checked = await api.set(later, {"checks": {"totp": {"code": code}}})
+    assert totp_checked.status == 200, totp_checked.body
+    assert set((await session(api, later))["factors"]) == {"user", "totp"}
+
+
+async def test_16_20_u2f_then_totp_gives_three_factors(api: Api):
+    user_id, key, _ = await u2f_user(api)
+    secret = (await api.call("POST", f"/v2/users/{user_id}/totp", body={})).body["secret"]
+    generator = pyotp.TOTP(secret)
+    step = int(time.time()) // 30
+    verified = await api.call(
+        "POST", f"/v2/users/{user_id}/totp/verify", body={"code": generator.at(step * 30)}
+    )
+    assert verified.status == 200, verified.body
+    sid, options = await challenged(api, user_id, DISCOURAGED)
+    assert (await api.set(sid, check(key.get(options, WEBAUTHN_ORIGIN)))).status == 200
+
+    reply = await api.set(sid, {"checks": {"totp": {"code": generator.at((step + 1) * 30)}}})
+
+    assert reply.status == 200, reply.body
+    assert set((await session(api, sid))["factors"]) == {"user", "webAuthN", "totp"}
+
+
+# -- more refusals a browser would never cause -------------------------------------------------
+async def test_a_passkey_removed_after_the_challenge_no_longer_checks(api: Api):
+    user_id = await api.human()
+    auth = SoftAuthenticator()
+    passkey_id, _ = await register_passkey(api, user_id, auth)
+    await register_passkey(api, user_id, SoftAuthenticator())  # so the user still has one
+    sid, options = await challenged(api, user_id)
+    removed = await api.call("DELETE", f"/v2/users/{user_id}/passkeys/{passkey_id}")
+    assert removed.status == 200, removed.body
+
+    reply = await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN)))
+
+    assert_error(reply, 400, 9, "COMMAND-Aej7i")
+    assert set((await session(api, sid))["factors"]) == {"user"}
+
+
+async def test_a_check_in_the_request_that_asks_for_the_challenge_has_none(api: Api):
+    user_id, auth, _ = await passkey_user(api)
+    _, options = await challenged(api, user_id)  # a challenge of another session
+    reply = await api.create(
+        {
+            "checks": {
+                "user": {"userId": user_id},
+                "webAuthN": {"credentialAssertionData": auth.get(options, WEBAUTHN_ORIGIN)},
+            },
+            "challenges": ask(),
+        }
+    )
+    assert_error(reply, 400, 9, "COMMAND-Ioqu5")
+
+
+async def test_a_user_handle_of_another_user_is_refused(api: Api):
+    """WebAuthn §7.2 step 6: a returned user handle must be the credential owner's."""
+    user_id, auth, _ = await passkey_user(api)
+    _, other_auth, other_credential = await passkey_user(api)
+    sid, options = await challenged(api, user_id)
+    assertion = auth.get(options, WEBAUTHN_ORIGIN)
+    assertion["response"]["userHandle"] = other_auth.get(
+        {"publicKey": {"challenge": b64u(os.urandom(32)), "rpId": RP_ID}},
+        WEBAUTHN_ORIGIN,
+        credential_id=other_credential,
+    )["response"]["userHandle"]
+
+    reply = await api.set(sid, check(assertion))
+
+    assert reply.status == 400, reply.body
+    assert reply.body["code"] in (3, 9)
+    assert set((await session(api, sid))["factors"]) == {"user"}
+
+
+async def test_a_registrable_parent_domain_is_a_relying_party_of_its_own(api: Api):
+    """``example.com`` is a valid RP id for https://login.example.com: a passkey registered
+    for it checks against a challenge for it, and not against one for login.example.com."""
+    user_id = await api.human()
+    auth = SoftAuthenticator()
+    started = await api.call(
+        "POST", f"/v2/users/{user_id}/passkeys", body={"domain": "example.com"}
+    )
+    assert started.status == 200, started.body
+    credential = auth.create(started.body["publicKeyCredentialCreationOptions"], WEBAUTHN_ORIGIN)
+    verified = await api.call(
+        "POST",
+        f"/v2/users/{user_id}/passkeys/{started.body['passkeyId']}",
+        body={"publicKeyCredential": credential, "passkeyName": "parent"},
+    )
+    assert verified.status == 200, verified.body
+
+    sid, options = await challenged(api, user_id, domain="example.com")
+    assert (await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN)))).status == 200
+    sid, options = await challenged(api, user_id, domain=RP_ID)
+    forced = auth.get(
+        options, WEBAUTHN_ORIGIN, credential_id=credential["id"], ignore_allow_list=True
+    )
+    assert_error(await api.set(sid, check(forced)), 400, 3, "WEBAU-3M9si")
+
+
+async def test_a_passkey_for_an_rp_id_foreign_to_every_origin_never_becomes_ready(api: Api):
+    """A browser refuses an RP id that is not the origin's host or a parent of it; a server
+    must not bind a credential a client claims for one either."""
+    user_id = await api.human()
+    started = await api.call(
+        "POST", f"/v2/users/{user_id}/passkeys", body={"domain": "evil.example"}
+    )
+    if started.status == 200:
+        credential = SoftAuthenticator().create(
+            started.body["publicKeyCredentialCreationOptions"], WEBAUTHN_ORIGIN
+        )
+        verified = await api.call(
+            "POST",
+            f"/v2/users/{user_id}/passkeys/{started.body['passkeyId']}",
+            body={"publicKeyCredential": credential, "passkeyName": "foreign"},
+        )
+        assert verified.status == 400, verified.body
+    else:
+        assert started.status == 400, started.body
+        assert started.body["code"] in (3, 9)
+    listed = await api.call("POST", f"/v2/users/{user_id}/passkeys/_search", body={})
+    ready = [e for e in listed.body.get("result", []) if e["state"] == "AUTH_FACTOR_STATE_READY"]
+    assert ready == []
+
+
+@pytest.mark.settings(webauthn_origins="https://accounts.example.org,https://login.example.com")
+async def test_every_configured_origin_is_accepted_and_the_first_names_the_default_rp(api: Api):
+    user_id = await api.human()
+    default = await api.call("POST", f"/v2/users/{user_id}/passkeys", body={})
+    assert default.status == 200, default.body
+    rp = public_key_options(default.body["publicKeyCredentialCreationOptions"])["rp"]["id"]
+    assert rp == "accounts.example.org"
+
+    user_id, auth, _ = await passkey_user(api)  # login.example.com, the second origin
+    sid, options = await challenged(api, user_id)
+    assert (await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN)))).status == 200
+    sid, options = await challenged(api, user_id)
+    refused = await api.set(sid, check(auth.get(options, "https://other.example.org")))
+    assert_error(refused, 400, 3, "WEBAU-3M9si")
