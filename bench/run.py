@@ -40,6 +40,7 @@ import msgspec
 import pyotp
 import redis
 import report
+import webauthn_seed
 from onetime import TotpPairs
 from procs import (
     Child,
@@ -77,6 +78,7 @@ SCENARIOS = [
     "search",
     "delete",
     "totp_set",
+    "webauthn_set",
     "otp_email",
     "outbox_delivery",
 ]
@@ -95,6 +97,7 @@ TITLES = {
     "search": "search (100 sessions)",
     "delete": "delete",
     "totp_set": "set (TOTP check)",
+    "webauthn_set": "set (WebAuthn passkey check)",
     "otp_email": "OTP e-mail challenge + check (iterations/s, 2 requests each)",
     "smtp_raw": "baseline: raw aiosmtplib sends (messages/s)",
     "outbox_delivery": "outbox worker -> SMTP sink (messages/s)",
@@ -108,6 +111,7 @@ TARGETS = {
     "connect_create": report.Target(base="create_user", ratio=0.95),
     "connect_get": report.Target(base="get", ratio=0.95),
     "totp_set": report.Target(base="redis", ratio=0.40),
+    "webauthn_set": report.Target(base="redis", ratio=0.30),
     # otp_email: no target in the issue; its rate is recorded only
     "outbox_delivery": report.Target(base="smtp_raw", ratio=0.70),
 }
@@ -118,6 +122,8 @@ OTP_EMAIL_CODE = r'"otpEmail"\s*:\s*"([^"]+)"'
 
 EXPECTED_STATUS = {"create_user": 201, "create_password": 201}
 SEARCH_SESSIONS = 100
+#: Passkey users of webauthn_set (their sessions share the load).
+WEBAUTHN_USERS = 64
 #: CPU (in cores) used by processes outside the benchmark above which a row is flagged.
 OTHER_CPU_WARN_CORES = 0.15
 
@@ -341,6 +347,7 @@ class Bench:
                 "SESSIOND_RATE_LIMIT_USER": "100000000/1m",
                 "SESSIOND_RATE_LIMIT_IP": "100000000/1m",
                 "SESSIOND_RATE_LIMIT_CALLER": "100000000/1m",
+                "SESSIOND_WEBAUTHN_ORIGINS": webauthn_seed.ORIGIN,
             }
         )
         if self.sink is not None:  # outbox_delivery: e-mail jobs for the sink
@@ -858,6 +865,42 @@ class Bench:
                 "used pair (replays, refused); raise --totp-users"
             )
 
+    def run_webauthn_set(self) -> None:
+        """One SetSession with a passkey assertion per request; each (session, assertion)
+        pair is prepared before the clock starts and used once."""
+        rates = [self.rows[n].rps or 0.0 for n in ("totp_set", "set") if n in self.rows]
+        count = max(self.args.pool, math.ceil(1.3 * max([1000.0, *rates]) * self.args.duration))
+        body = '{"checks":{"webAuthN":{"credentialAssertionData":{code}}}}'
+        row = self.rows["webauthn_set"]
+        for attempt in (1, 2):
+            log(f"seeding {count:,} sessions with a WebAuthn challenge and their assertions")
+            started = time.monotonic()
+            pairs = run_async(self._webauthn_pairs(count), 120 + count / 100)
+            log(f"seeded in {time.monotonic() - started:.1f}s")
+            load = self.load(
+                "webauthn_set", "PATCH", "/v2/sessions/{id}", body, ids=pairs, consume=True
+            )
+            result = self.measure("webauthn_set", load, warm=False)
+            if not result.wrapped:
+                break
+            row.notes.append(
+                f"attempt {attempt}: {count:,} pairs ran out, {result.wrapped:,} requests "
+                "repeated a used assertion (refused)"
+            )
+            count = math.ceil(1.5 * (result.requests + result.wrapped))
+        else:
+            row.verdict = "POOL SHORT"
+        row.notes.append(
+            f"{WEBAUTHN_USERS} users with one ES256 passkey (counter 0); every request answers "
+            "its own session's REQUIRED challenge, prepared outside the timed loop; no warm-up"
+        )
+
+    async def _webauthn_pairs(self, count: int) -> list[str]:
+        async with self.api() as api:
+            return await webauthn_seed.seed_pairs(
+                api, users=WEBAUTHN_USERS, sessions=count, run_tag=self.run_tag
+            )
+
     def seed_otp_users(self) -> list[str]:
         """Sessions (one per user) of users with OTP e-mail ready, made once per run."""
         if self.otp_sessions:
@@ -1114,6 +1157,7 @@ class Bench:
             ("search", self.run_search),
             ("delete", self.run_delete),
             ("totp_set", self.run_totp_set),
+            ("webauthn_set", self.run_webauthn_set),
             ("otp_email", self.run_otp_email),
             ("outbox_delivery", self.run_outbox_delivery),
         ]

@@ -15,7 +15,7 @@ import pyotp
 import pytest
 
 from storage import keys
-from tests.support import ADMIN_TOKEN, PASSWORD, Api, Reply
+from tests.support import ADMIN_TOKEN, PASSWORD, RP_ID, Api, Reply
 
 pytestmark = pytest.mark.asyncio
 
@@ -340,7 +340,7 @@ async def test_a_webauthn_challenge_needs_a_registered_key(api: Api):
     user = await api.human()
     sid = (await user_session(api, user)).body["sessionId"]
     reply = await api.set(
-        sid, {"challenges": {"webAuthN": {"domain": "x", "userVerificationRequirement": 1}}}
+        sid, {"challenges": {"webAuthN": {"domain": RP_ID, "userVerificationRequirement": 1}}}
     )
     assert (reply.status, reply.error_id) == (400, "WEBAU-4G8sw")
 

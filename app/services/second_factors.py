@@ -147,6 +147,8 @@ class SecondFactorService:
         offered = credential in found.allowed_credentials
         if token is None or not offered or (found.user_verification == 1 and token.kind == U2F):
             raise FailedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound")
+        if not ceremony.user_handle_matches(parsed, user_id):
+            raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed")
         verified = ceremony.verify_assertion(
             parsed, pending=found, public_key=token.public_key, origins=self._origins
         )
@@ -318,6 +320,7 @@ class SecondFactorService:
 
     # -- challenges ------------------------------------------------------------------------
     async def draw_web_authn(self, user_id: str, request: WebAuthnChallenge) -> PendingWebAuthn:
+        ceremony.check_rp_id(request.domain, self._origins)
         user = await self._users.get_user(user_id)
         offered = keys_rules.offered(user, request.user_verification) if user else []
         if not offered:  # ZITADEL: the library refuses to begin (WEBAU-4G8sw, a 500 there)

@@ -212,6 +212,7 @@ class UserPasskeys(UserFactors):
         if user.human is None:
             raise FailedPrecondition("COMMAND-h5u3s", "Errors.User.NotHuman")
         rp_id = domain or self._webauthn.default_rp_id()
+        ceremony.check_rp_id(rp_id, self._webauthn.origins)
         token_id = self._ids.new_id()
         challenge = ceremony.new_challenge()
         exclude = [t.credential_id for t in rules.registered(user, kind) if t.ready]

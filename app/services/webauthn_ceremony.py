@@ -8,10 +8,12 @@ a 500: these bytes come from the outside. CPU only, no I/O.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import webauthn
@@ -122,6 +124,20 @@ def creation_options(
     return _options(options)
 
 
+def check_rp_id(rp_id: str, origins: tuple[str, ...]) -> None:
+    """The RP id must be an accepted origin's host or a parent domain of it (W3C §5.1.3).
+
+    Else a key would be bound to a domain no accepted page can use, or that another
+    site's pages could: refused with 400.
+    """
+    rp = rp_id.lower()
+    for origin in origins:
+        host = (urlsplit(origin).hostname or "").lower()
+        if host == rp or (rp.count(".") >= 1 and host.endswith("." + rp)):
+            return
+    raise InvalidArgument("WEBAU-rpId0", "Errors.User.WebAuthN.RelyingPartyInvalid")
+
+
 def _origins(origins: tuple[str, ...]) -> list[str]:
     if not origins:
         raise FailedPrecondition("WEBAU-noOrigin", "Errors.User.WebAuthN.NoOrigins")
@@ -196,6 +212,12 @@ def malformed_assertion() -> InvalidArgument:
 
 def credential_id(assertion: AuthenticationCredential) -> str:
     return bytes_to_base64url(assertion.raw_id)
+
+
+def user_handle_matches(assertion: AuthenticationCredential, user_id: str) -> bool:
+    """W3C §7.2 step 6: a user handle, when sent, is the id the key was registered for."""
+    handle = assertion.response.user_handle
+    return not handle or hmac.compare_digest(handle, user_id.encode())
 
 
 def verify_assertion(
