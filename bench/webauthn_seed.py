@@ -39,7 +39,7 @@ async def passkey_user(api: Api, username: str) -> tuple[str, SoftAuthenticator]
     if not isinstance(options, dict) or not isinstance(passkey_id, str):
         raise SeedError(f"RegisterPasskey answered {started}")
     authenticator = SoftAuthenticator(counter_step=0)
-    credential = authenticator.create(options, ORIGIN)
+    credential = authenticator.create(options, ORIGIN, algorithm=-7)  # ES256, the common one
     await api.call(
         "POST",
         f"/v2/users/{user_id}/passkeys/{passkey_id}",

@@ -150,7 +150,7 @@ class SecondFactorService:
         if not ceremony.user_handle_matches(parsed, user_id):
             raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed")
         verified = ceremony.verify_assertion(
-            parsed, pending=found, public_key=token.public_key, origins=self._origins
+            parsed, raw=assertion, pending=found, public_key=token.public_key, origins=self._origins
         )
         if keys_rules.is_clone(token.sign_count, verified.sign_count):
             await self._record_use(user_id, token.id, verified.sign_count)  # raises: a clone

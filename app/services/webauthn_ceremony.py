@@ -174,15 +174,27 @@ def verify_registration(
 
 
 def parse_assertion(assertion: bytes) -> AuthenticationCredential:
-    """The assertion's structure (before any key is looked up), or WEBAU-ADgv4."""
+    """The assertion's structure (before any key is looked up), or WEBAU-ADgv4.
+
+    Its parts are parsed by the verification; only a failing one is looked at again, to
+    tell a malformed assertion from a wrong one (``verify_assertion``).
+    """
+    try:
+        return parse_authentication_credential_json(assertion.decode())
+    except Exception:  # client bytes: whatever py_webauthn raises is a 400
+        raise malformed_assertion() from None
+
+
+def _well_formed(assertion: bytes) -> bool:
+    """Strict base64url everywhere, and client data and authenticator data that parse."""
     try:
         _strict_base64url(msgspec.json.decode(assertion))
         parsed = parse_authentication_credential_json(assertion.decode())
         parse_client_data_json(parsed.response.client_data_json)
         parse_authenticator_data(parsed.response.authenticator_data)
     except Exception:  # client bytes: whatever py_webauthn raises is a 400
-        raise malformed_assertion() from None
-    return parsed
+        return False
+    return True
 
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -223,6 +235,7 @@ def user_handle_matches(assertion: AuthenticationCredential, user_id: str) -> bo
 def verify_assertion(
     assertion: AuthenticationCredential,
     *,
+    raw: bytes,
     pending: PendingWebAuthn,
     public_key: str,
     origins: tuple[str, ...],
@@ -243,6 +256,8 @@ def verify_assertion(
             require_user_verification=pending.user_verification == 1,
         )
     except Exception:  # client bytes: whatever py_webauthn raises is a 400
+        if not _well_formed(raw):
+            raise malformed_assertion() from None
         raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed") from None
     return VerifiedAssertion(
         credential_id=bytes_to_base64url(verified.credential_id),
