@@ -311,6 +311,57 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         "wrong second-factor codes never lock the user: unbounded code guessing",
     ),
+    # -- WebAuthn (otp_checks.py, second_factors.py, webauthn_ceremony.py) -------------------
+    Mutation(
+        "webauthn-challenge-reused",
+        "storage/otp_checks.py",
+        '"SET", keys.used_webauthn_challenge(user_id, challenge), "1", "NX", "PX", ttl_ms',
+        '"SET", keys.used_webauthn_challenge(user_id, challenge), "1", "PX", ttl_ms',
+        (
+            "tests/test_webauthn_session.py::test_a_failed_check_uses_the_challenge_up",
+            "tests/test_webauthn_session.py::"
+            "test_one_assertion_sent_twenty_times_at_once_succeeds_once",
+        ),
+        "a challenge is answered more than once: a failed assertion may be retried against it",
+    ),
+    Mutation(
+        "webauthn-user-handle-ignored",
+        "app/services/webauthn_ceremony.py",
+        "return not handle or hmac.compare_digest(handle, user_id.encode())",
+        "return True",
+        ("tests/test_webauthn_session.py::test_a_user_handle_of_another_user_is_refused",),
+        "an assertion naming another user (W3C 7.2 step 6) signs that user in",
+    ),
+    Mutation(
+        "webauthn-any-rp-id",
+        "app/services/webauthn_ceremony.py",
+        'if host == rp or (rp.count(".") >= 1 and host.endswith("." + rp)):',
+        "if True:",
+        (
+            "tests/test_webauthn_session.py::"
+            "test_a_passkey_for_an_rp_id_foreign_to_every_origin_never_becomes_ready",
+        ),
+        "a passkey is bound to a domain no accepted origin serves",
+    ),
+    Mutation(
+        "webauthn-uv-not-required",
+        "app/services/webauthn_ceremony.py",
+        "require_user_verification=pending.user_verification == 1,",
+        "require_user_verification=False,",
+        ("tests/test_webauthn_session.py::test_a_missing_uv_flag_fails_a_required_challenge",),
+        "a REQUIRED (passkey) challenge accepts an assertion without user verification",
+    ),
+    Mutation(
+        "webauthn-offer-ignored",
+        "app/services/second_factors.py",
+        "offered = credential in found.allowed_credentials",
+        "offered = True",
+        (
+            "tests/test_webauthn_session.py::"
+            "test_a_passkey_registered_after_the_challenge_was_not_offered",
+        ),
+        "a key the challenge did not offer (a U2F key for a passkey login) is accepted",
+    ),
 )
 
 

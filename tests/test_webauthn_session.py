@@ -962,6 +962,24 @@ async def test_a_passkey_removed_after_the_challenge_no_longer_checks(api: Api):
     assert set((await session(api, sid))["factors"]) == {"user"}
 
 
+async def test_a_passkey_registered_after_the_challenge_was_not_offered(api: Api):
+    """A challenge names the keys it accepts; one that did not exist then is not among them."""
+    user_id = await api.human()
+    await register_passkey(api, user_id, SoftAuthenticator())
+    sid, options = await challenged(api, user_id)
+    later = SoftAuthenticator()
+    await register_passkey(api, user_id, later)
+    (credential,) = later.credentials.values()
+
+    assertion = later.get(
+        options, WEBAUTHN_ORIGIN, credential_id=credential.id, ignore_allow_list=True
+    )
+    reply = await api.set(sid, check(assertion))
+
+    assert_error(reply, 400, 9, "COMMAND-Aej7i")
+    assert set((await session(api, sid))["factors"]) == {"user"}
+
+
 async def test_a_check_in_the_request_that_asks_for_the_challenge_has_none(api: Api):
     user_id, auth, _ = await passkey_user(api)
     _, options = await challenged(api, user_id)  # a challenge of another session
