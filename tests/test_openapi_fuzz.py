@@ -64,6 +64,12 @@ STATE_IDS = frozenset(
         "DOMAIN-oGh5e",  # a URL template naming fields ZITADEL does not offer
         "SESSION-metaKeys",  # the session's metadata, merged with the request's, has too many keys
         "SESSION-metaSize",  # ... or too many bytes (a sum no schema can bound)
+        "COMMAND-Dhz8i",  # a wrong passkey registration code
+        "WEBAU-rpId0",  # an RP id (domain) none of the configured origins belongs to
+        "WEBAU-sKf8s",  # a registration response that does not verify against its challenge
+        "WEBAU-ADgv4",  # an assertion object that is not a WebAuthn assertion
+        "WEBAU-3M9si",  # an assertion that does not verify against the session's challenge
+        "WEBAU-4M90s",  # an assertion whose sign count went back (a cloned key)
     }
 )
 #: ... and by message, where the refusal carries no id.

@@ -64,8 +64,8 @@ class WebAuthnConfig:
     def default_rp_id(self) -> str:
         """The host of the first origin: the RP id when a request names no ``domain``."""
         host = urlsplit(self.origins[0]).hostname if self.origins else None
-        if not host:
-            raise ValidationFailed("invalid request: domain is required (no WebAuthn origin set)")
+        if not host:  # a configuration the request cannot fix
+            raise FailedPrecondition("WEBAU-noOrigin", "Errors.User.WebAuthN.NoOrigins")
         return host
 
 

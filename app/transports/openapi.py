@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from app.services import factor_wire, session_wire, user_wire
+from app.services import factor_wire, passkey_wire, session_wire, user_wire
 from app.transports.rest import ROUTES, Route, shadowed, snake
 
 
@@ -303,7 +303,7 @@ def _empty_is_valid(kind: type) -> bool:
 
 
 #: Where the wire types live; their ``schema_rules`` are merged into their components.
-_WIRE_MODULES = (session_wire, user_wire, factor_wire)
+_WIRE_MODULES = (session_wire, user_wire, factor_wire, passkey_wire)
 
 
 def _rules(name: str) -> dict[str, Any]:

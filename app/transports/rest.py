@@ -197,10 +197,14 @@ def shadowed(route: Route) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for other in ROUTES:
         others = other.path.split("/")
-        if len(others) != len(parts) or other.path_params:
+        if len(others) != len(parts):
             continue
         differing = [i for i, (a, b) in enumerate(zip(parts, others, strict=True)) if a != b]
-        if len(differing) == 1 and _PARAM.fullmatch(parts[differing[0]]):
+        if (
+            len(differing) == 1
+            and _PARAM.fullmatch(parts[differing[0]])
+            and not _PARAM.fullmatch(others[differing[0]])
+        ):
             literals = found.setdefault(parts[differing[0]][1:-1], [])
             if others[differing[0]] not in literals:
                 literals.append(others[differing[0]])
