@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support import ADMIN_TOKEN, MASTER_KEY
+from tests.support import ADMIN_TOKEN, MASTER_KEY, WEBAUTHN_ORIGIN
 
 
 def free_port() -> int:
@@ -89,6 +89,7 @@ def _running(redis_url: str, stderr: Path | None, env: dict[str, str | float]) -
         "SESSIOND_CACHE_TTL_MS": "0",
         "SESSIOND_ARGON2_TIME_COST": "1",
         "SESSIOND_ARGON2_MEMORY_KIB": "1024",
+        "SESSIOND_WEBAUTHN_ORIGINS": WEBAUTHN_ORIGIN,
         **{f"SESSIOND_{name.upper()}": str(value) for name, value in env.items()},
     }
     output = stderr.open("wb") if stderr is not None else None
