@@ -121,6 +121,20 @@ MESSAGES: dict[str, str] = {
     "Errors.User.RecoveryCodes.Locked": "User is locked",
     "Errors.User.RecoveryCodes.CountInvalid": "Count of recovery codes must be between 1 and 10",
     "Errors.User.InvalidURLTemplate": "URL Template is invalid",
+    "Errors.Session.WebAuthN.NoChallenge": "Session without WebAuthN challenge",
+    "Errors.User.WebAuthN.NotFound": "WebAuthN Token not found",
+    "Errors.User.WebAuthN.BeginLoginFailed": "WebAuthN begin login failed",
+    "Errors.User.WebAuthN.ValidateLoginFailed": "Error on validate login credentials",
+    "Errors.User.WebAuthN.CloneWarning": "Credential may be cloned",
+    "Errors.User.WebAuthN.CreateCredentialFailed": "Error on create credential",
+    "Errors.User.WebAuthN.AlreadyReady": "WebAuthN Token is already set up",
+    "Errors.User.WebAuthN.AlreadyRegistered": "This credential is already registered",
+    "Errors.User.WebAuthN.ChallengeExpired": "The registration expired or was used; start again",
+    "Errors.User.WebAuthN.TooMany": "Too many WebAuthN tokens or open registrations",
+    "Errors.User.WebAuthN.NoOrigins": "No WebAuthn origin is configured",
+    "Errors.User.WebAuthN.RelyingPartyInvalid": (
+        "The domain is not one of the configured WebAuthn origins or a parent of one"
+    ),
     "Errors.Notification.ChannelNotConfigured": (
         "No delivery channel is configured for this message (SMTP or SMS webhook)"
     ),
