@@ -7,7 +7,7 @@ const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 
-let current = { step: "loading" };
+let busy = false;
 
 async function post(path, body = {}) {
   const response = await fetch(`/login/api/${path}`, {
@@ -77,7 +77,6 @@ function renderSignedIn(state) {
 }
 
 function render(state) {
-  current = state;
   document.body.dataset.step = state.step;
   for (const view of $$("[data-view]")) view.hidden = view.dataset.view !== state.step;
   const who = state.user ? state.user.displayName || state.user.loginName : "";
@@ -96,7 +95,8 @@ function render(state) {
 
 // One action at a time; its errors are shown, never thrown at the user.
 async function act(action, doneMessage = "") {
-  if (document.body.dataset.busy === "true") return;
+  if (busy) return;
+  busy = true;
   document.body.dataset.busy = "true";
   for (const button of $$("button")) button.disabled = true;
   say($("#error"), "");
@@ -109,6 +109,7 @@ async function act(action, doneMessage = "") {
     say($("#error"), describe(error));
   } finally {
     for (const button of $$("button")) button.disabled = false;
+    busy = false;
     document.body.dataset.busy = "false";
   }
 }
