@@ -286,3 +286,50 @@ async def _admin_get(service: Server, session_id: str) -> int:
         http.get(f"/v2/sessions/{session_id}") as response,
     ):
         return response.status
+
+
+_AT = {"verifiedAt": "2026-01-01T00:00:00Z"}
+_PW = "AUTHENTICATION_METHOD_TYPE_PASSWORD"
+_PASSKEY = "AUTHENTICATION_METHOD_TYPE_PASSKEY"
+_TOTP = "AUTHENTICATION_METHOD_TYPE_TOTP"
+
+
+class TestSteps:
+    @pytest.mark.parametrize(
+        ("factors", "methods", "expected"),
+        [
+            ({}, {_PW}, ("loginName", [])),
+            ({"user": _AT}, {_PW}, ("password", [])),
+            ({"user": _AT}, {_PW, _PASSKEY}, ("password", ["passkey"])),
+            ({"user": _AT}, {_PASSKEY}, ("passkey", [])),
+            ({"user": _AT}, set(), ("unsupported", [])),
+            ({"user": _AT, "password": _AT}, {_PW}, ("signedIn", [])),
+            (
+                {"user": _AT, "password": _AT},
+                {_PW, _PASSKEY, _TOTP},
+                ("secondFactor", ["passkey", "totp"]),
+            ),
+            ({"user": _AT, "password": _AT, "totp": _AT}, {_PW, _TOTP}, ("signedIn", [])),
+            (
+                {"user": _AT, "webAuthN": {**_AT, "userVerified": True}},
+                {_PW, _PASSKEY},
+                ("signedIn", []),
+            ),
+            (
+                {"user": _AT, "webAuthN": {**_AT, "userVerified": False}},
+                {_PW, _PASSKEY},
+                ("password", ["passkey"]),
+            ),
+        ],
+    )
+    def test_the_next_step_follows_the_bearer_rule(
+        self, factors: dict[str, Any], methods: set[str], expected: tuple[str, list[str]]
+    ) -> None:
+        from app.login.steps import next_step
+
+        assert next_step(factors, frozenset(methods)) == expected
+
+    async def test_a_user_without_password_or_passkey_cannot_go_on(self, browser: Browser) -> None:
+        await browser.open_page()
+        status, body, _ = await browser.post("start", {"loginName": "login-client"})
+        assert (status, body["step"]) == (200, "unsupported")

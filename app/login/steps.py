@@ -46,7 +46,10 @@ def second_factor_options(methods: frozenset[str]) -> list[str]:
 
 
 def next_step(factors: dict[str, Any], methods: frozenset[str]) -> tuple[str, list[str]]:
-    """``(step, options)``: loginName, password, passkey, secondFactor or signedIn."""
+    """``(step, options)``: loginName, password, passkey, secondFactor, signedIn or unsupported.
+
+    ``unsupported``: the user has no password and no passkey (e.g. a machine user).
+    """
     if not _checked(factors, "user"):
         return "loginName", []
     if _checked(factors, "webAuthN") and factors["webAuthN"].get("userVerified") is True:
@@ -55,7 +58,7 @@ def next_step(factors: dict[str, Any], methods: frozenset[str]) -> tuple[str, li
     if not _checked(factors, "password"):
         if FIRST_FACTOR in methods:
             return "password", ["passkey"] if "passkey" in options else []
-        return "passkey", []
+        return ("passkey", []) if "passkey" in options else ("unsupported", [])
     if not options or any(_checked(factors, key) for key in _SECOND_FACTOR_KEYS):
         return "signedIn", []
     return "secondFactor", options
