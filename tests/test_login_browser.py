@@ -80,6 +80,10 @@ async def _fill(tab: Tab, selector: str, value: str) -> None:
     )
 
 
+async def _text(tab: Tab, element_id: str) -> str:
+    return str(await tab.evaluate(f"document.getElementById({json.dumps(element_id)}).textContent"))
+
+
 async def _submit(tab: Tab, form: str) -> None:
     await tab.evaluate(f"document.querySelector({json.dumps(form)}).requestSubmit()")
 
@@ -122,10 +126,9 @@ async def test_password_then_passkey_registration_then_passkey_sign_in(
         await _fill(tab, "#passkey-name", "browser key")
         await _submit(tab, "#passkey-form")
         await tab.wait_for("document.body.dataset.busy === 'false'")
-        error = await tab.evaluate("document.getElementById('error').textContent")
-        assert "registered" in await tab.evaluate(
-            "document.getElementById('message').textContent"
-        ), error
+        assert "registered" in await _text(tab, "message"), await _text(tab, "error")
+        # a ready passkey makes the password alone too little (MFA): the page asks for it
+        assert await tab.evaluate("document.body.dataset.step") == "secondFactor"
         held = await tab.credentials(authenticator)
         assert len(held) == 1
         assert held[0]["isResidentCredential"] is True
@@ -141,9 +144,7 @@ async def test_password_then_passkey_registration_then_passkey_sign_in(
 
         kinds = await tab.evaluate("document.querySelector('#factors tbody').dataset.kinds")
         assert kinds.split() == ["user", "password", "webAuthN"]
-        assert "browser key" in await tab.evaluate(
-            "document.getElementById('passkeys').textContent"
-        )
+        assert "browser key" in await _text(tab, "passkeys")
         await tab.screenshot(OUTPUT / "login-signed-in.png")
 
         session_cookie = next(c for c in await tab.cookies() if c["name"] == "sessiond_login")
@@ -159,5 +160,33 @@ async def test_password_then_passkey_registration_then_passkey_sign_in(
     assert factors["user"]["id"] == user_id
     assert factors["password"]["verifiedAt"]
     assert factors["webAuthN"]["verifiedAt"]
+    assert factors["webAuthN"]["userVerified"] is True
+    assert problems == []
+
+
+async def test_a_passkey_alone_signs_in_without_the_password(
+    service: tuple[Server, str], admin: aiohttp.ClientSession
+) -> None:
+    _, origin = service
+    user_id, username = await _new_user(admin)
+    async with chromium() as tab:
+        await tab.add_virtual_authenticator()
+        await tab.navigate(f"{origin}/login")
+        await _password_sign_in(tab, username)
+        await _at(tab, "signedIn")
+        await _submit(tab, "#passkey-form")
+        await _at(tab, "secondFactor")
+        await _click(tab, "[data-view]:not([hidden]) .sign-out")
+
+        await _at(tab, "loginName")
+        await _fill(tab, "#login-name", username)
+        await _submit(tab, "#login-name-form")
+        await _at(tab, "password")
+        await _click(tab, "#passkey-instead")
+        await _at(tab, "signedIn")
+        problems = tab.problems()
+
+    factors = (await _the_session(admin, user_id))["factors"]
+    assert "password" not in factors
     assert factors["webAuthN"]["userVerified"] is True
     assert problems == []

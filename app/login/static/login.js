@@ -168,7 +168,11 @@ on("#u2f-second", "click", () => act(() => signInWithWebAuthn("u2f")));
 on("#totp-form", "submit", () => act(() => post("totp", { code: $("#totp-code").value.trim() })));
 on("#passkey-form", "submit", () =>
   act(
-    () => registerPasskey($("#passkey-name").value.trim()),
+    async () => {
+      const state = await registerPasskey($("#passkey-name").value.trim());
+      $("#passkey-name").value = "my passkey";
+      return state;
+    },
     (state) => `Passkey "${state.registered}" registered.` +
       (state.step === "secondFactor" ? " Confirm with it to continue." : ""),
   ),
