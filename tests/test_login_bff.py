@@ -333,3 +333,12 @@ class TestSteps:
         await browser.open_page()
         status, body, _ = await browser.post("start", {"loginName": "login-client"})
         assert (status, body["step"]) == (200, "unsupported")
+
+    @pytest.mark.parametrize(
+        ("expiration", "expired"),
+        [("2000-01-01T00:00:00Z", True), ("2999-01-01T00:00:00.123Z", False), ("", False)],
+    )
+    def test_an_expired_session_counts_as_signed_out(self, expiration: str, expired: bool) -> None:
+        from app.login.views import _expired
+
+        assert _expired({"expirationDate": expiration}) is expired

@@ -76,7 +76,10 @@ class Api:
             timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
         ) as response:
             raw = await response.read()
-            payload = _JSON.decode(raw) if raw else {}
+            try:
+                payload = _JSON.decode(raw) if raw else {}
+            except msgspec.DecodeError:  # not the API answering (a proxy's error page)
+                payload = {}
             if response.status >= 300:
                 raise _error(response.status, payload)
             return payload if isinstance(payload, dict) else {}

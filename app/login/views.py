@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiohttp
 import msgspec
 import structlog
 from aiohttp import web
@@ -84,6 +86,9 @@ def endpoint(body_type: type[B], step: Step[B]) -> Callable[[web.Request], Await
             outcome = await step(request.app[API], request, cookies.read_session(request), body)
         except ApiError as exc:
             return _failure(exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the API did not answer at all
+            log.warning("login api unreachable", error=type(exc).__name__)
+            return _json({"error": UNAVAILABLE}, 502)
         response = _json(outcome.body)
         if outcome.clear:
             cookies.clear_session(response)
@@ -111,6 +116,8 @@ async def _state(api: Api, cookie: SessionCookie | None) -> Outcome:
         if exc.status != 404:
             raise
         return Outcome({"step": "loginName"}, clear=True)
+    if _expired(session):
+        return Outcome({"step": "loginName"}, clear=True)
     factors = session.get("factors") or {}
     user = user_summary(factors)
     methods = await api.authentication_methods(user["id"]) if user.get("id") else frozenset()
@@ -125,6 +132,17 @@ async def _state(api: Api, cookie: SessionCookie | None) -> Outcome:
     if step == "signedIn":
         body["passkeys"] = await _passkeys(api, user["id"])
     return Outcome(body)
+
+
+def _expired(session: dict[str, Any]) -> bool:
+    """Expired sessions stay readable for a while; for the page they are over."""
+    raw = session.get("expirationDate")
+    if not isinstance(raw, str) or not raw:
+        return False
+    try:
+        return datetime.fromisoformat(raw) <= datetime.now(UTC)
+    except ValueError:
+        return False
 
 
 async def _passkeys(api: Api, user_id: str) -> list[dict[str, str]] | None:
