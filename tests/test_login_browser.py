@@ -154,9 +154,10 @@ async def test_password_then_passkey_registration_then_passkey_sign_in(
         assert await tab.evaluate("document.cookie") == ""  # nothing readable by script
         problems = tab.problems()
 
-    session = await _the_session(admin, user_id)
-    assert session_cookie["value"].startswith(f"{session['id']}:")
-    factors = session["factors"]
+    listed = await _the_session(admin, user_id)  # the signed-out session is deleted
+    session_id = session_cookie["value"].partition(":")[0]
+    assert listed["id"] == session_id
+    factors = (await _call(admin, "GET", f"/v2/sessions/{session_id}"))["session"]["factors"]
     assert factors["user"]["id"] == user_id
     assert factors["password"]["verifiedAt"]
     assert factors["webAuthN"]["verifiedAt"]
