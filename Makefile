@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest
 PYTEST_FLAGS ?=
 SOURCES = app actors storage tests bench mutation
 
-.PHONY: venv dev-venv run test test-valkey test-debian debian-redis lint format bench mutate clean
+.PHONY: venv dev-venv run test test-valkey test-debian debian-redis debian-chromium lint format bench mutate clean
 
 venv: $(RUN_STAMP)
 
@@ -33,7 +33,7 @@ run: venv
 	$(BIN)/python -m app
 
 # Both server kinds, unless SESSIOND_TEST_REDIS names one (a kind or a URL): then only that.
-test: dev-venv
+test: dev-venv debian-chromium
 	@if [ -n "$${SESSIOND_TEST_REDIS:-}" ]; then \
 		echo "== tests against SESSIOND_TEST_REDIS=$$SESSIOND_TEST_REDIS"; \
 		$(PYTEST) $(PYTEST_FLAGS); \
@@ -58,6 +58,16 @@ debian-redis:
 	fi; \
 	echo "== installing Debian's redis-server"; \
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+
+# The same for Debian's chromium, which the login page's browser test drives.
+debian-chromium:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium is not installed: run 'apt-get install -y chromium' as root" >&2; \
+		exit 1; \
+	fi; \
+	echo "== installing Debian's chromium"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 lint: dev-venv
 	$(BIN)/ruff check $(SOURCES)

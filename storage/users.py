@@ -40,6 +40,7 @@ from storage.user_codec import counted, event_args, pairs, text, user_fields, us
 
 __all__ = [
     "ADMIN_USERNAME",
+    "LOGIN_CLIENT_USERNAME",
     "MAX_WRITE_ATTEMPTS",
     "InstanceInfo",
     "OtpCheckEnd",
@@ -55,6 +56,8 @@ __all__ = [
 #: Optimistic-write attempts before giving up with Aborted (409, safe to retry).
 MAX_WRITE_ATTEMPTS = 8
 ADMIN_USERNAME = "admin"
+#: The machine user of the demo login page's backend-for-frontend (role IAM_LOGIN_CLIENT).
+LOGIN_CLIENT_USERNAME = "login-client"
 
 Transition = Callable[[User | None, int], Change]
 
@@ -281,7 +284,9 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         parts = tokens.split(token)
         if parts is None or parts[0] != tokens.PAT_PREFIX:
             raise ValueError("the admin token must look like p.<tokenId>.<secret>")
-        user_id = await self.user_id_by_login_name(ADMIN_USERNAME) or await self._create_admin()
+        user_id = await self.user_id_by_login_name(ADMIN_USERNAME) or await self._create_machine(
+            ADMIN_USERNAME, "IAM_OWNER", "created at start from the configured admin token"
+        )
         user = await self.get_user(user_id)
         if user is None or user.machine is None:
             raise ValueError(f"user {ADMIN_USERNAME!r} exists and is not a machine user")
@@ -300,20 +305,39 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             await self._redis.execute("HSET", keys.INSTANCE, "admin_pat", token_id)
         return rotated
 
-    async def _create_admin(self) -> str:
+    async def ensure_login_client(self, issued: IssuedToken, expiration_ms: int) -> str:
+        """Give the IAM_LOGIN_CLIENT machine user "login-client" the extra PAT ``issued``.
+
+        Each worker serving the demo login page mints its own PAT at start and keeps it in
+        memory; the expiry lets the tokens of stopped (or killed) workers lapse by themselves.
+        Returns the user's id (to remove the PAT again at shutdown).
+        """
+        role, name = "IAM_LOGIN_CLIENT", LOGIN_CLIENT_USERNAME
+        user_id = await self.user_id_by_login_name(name) or await self._create_machine(
+            name, role, "the demo login page's backend-for-frontend"
+        )
+        user = await self.get_user(user_id)
+        if user is None or user.machine is None:
+            raise ValueError(f"user {name!r} exists and is not a machine user")
+        if not any(role in g.roles and not g.org_id for g in user.grants):
+            await self.add_grant(user_id, Grant(roles=(role,)))
+        await self.add_pat(user_id, issued, expiration_ms)
+        return user_id
+
+    async def _create_machine(self, username: str, role: str, description: str) -> str:
         change = rules.new_machine(
             user_id=self._ids.new_id(),
             org_id=await self.default_org_id(),
-            username=ADMIN_USERNAME,
-            name=ADMIN_USERNAME,
-            description="created at start from the configured admin token",
+            username=username,
+            name=username,
+            description=description,
             now_ms=self._clock.now_ms(),
-            grants=(Grant(roles=("IAM_OWNER",)),),
+            grants=(Grant(roles=(role,)),),
         )
         try:
             return (await self.create_user(change)).id
         except AlreadyExists:  # another worker created it first
-            found = await self.user_id_by_login_name(ADMIN_USERNAME)
+            found = await self.user_id_by_login_name(username)
             if found is None:
                 raise
             return found

@@ -77,7 +77,7 @@ def logged_server(redis_url: str, log: Path, **env: str | float) -> AbstractCont
 
 @contextmanager
 def _running(redis_url: str, stderr: Path | None, env: dict[str, str | float]) -> Iterator[Server]:
-    port = free_port()
+    port = int(env.pop("http_port", 0)) or free_port()  # a test may need the port up front
     variables = {
         **os.environ,
         "SESSIOND_REDIS_URL": redis_url,
