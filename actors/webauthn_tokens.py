@@ -209,12 +209,23 @@ def offered(user: User, user_verification: int) -> list[WebAuthnToken]:
 
 def token_of_credential(user: User, credential_id: str) -> WebAuthnToken | None:
     human = user.human
-    if human is None:
-        return None
-    for token in human.factors.webauthn:
+    return ready_token(human.factors.webauthn, credential_id) if human is not None else None
+
+
+def ready_token(tokens: tuple[WebAuthnToken, ...], credential_id: str) -> WebAuthnToken | None:
+    """The registered key with ``credential_id`` among ``tokens``, if any."""
+    for token in tokens:
         if token.ready and token.credential_id == credential_id:
             return token
     return None
+
+
+class UserKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """What a WebAuthn check reads of a user: its state, whether human, and its keys."""
+
+    state: str
+    human: bool
+    tokens: tuple[WebAuthnToken, ...] = ()
 
 
 def is_clone(stored: int, new: int) -> bool:

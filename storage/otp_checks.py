@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 import msgspec
 
+from actors.webauthn_tokens import UserKeys
 from storage import keys
 from storage.errors import mapped_errors
 from storage.user_base import UserStoreBase
-from storage.user_codec import counted
+from storage.user_codec import KEY_FIELDS, counted, user_keys_from
 
 #: ZITADEL's user events per factor kind: (success, failure).
 CHECK_EVENTS = {
@@ -51,6 +52,12 @@ class OtpCheckEnd(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OtpCheckStore(UserStoreBase):
+    async def user_keys(self, user_id: str) -> UserKeys | None:
+        """A user's state and WebAuthn keys, without reading (or decoding) the rest."""
+        with mapped_errors():
+            values = await self._redis.execute("HMGET", keys.user(user_id), *KEY_FIELDS)
+        return user_keys_from(values)
+
     async def use_webauthn_challenge(self, user_id: str, challenge: str, ttl_ms: int) -> bool:
         """True for the first attempt at ``challenge`` only (SET NX, kept ``ttl_ms``)."""
         with mapped_errors():

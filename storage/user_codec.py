@@ -30,6 +30,7 @@ from actors.user_records import (
     UserEvent,
     WebAuthnToken,
 )
+from actors.webauthn_tokens import UserKeys
 
 _ENCODER = msgspec.json.Encoder()
 _HUMAN = msgspec.json.Decoder(Human)
@@ -142,6 +143,20 @@ def _factors_from(f: Mapping[str, str]) -> SecondFactors:
         recovery_codes=tuple(f.get("rc", "").split()),
         webauthn=_TOKENS.decode(f["webauthn"]) if f.get("webauthn") else (),
         passkey_codes=_CODES.decode(f["pk_codes"]) if f.get("pk_codes") else (),
+    )
+
+
+#: The hash fields a WebAuthn check reads (``user_keys_from``).
+KEY_FIELDS = ("state", "kind", "webauthn")
+
+
+def user_keys_from(values: list[bytes | str | None]) -> UserKeys | None:
+    """HMGET of ``KEY_FIELDS`` → the user's keys, or None for a missing user."""
+    state, kind, tokens = (text(value) for value in values)
+    if not state:
+        return None
+    return UserKeys(
+        state=state, human=kind == "human", tokens=_TOKENS.decode(tokens) if tokens else ()
     )
 
 

@@ -39,6 +39,7 @@ PURE = {
     "actors/user_creation.py",
     "actors/user_credentials.py",
     "actors/user_factors.py",
+    "actors/webauthn_tokens.py",
     "actors/limits.py",
     "storage/keys.py",
     "storage/codec.py",
@@ -47,6 +48,7 @@ PURE = {
     "app/services/session_wire.py",
     "app/services/user_wire.py",
     "app/services/factor_wire.py",
+    "app/services/passkey_wire.py",
     "app/services/session_list.py",
     "app/process/settings.py",
 }

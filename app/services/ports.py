@@ -19,6 +19,7 @@ from actors.queries import Page, SessionFilter, SessionSummary
 from actors.tokens import IssuedToken
 from actors.user_records import Change, Org, User
 from actors.views import UserView
+from actors.webauthn_tokens import UserKeys
 
 
 class SessionReads(Protocol):
@@ -97,6 +98,8 @@ class OtpChecks(Protocol):
     async def release_otp_check(self, user_id: str, attempt_id: str) -> None: ...
 
     async def use_webauthn_challenge(self, user_id: str, challenge: str, ttl_ms: int) -> bool: ...
+
+    async def user_keys(self, user_id: str) -> UserKeys | None: ...
 
     async def mutate(
         self,

@@ -12,6 +12,7 @@ recovery codes exist here only as keyed hashes (``Keyring``). A challenge code i
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Sequence
 
@@ -139,18 +140,25 @@ class SecondFactorService:
         if not await self._users.use_webauthn_challenge(user_id, found.challenge, ttl_ms):
             raise FailedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge")
         parsed = ceremony.parse_assertion(assertion)
-        user = await self._users.get_user(user_id)
-        if user is None or user.human is None or user.state not in (ACTIVE, INITIAL):
+        user = await self._users.user_keys(user_id)
+        if user is None or not user.human or user.state not in (ACTIVE, INITIAL):
             raise FailedPrecondition("COMMAND-Df4b3", "Errors.User.NotFound")
         credential = ceremony.credential_id(parsed)
-        token = keys_rules.token_of_credential(user, credential)
+        token = keys_rules.ready_token(user.tokens, credential)
         offered = credential in found.allowed_credentials
         if token is None or not offered or (found.user_verification == 1 and token.kind == U2F):
             raise FailedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound")
         if not ceremony.user_handle_matches(parsed, user_id):
             raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed")
-        verified = ceremony.verify_assertion(
-            parsed, raw=assertion, pending=found, public_key=token.public_key, origins=self._origins
+        # Off the event loop: OpenSSL verifies the signature without the GIL, so the loop
+        # serves other requests meanwhile (the signature is most of a check's CPU).
+        verified = await asyncio.to_thread(
+            ceremony.verify_assertion,
+            parsed,
+            raw=assertion,
+            pending=found,
+            public_key=token.public_key,
+            origins=self._origins,
         )
         if keys_rules.is_clone(token.sign_count, verified.sign_count):
             await self._record_use(user_id, token.id, verified.sign_count)  # raises: a clone
