@@ -12,7 +12,6 @@ recovery codes exist here only as keyed hashes (``Keyring``). A challenge code i
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Sequence
 
@@ -150,10 +149,7 @@ class SecondFactorService:
             raise FailedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound")
         if not ceremony.user_handle_matches(parsed, user_id):
             raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed")
-        # Off the event loop: OpenSSL verifies the signature without the GIL, so the loop
-        # serves other requests meanwhile (the signature is most of a check's CPU).
-        verified = await asyncio.to_thread(
-            ceremony.verify_assertion,
+        verified = ceremony.verify_assertion(
             parsed,
             raw=assertion,
             pending=found,

@@ -11,7 +11,6 @@ session yet. Codes are stored as keyed hashes and shown once.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -262,8 +261,7 @@ class UserPasskeys(UserFactors):
         pending = rules.pending_registration(user, kind, token_id, self._clock.now_ms())
         if not pending.by_code:
             await self._permitted(caller, user_id)
-        result = await asyncio.to_thread(  # the signature check runs without the GIL
-            ceremony.verify_registration,
+        result = ceremony.verify_registration(
             credential,
             kind=kind,
             challenge=pending.challenge,
