@@ -14,12 +14,18 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from actors.delivery import OUTBOX_PURPOSE, Message
+from app.services.sealing import Keyring
+from storage import keys
+from storage.outbox import job_from_fields
 from tests.processes import Server, free_port, server
-from tests.support import ADMIN_TOKEN, PASSWORD
+from tests.support import ADMIN_TOKEN, MASTER_KEY, PASSWORD
 
 pytestmark = pytest.mark.slow
 CSP_DIRECTIVES = (
@@ -342,3 +348,63 @@ class TestSteps:
         from app.login.views import _expired
 
         assert _expired({"expirationDate": expiration}) is expired
+
+
+async def _mailed_code(redis_url: str) -> str:
+    """The code of the newest OTP e-mail in the outbox, opened as the delivery worker would."""
+    connection = aioredis.from_url(redis_url)
+    try:
+        entries: Any = await connection.xrevrange(keys.OUTBOX, count=20)
+    finally:
+        await connection.aclose()
+    for _, fields in entries:
+        job = job_from_fields(fields)
+        if job.template == "otp_email":
+            sealed = Keyring.from_text(MASTER_KEY).open(OUTBOX_PURPOSE, job.sealed)
+            return msgspec.json.decode(sealed, type=Message).code
+    raise AssertionError("no OTP e-mail in the outbox")
+
+
+async def test_an_email_code_is_sent_to_the_user_never_to_the_page_and_signs_in(
+    redis_url: str,
+) -> None:
+    """Password, then the second factor the user has: an OTP by e-mail, delivered by the
+    outbox (an SMTP host is configured; no worker runs, the test opens the queued job)."""
+    port = free_port()
+    origin = f"http://localhost:{port}"
+    with server(
+        redis_url, http_port=port, demo_login="true", webauthn_origins=origin, smtp_host="127.0.0.1"
+    ) as running:
+        user_id, username = await _human(running)
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with (
+            aiohttp.ClientSession(running.url, headers=headers) as admin,
+            admin.post(f"/v2/users/{user_id}/otp_email", json={}) as added,
+        ):
+            assert added.status == 200
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(running.url, cookie_jar=jar) as http:
+            browser = Browser(http, f"http://127.0.0.1:{running.port}")
+            await browser.open_page()
+            await browser.post("start", {"loginName": username})
+            status, after_password, _ = await browser.post("password", {"password": PASSWORD})
+            assert (status, after_password["step"]) == (200, "secondFactor")
+            assert "otpEmail" in after_password["options"]
+
+            status, sent, _ = await browser.post("otp/send", {"channel": "otpEmail"})
+            assert (status, sent) == (200, {"sent": "otpEmail"})
+            code = await _mailed_code(redis_url)
+            assert code not in "".join(browser.bodies)
+
+            wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
+            status, refused, _ = await browser.post(
+                "otp/check", {"channel": "otpEmail", "code": wrong}
+            )
+            assert status == 400, refused
+            status, signed_in, _ = await browser.post(
+                "otp/check", {"channel": "otpEmail", "code": code}
+            )
+            assert (status, signed_in["step"]) == (200, "signedIn"), signed_in
+            kinds = {factor["kind"] for factor in signed_in["factors"]}
+            assert kinds == {"user", "password", "otpEmail"}
+            assert not TOKEN_SHAPE.search("".join(browser.bodies))

@@ -42,6 +42,19 @@ class CodeIn(Body):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
 
 
+#: An OTP sent by SMS or by e-mail (the API's check and challenge names).
+OtpChannel = Literal["otpSms", "otpEmail"]
+
+
+class OtpSendIn(Body):
+    channel: OtpChannel
+
+
+class OtpCheckIn(Body):
+    channel: OtpChannel
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+
+
 class PasskeyVerifyIn(Body):
     passkey_id: Text200
     credential: dict[str, Any]

@@ -21,7 +21,7 @@ SECOND_FACTORS = {
     "AUTHENTICATION_METHOD_TYPE_OTP_SMS": "otpSms",
 }
 #: Kinds this page can check; the others are named, so the user knows why it stops.
-SUPPORTED = frozenset({"passkey", "u2f", "totp"})
+SUPPORTED = frozenset({"passkey", "u2f", "totp", "otpEmail", "otpSms"})
 _SECOND_FACTOR_KEYS = ("webAuthN", "totp", "otpSms", "otpEmail", "recoveryCode")
 #: GetSession factor keys shown on the signed-in page, with their labels.
 FACTOR_LABELS = {

@@ -238,6 +238,32 @@ async def totp(
     return await _after_set(api, current, reply)
 
 
+#: How the API sends each OTP challenge's code: to the verified phone / e-mail address,
+#: never back to this page (``returnCode`` would hand the browser the second factor).
+_OTP_SEND: dict[str, dict[str, object]] = {"otpSms": {}, "otpEmail": {"sendCode": {}}}
+
+
+async def otp_send(
+    api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.OtpSendIn
+) -> Outcome:
+    """An OTP challenge whose code the API delivers by SMS or e-mail."""
+    current = _required(cookie)
+    challenges = {body.channel: _OTP_SEND[body.channel]}
+    reply = await api.set_session(current.session_id, {"challenges": challenges})
+    token = reply.get("sessionToken")
+    rotated = SessionCookie(current.session_id, token) if isinstance(token, str) else None
+    return Outcome({"sent": body.channel}, cookie=rotated)
+
+
+async def otp_check(
+    api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.OtpCheckIn
+) -> Outcome:
+    current = _required(cookie)
+    checks = {body.channel: {"code": body.code}}
+    reply = await api.set_session(current.session_id, {"checks": checks})
+    return await _after_set(api, current, reply)
+
+
 async def _user_id(api: Api, cookie: SessionCookie) -> str:
     session = await api.get_session(cookie.session_id)
     user_id = user_summary(session.get("factors") or {}).get("id", "")
@@ -299,6 +325,8 @@ ROUTES: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
     "webauthn/challenge": endpoint(bodies.ChallengeIn, webauthn_challenge),
     "webauthn/check": endpoint(bodies.CredentialIn, webauthn_check),
     "totp": endpoint(bodies.CodeIn, totp),
+    "otp/send": endpoint(bodies.OtpSendIn, otp_send),
+    "otp/check": endpoint(bodies.OtpCheckIn, otp_check),
     "passkeys/options": endpoint(bodies.Empty, passkey_options),
     "passkeys/verify": endpoint(bodies.PasskeyVerifyIn, passkey_verify),
     "logout": endpoint(bodies.Empty, logout),

@@ -85,7 +85,8 @@ function render(state) {
   $("#passkey-instead").hidden = !options.includes("passkey");
   if (state.step === "secondFactor") {
     for (const element of $$("[data-option]")) element.hidden = !options.includes(element.dataset.option);
-    $("#unsupported").hidden = options.some((o) => ["passkey", "u2f", "totp"].includes(o));
+    const checkable = ["passkey", "u2f", "totp", "otpEmail", "otpSms"];
+    $("#unsupported").hidden = options.some((o) => checkable.includes(o));
   }
   if (state.step === "signedIn") renderSignedIn(state);
   if (state.step === "loginName") $("#password").value = "";
@@ -166,6 +167,18 @@ on("#password-form", "submit", () => {
 on("#passkey-instead, #passkey-only, #passkey-second", "click", () => act(() => signInWithWebAuthn("passkey")));
 on("#u2f-second", "click", () => act(() => signInWithWebAuthn("u2f")));
 on("#totp-form", "submit", () => act(() => post("totp", { code: $("#totp-code").value.trim() })));
+on(".otp-send", "click", (e) => {
+  const channel = e.target.closest("form").dataset.channel;
+  act(async () => {
+    await post("otp/send", { channel });
+    return null;
+  }, channel === "otpSms" ? "A code is on its way to your phone." : "A code is on its way to your e-mail address.");
+});
+on("form.otp", "submit", (e) => {
+  const form = e.target.closest("form");
+  const code = form.querySelector("input").value.trim();
+  act(() => post("otp/check", { channel: form.dataset.channel, code }));
+});
 on("#passkey-form", "submit", () =>
   act(
     async () => {
