@@ -216,9 +216,13 @@ async def webauthn_challenge(
     options = ((reply.get("challenges") or {}).get("webAuthN") or {}).get(
         "publicKeyCredentialRequestOptions"
     ) or {}
+    return Outcome({"publicKey": options.get("publicKey", {})}, cookie=_rotated(current, reply))
+
+
+def _rotated(current: SessionCookie, reply: dict[str, Any]) -> SessionCookie | None:
+    """The cookie with the session's new token, when the write issued one."""
     token = reply.get("sessionToken")
-    rotated = SessionCookie(current.session_id, token) if isinstance(token, str) else None
-    return Outcome({"publicKey": options.get("publicKey", {})}, cookie=rotated)
+    return SessionCookie(current.session_id, token) if isinstance(token, str) else None
 
 
 async def webauthn_check(
@@ -250,9 +254,7 @@ async def otp_send(
     current = _required(cookie)
     challenges = {body.channel: _OTP_SEND[body.channel]}
     reply = await api.set_session(current.session_id, {"challenges": challenges})
-    token = reply.get("sessionToken")
-    rotated = SessionCookie(current.session_id, token) if isinstance(token, str) else None
-    return Outcome({"sent": body.channel}, cookie=rotated)
+    return Outcome({"sent": body.channel}, cookie=_rotated(current, reply))
 
 
 async def otp_check(

@@ -73,7 +73,21 @@ class OtpCheckStart(Protocol):
     def recovery_hashes(self) -> tuple[str, ...]: ...
 
 
-class OtpChecks(Protocol):
+class UserMutations(Protocol):
+    """Read-modify-write of one user (``storage.users``): retried on concurrent writes."""
+
+    async def mutate(
+        self,
+        user_id: str,
+        transition: Transition,
+        *,
+        creator_id: str = "",
+        release_login_names: bool = False,
+        jobs: Sequence[DeliveryJob] = (),
+    ) -> User: ...
+
+
+class OtpChecks(UserMutations, Protocol):
     """The second-factor attempt protocol (``storage.otp_checks``)."""
 
     async def get_user(self, user_id: str) -> User | None: ...
@@ -101,16 +115,6 @@ class OtpChecks(Protocol):
 
     async def user_keys(self, user_id: str) -> UserKeys | None: ...
 
-    async def mutate(
-        self,
-        user_id: str,
-        transition: Transition,
-        *,
-        creator_id: str = "",
-        release_login_names: bool = False,
-        jobs: Sequence[DeliveryJob] = (),
-    ) -> User: ...
-
 
 class CheckGate(Protocol):
     """The rate limits every credential check passes first (``PasswordService.admit``)."""
@@ -135,7 +139,7 @@ class PatRecord(Protocol):
 Transition = Callable[[User | None, int], Change]
 
 
-class UserDirectory(Protocol):
+class UserDirectory(UserMutations, Protocol):
     """Users, organizations, PATs and the password-attempt protocol."""
 
     @property
@@ -153,16 +157,6 @@ class UserDirectory(Protocol):
 
     async def create_user(
         self, change: Change, *, creator_id: str = "", jobs: Sequence[DeliveryJob] = ()
-    ) -> User: ...
-
-    async def mutate(
-        self,
-        user_id: str,
-        transition: Transition,
-        *,
-        creator_id: str = "",
-        release_login_names: bool = False,
-        jobs: Sequence[DeliveryJob] = (),
     ) -> User: ...
 
     async def set_password(
