@@ -193,13 +193,17 @@ async def start(
     return await _after_set(api, fresh, {})
 
 
+async def _check(api: Api, cookie: SessionCookie | None, checks: dict[str, Any]) -> Outcome:
+    """One SetSession with ``checks`` on the signed-in session, then where it stands."""
+    current = _required(cookie)
+    reply = await api.set_session(current.session_id, {"checks": checks})
+    return await _after_set(api, current, reply)
+
+
 async def password(
     api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.PasswordIn
 ) -> Outcome:
-    current = _required(cookie)
-    checks = {"password": {"password": body.password}}
-    reply = await api.set_session(current.session_id, {"checks": checks})
-    return await _after_set(api, current, reply)
+    return await _check(api, cookie, {"password": {"password": body.password}})
 
 
 async def webauthn_challenge(
@@ -228,18 +232,13 @@ def _rotated(current: SessionCookie, reply: dict[str, Any]) -> SessionCookie | N
 async def webauthn_check(
     api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.CredentialIn
 ) -> Outcome:
-    current = _required(cookie)
-    checks = {"webAuthN": {"credentialAssertionData": body.credential}}
-    reply = await api.set_session(current.session_id, {"checks": checks})
-    return await _after_set(api, current, reply)
+    return await _check(api, cookie, {"webAuthN": {"credentialAssertionData": body.credential}})
 
 
 async def totp(
     api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.CodeIn
 ) -> Outcome:
-    current = _required(cookie)
-    reply = await api.set_session(current.session_id, {"checks": {"totp": {"code": body.code}}})
-    return await _after_set(api, current, reply)
+    return await _check(api, cookie, {"totp": {"code": body.code}})
 
 
 #: How the API sends each OTP challenge's code: to the verified phone / e-mail address,
@@ -260,10 +259,7 @@ async def otp_send(
 async def otp_check(
     api: Api, _: web.Request, cookie: SessionCookie | None, body: bodies.OtpCheckIn
 ) -> Outcome:
-    current = _required(cookie)
-    checks = {body.channel: {"code": body.code}}
-    reply = await api.set_session(current.session_id, {"checks": checks})
-    return await _after_set(api, current, reply)
+    return await _check(api, cookie, {body.channel: {"code": body.code}})
 
 
 async def _user_id(api: Api, cookie: SessionCookie) -> str:
