@@ -99,6 +99,34 @@ async def verify_passkey(
     )
 
 
+#: Per kind: the collection under /v2/users/{id}, the id field, the name field, a name.
+_KINDS = {
+    "passkeys": ("passkeyId", "passkeyName", "my key"),
+    "u2f": ("u2fId", "tokenName", "security key"),
+}
+
+
+async def _register(
+    api: Api, user_id: str, auth: SoftAuthenticator, kind: str, algorithm: Algorithm, token: str
+) -> tuple[str, str]:
+    """Register* + Verify*Registration of ``kind``; (token id, credential id)."""
+    id_field, name_field, name = _KINDS[kind]
+    started = await api.call("POST", f"{USERS}/{user_id}/{kind}", token, {"domain": RP_ID})
+    assert started.status == 200, started.body
+    credential = auth.create(
+        started.body["publicKeyCredentialCreationOptions"], WEBAUTHN_ORIGIN, algorithm=algorithm
+    )
+    token_id = str(started.body[id_field])
+    verified = await api.call(
+        "POST",
+        f"{USERS}/{user_id}/{kind}/{token_id}",
+        token,
+        {"publicKeyCredential": credential, name_field: name},
+    )
+    assert verified.status == 200, verified.body
+    return token_id, str(credential["id"])
+
+
 async def register_passkey(
     api: Api,
     user_id: str,
@@ -107,14 +135,7 @@ async def register_passkey(
     token: str = ADMIN_TOKEN,
 ) -> tuple[str, str]:
     """RegisterPasskey + VerifyPasskeyRegistration; (passkey id, credential id)."""
-    started = await start_passkey(api, user_id, token)
-    assert started.status == 200, started.body
-    credential = auth.create(
-        started.body["publicKeyCredentialCreationOptions"], WEBAUTHN_ORIGIN, algorithm=algorithm
-    )
-    verified = await verify_passkey(api, user_id, started.body["passkeyId"], credential, token)
-    assert verified.status == 200, verified.body
-    return str(started.body["passkeyId"]), str(credential["id"])
+    return await _register(api, user_id, auth, "passkeys", algorithm, token)
 
 
 async def start_u2f(api: Api, user_id: str, token: str = ADMIN_TOKEN) -> Reply:
@@ -129,19 +150,7 @@ async def register_u2f(
     token: str = ADMIN_TOKEN,
 ) -> tuple[str, str]:
     """RegisterU2F + VerifyU2FRegistration; (u2f id, credential id)."""
-    started = await start_u2f(api, user_id, token)
-    assert started.status == 200, started.body
-    credential = auth.create(
-        started.body["publicKeyCredentialCreationOptions"], WEBAUTHN_ORIGIN, algorithm=algorithm
-    )
-    verified = await api.call(
-        "POST",
-        f"{USERS}/{user_id}/u2f/{started.body['u2fId']}",
-        token,
-        {"publicKeyCredential": credential, "tokenName": "security key"},
-    )
-    assert verified.status == 200, verified.body
-    return str(started.body["u2fId"]), str(credential["id"])
+    return await _register(api, user_id, auth, "u2f", algorithm, token)
 
 
 def security_key() -> SoftAuthenticator:
