@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from actors.model import UserAgent
+from actors.model import PendingWebAuthn, UserAgent
 from actors.timefmt import rfc3339_ms
 
 NS_PER_MS = 1_000_000
@@ -42,11 +42,7 @@ class WebAuthNChallenged(
 ):
     """The challenge is public (it is in the response); it is a nonce, not a secret."""
 
-    challenge: str
-    rp_id: str
-    user_verification: int
-    allowed_credentials: tuple[str, ...]
-    expires_ms: int
+    pending: PendingWebAuthn
 
 
 class WebAuthNChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.webAuthN.checked"):
@@ -165,11 +161,12 @@ def _web_authn_payload(event: WebAuthNChallenged | WebAuthNChecked) -> dict[str,
         if event.user_verified:
             payload["userVerified"] = True
         return payload
+    pending = event.pending
     return {  # ZITADEL's field names, the typo included
-        "challenge": event.challenge,
-        "allowedCrentialIDs": list(event.allowed_credentials),
-        "userVerification": event.user_verification,
-        "rpid": event.rp_id,
+        "challenge": pending.challenge,
+        "allowedCrentialIDs": list(pending.allowed_credentials),
+        "userVerification": pending.user_verification,
+        "rpid": pending.rp_id,
     }
 
 

@@ -273,15 +273,7 @@ def _challenge_events(command: CreateSession | SetSession, evidence: Evidence) -
         pending = evidence.web_authn_challenge
         if pending is None:
             raise Internal("SESSION-noChallenge", "Errors.Internal")
-        events.append(
-            WebAuthNChallenged(
-                challenge=pending.challenge,
-                rp_id=pending.rp_id,
-                user_verification=pending.user_verification,
-                allowed_credentials=pending.allowed_credentials,
-                expires_ms=pending.expires_ms,
-            )
-        )
+        events.append(WebAuthNChallenged(pending=pending))
     sms, email = command.challenges.otp_sms, command.challenges.otp_email
     if sms is not None:
         code = evidence.otp_sms_code
@@ -408,14 +400,7 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             web_authn = WebAuthnFactor(verified_at_ms=at, user_verified=user_verified)
             factors = msgspec.structs.replace(state.factors, web_authn=web_authn)
             return {"factors": factors, "web_authn_challenge": None}  # an assertion, once
-        case WebAuthNChallenged():
-            challenge = PendingWebAuthn(
-                challenge=event.challenge,
-                rp_id=event.rp_id,
-                user_verification=event.user_verification,
-                allowed_credentials=event.allowed_credentials,
-                expires_ms=event.expires_ms,
-            )
+        case WebAuthNChallenged(pending=challenge):
             return {"web_authn_challenge": challenge}
         case TotpChecked() | OtpSmsChecked() | OtpEmailChecked() | RecoveryCodeChecked():
             return _second_factor_checked(state, event)

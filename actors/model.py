@@ -32,10 +32,9 @@ class CheckedFactor(msgspec.Struct, frozen=True, kw_only=True):
     verified_at_ms: int
 
 
-class WebAuthnFactor(msgspec.Struct, frozen=True, kw_only=True):
+class WebAuthnFactor(CheckedFactor, frozen=True, kw_only=True):
     """A WebAuthn assertion: with ``user_verified`` a passkey ("passwordless"), else U2F."""
 
-    verified_at_ms: int
     user_verified: bool = False
 
 
@@ -53,11 +52,15 @@ class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         """When a second factor was last checked (None: never), for the bearer rule."""
         times = [
             factor.verified_at_ms
-            for factor in (self.web_authn, self.totp, self.otp_sms, self.otp_email)
+            for factor in (
+                self.web_authn,
+                self.totp,
+                self.otp_sms,
+                self.otp_email,
+                self.recovery_code,
+            )
             if factor is not None
         ]
-        if self.recovery_code is not None:
-            times.append(self.recovery_code.verified_at_ms)
         return max(times) if times else None
 
     @property

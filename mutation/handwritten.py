@@ -346,7 +346,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "webauthn-uv-not-required",
         "app/services/webauthn_ceremony.py",
-        "require_user_verification=pending.user_verification == 1,",
+        "require_user_verification=pending.user_verification == REQUIRED,",
         "require_user_verification=False,",
         ("tests/test_webauthn_session.py::test_a_missing_uv_flag_fails_a_required_challenge",),
         "a REQUIRED (passkey) challenge accepts an assertion without user verification",

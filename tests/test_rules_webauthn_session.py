@@ -137,11 +137,13 @@ def test_a_challenge_stores_what_the_actor_drew_and_comes_before_the_otp_ones() 
     evidence = Evidence(web_authn_challenge=PENDING, otp_sms_code=CODE, otp_email_code=CODE)
     events = machine.decide(session(), command, evidence, ctx())
     assert events[0] == WebAuthNChallenged(
-        challenge="Y2hhbGxlbmdl",
-        rp_id="example.com",
-        user_verification=1,
-        allowed_credentials=("cred-a", "cred-b"),
-        expires_ms=NOW + 60_000,
+        pending=PendingWebAuthn(
+            challenge="Y2hhbGxlbmdl",
+            rp_id="example.com",
+            user_verification=1,
+            allowed_credentials=("cred-a", "cred-b"),
+            expires_ms=NOW + 60_000,
+        )
     )
     assert [event_type(e) for e in events] == [
         "session.webAuthN.challenged",
@@ -250,11 +252,13 @@ def test_no_webauthn_factor_renders_none() -> None:
 
 def test_the_challenged_payload_has_zitadels_names_the_typo_included() -> None:
     event = WebAuthNChallenged(
-        challenge="Y2g",
-        rp_id="example.com",
-        user_verification=2,
-        allowed_credentials=("c1", "c2"),
-        expires_ms=NOW + 60_000,
+        pending=PendingWebAuthn(
+            challenge="Y2g",
+            rp_id="example.com",
+            user_verification=2,
+            allowed_credentials=("c1", "c2"),
+            expires_ms=NOW + 60_000,
+        )
     )
     assert event_type(event) == "session.webAuthN.challenged"
     assert stream_payload(event, NOW) == {

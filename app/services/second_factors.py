@@ -145,7 +145,11 @@ class SecondFactorService:
         credential = ceremony.credential_id(parsed)
         token = keys_rules.ready_token(user.tokens, credential)
         offered = credential in found.allowed_credentials
-        if token is None or not offered or (found.user_verification == 1 and token.kind == U2F):
+        if (
+            token is None
+            or not offered
+            or (found.user_verification == keys_rules.REQUIRED and token.kind == U2F)
+        ):
             raise FailedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound")
         if not ceremony.user_handle_matches(parsed, user_id):
             raise InvalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed")

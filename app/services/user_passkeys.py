@@ -227,10 +227,7 @@ class UserPasskeys(UserFactors):
             exclude=exclude,
             authenticator=authenticator,
         )
-        attachment = {
-            "PASSKEY_AUTHENTICATOR_PLATFORM": "platform",
-            "PASSKEY_AUTHENTICATOR_CROSS_PLATFORM": "cross-platform",
-        }.get(authenticator, "")
+        attachment = ceremony.attachment_of(authenticator)
 
         def transition(current: User | None, now_ms: int) -> Change:
             return rules.begin_registration(

@@ -37,7 +37,7 @@ from webauthn.helpers.structs import (
 from actors.errors import FailedPrecondition, InvalidArgument
 from actors.model import USER_VERIFICATION, PendingWebAuthn
 from actors.user_records import PASSKEY
-from actors.webauthn_tokens import REGISTRATION_TTL_MS, RegisteredKey
+from actors.webauthn_tokens import REGISTRATION_TTL_MS, REQUIRED, RegisteredKey
 
 #: 256 bits: far beyond the 16 bytes WebAuthn asks for.
 CHALLENGE_BYTES = 32
@@ -53,6 +53,12 @@ class VerifiedAssertion(msgspec.Struct, frozen=True, kw_only=True):
     credential_id: str
     sign_count: int
     user_verified: bool
+
+
+def attachment_of(authenticator: str) -> str:
+    """``authenticatorAttachment`` of a RegisterPasskey ``authenticator`` ("" if any)."""
+    attachment = _ATTACHMENT.get(authenticator)
+    return attachment.value if attachment is not None else ""
 
 
 def new_challenge() -> str:
@@ -253,7 +259,7 @@ def verify_assertion(
             expected_origin=allowed,
             credential_public_key=base64url_to_bytes(public_key),
             credential_current_sign_count=0,  # compared by the caller, to tell a clone apart
-            require_user_verification=pending.user_verification == 1,
+            require_user_verification=pending.user_verification == REQUIRED,
         )
     except Exception:  # client bytes: whatever py_webauthn raises is a 400
         if not _well_formed(raw):
