@@ -809,6 +809,19 @@ async def test_another_users_session_token_is_403_everywhere(api: Api):
     assert [entry["id"] for entry in await ready_passkeys(api, victim)] == [passkey_id]
 
 
+async def test_another_user_cannot_probe_registrations_by_id(api: Api):
+    """Unknown, verified and pending ids all answer 403: the state is not the caller's to learn."""
+    victim, attacker = await api.human(), await api.human()
+    ready_id, _ = await register_passkey(api, victim, SoftAuthenticator())
+    started = await start_passkey(api, victim)
+    token = (await api.session_for(attacker)).body["sessionToken"]
+    credential = SoftAuthenticator().create(creation_options(started), WEBAUTHN_ORIGIN)
+
+    for passkey_id in ("518000000000000001", ready_id, str(started.body["passkeyId"])):
+        reply = await verify_passkey(api, victim, passkey_id, credential, token)
+        assert (reply.status, reply.body["code"]) == (403, 7), (passkey_id, reply.body)
+
+
 async def test_a_pat_with_user_write_on_another_org_is_403(api: Api):
     org = await api.org()
     _, manager = await api.machine_with_pat(["ORG_USER_MANAGER"], org_id=org)

@@ -20,7 +20,7 @@ import msgspec
 from actors import url_templates
 from actors import webauthn_tokens as rules
 from actors.delivery import DeliveryJob
-from actors.errors import FailedPrecondition, ValidationFailed
+from actors.errors import FailedPrecondition, ServiceError, ValidationFailed, permission_denied
 from actors.permissions import Caller
 from actors.timefmt import rfc3339_ms
 from actors.user_records import PASSKEY, U2F, Change, User
@@ -253,11 +253,22 @@ class UserPasskeys(UserFactors):
         name: str,
         credential: bytes,
     ) -> DetailsResponse:
-        """Verify against the pending registration; the verdict is stored either way."""
+        """Verify against the pending registration; the verdict is stored either way.
+
+        A registration begun with a code may be finished by whoever presented it; any other
+        needs the user or ``user.write``, and a caller with neither learns nothing of the
+        user's registrations (403, whatever their state).
+        """
         user = await self._existing_user(user_id)
-        pending = rules.pending_registration(user, kind, token_id, self._clock.now_ms())
-        if not pending.by_code:
-            await self._permitted(caller, user_id)
+        permitted = caller.user_id == user.id or caller.has("user.write", user.org_id)
+        try:
+            pending = rules.pending_registration(user, kind, token_id, self._clock.now_ms())
+        except ServiceError:
+            if not permitted:
+                raise permission_denied() from None
+            raise
+        if not (pending.by_code or permitted):
+            raise permission_denied()
         result = ceremony.verify_registration(
             credential,
             kind=kind,
