@@ -1079,3 +1079,18 @@ async def test_every_configured_origin_is_accepted_and_the_first_names_the_defau
     sid, options = await challenged(api, user_id)
     refused = await api.set(sid, check(auth.get(options, "https://other.example.org")))
     assert_error(refused, 400, 3, "WEBAU-3M9si")
+
+
+@pytest.mark.settings(rate_limit_user="2/1m")
+async def test_webauthn_checks_count_toward_the_users_credential_rate(api: Api):
+    """An assertion is a credential check like a password: past the user's rate, 429."""
+    user_id, auth, _ = await passkey_user(api)
+    sids, replies = [], []
+    for _ in range(3):
+        sid, options = await challenged(api, user_id)
+        sids.append(sid)
+        replies.append(await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN))))
+
+    assert [reply.status for reply in replies] == [200, 200, 429], [r.body for r in replies]
+    assert replies[2].error_id == "COMMAND-rateLimit"
+    assert set((await session(api, sids[2]))["factors"]) == {"user"}
