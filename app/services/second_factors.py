@@ -12,6 +12,7 @@ recovery codes exist here only as keyed hashes (``Keyring``). A challenge code i
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Sequence
 
@@ -131,15 +132,28 @@ class SecondFactorService:
 
         No lockout counter (as ZITADEL), but the rate limits of every credential check.
         """
-        await self._gate.admit(user_id, caller)
         found = machine.check_web_authn_challenge(pending, self._now())
         if isinstance(found, ServiceError):
+            await self._gate.admit(user_id, caller)  # a missing challenge is an attempt too
             raise found
         ttl_ms = max(1, found.expires_ms - self._now()) + 1000
-        if not await self._users.use_webauthn_challenge(user_id, found.challenge, ttl_ms):
+        # Independent round trips, issued together so they share one pipeline flush: the
+        # rate limits, the challenge's one-use mark, the user's keys. Their verdicts are
+        # then taken in that order, so a refused attempt still used its challenge up.
+        admitted, first_use, keys_read = await asyncio.gather(
+            self._gate.admit(user_id, caller),
+            self._users.use_webauthn_challenge(user_id, found.challenge, ttl_ms),
+            self._users.user_keys(user_id),
+            return_exceptions=True,
+        )
+        for outcome in (admitted, first_use, keys_read):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if not first_use:
             raise FailedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge")
         parsed = ceremony.parse_assertion(assertion)
-        user = await self._users.user_keys(user_id)
+        user = keys_read
+        assert not isinstance(user, BaseException)  # noqa: S101 - raised above
         if user is None or not user.human or user.state not in (ACTIVE, INITIAL):
             raise FailedPrecondition("COMMAND-Df4b3", "Errors.User.NotFound")
         credential = ceremony.credential_id(parsed)
