@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 import structlog
 
 from actors.commands import Command
@@ -212,7 +213,7 @@ class SessionActor:
         assert outcome.state is not None  # noqa: S101 - events always evolve into a state
         release = self._mailbox.empty()
         try:
-            await self._store.commit(
+            evicted = await self._store.commit(
                 lease,
                 state,
                 outcome.state,
@@ -226,6 +227,8 @@ class SessionActor:
             error = exc if isinstance(exc, ServiceError) else _unexpected(self.session_id, exc)
             _fail(envelope, error)
             raise LeaseLost(self.session_id) from exc  # state unknown now: reload next time
+        if evicted:
+            outcome = msgspec.structs.replace(outcome, evicted=tuple(evicted))
         _reply(envelope, outcome)
         return outcome.state, release
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.model import PendingWebAuthn, UserAgent, UserRef
+from actors.model import AgentDetails, Location, PendingWebAuthn, SignOn, UserAgent, UserRef
 
 
 class UserCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,12 +80,29 @@ class Challenges(msgspec.Struct, frozen=True, kw_only=True):
         return not (self.web_authn is None and self.otp_sms is None and self.otp_email is None)
 
 
+class SignOnReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A PingOne create or update (``PUT /sessions/me``), validated by the edge.
+
+    ``sign_on`` is None for an anonymous session; ``idle_timeout_ms`` None keeps the
+    current one (on create: the default); ``st_token_hash`` None keeps the current token.
+    """
+
+    active_ms: int
+    location: Location
+    idle_timeout_ms: int | None = None
+    sign_on: SignOn | None = None
+    agent: AgentDetails | None = None
+    st_token_hash: str | None = None
+
+
 class CreateSession(msgspec.Struct, frozen=True, kw_only=True, tag="create"):
     checks: Checks = Checks()
     metadata: dict[str, bytes] = {}
     user_agent: UserAgent | None = None
     lifetime_ms: int | None = None
     challenges: Challenges = Challenges()
+    #: Set by the PingOne facade: no ZITADEL token is issued, the report is stored.
+    report: SignOnReport | None = None
 
 
 class SetSession(msgspec.Struct, frozen=True, kw_only=True, tag="set"):
@@ -93,13 +110,24 @@ class SetSession(msgspec.Struct, frozen=True, kw_only=True, tag="set"):
     metadata: dict[str, bytes] = {}
     lifetime_ms: int | None = None
     challenges: Challenges = Challenges()
+    report: SignOnReport | None = None
 
 
 class DeleteSession(msgspec.Struct, frozen=True, kw_only=True, tag="delete"):
     session_token: str | None = None
+    #: Why, when the service itself ends it (``evicted``: over the per-user cap).
+    reason: str = ""
 
 
-Command = CreateSession | SetSession | DeleteSession
+class TouchSession(msgspec.Struct, frozen=True, kw_only=True, tag="touch"):
+    """A read with the PingOne session token: activity, recorded at most once per granule."""
+
+
+class ResetAuthentication(msgspec.Struct, frozen=True, kw_only=True, tag="reset"):
+    """PingOne's SSO logout: every factor but the user is cleared, the session stays."""
+
+
+Command = CreateSession | SetSession | DeleteSession | TouchSession | ResetAuthentication
 
 
 class IssuedCode(msgspec.Struct, frozen=True, kw_only=True):

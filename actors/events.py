@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from actors.model import PendingWebAuthn, UserAgent
+from actors.model import AgentDetails, Location, PendingWebAuthn, SignOn, UserAgent
 from actors.timefmt import rfc3339_ms
 
 NS_PER_MS = 1_000_000
@@ -101,6 +101,40 @@ class TokenSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.token.set
 
 
 class Terminated(msgspec.Struct, frozen=True, kw_only=True, tag="session.terminated"):
+    #: "" when a caller ended it; ``evicted`` when the per-user cap did.
+    reason: str = ""
+
+
+class ActivitySet(msgspec.Struct, frozen=True, kw_only=True, tag="session.activity.set"):
+    """Not a ZITADEL event: PingOne's ``activeAt`` (reported, or a token read)."""
+
+    active_ms: int
+
+
+class IdleTimeoutSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.idleTimeout.set"):
+    idle_timeout_ms: int
+
+
+class SignOnSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.signOn.set"):
+    """A reported sign-on and where it came from (PingOne ``lastSignOn``, ``locations``)."""
+
+    location: Location
+    sign_on: SignOn | None = None
+
+
+class AgentSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.agent.set"):
+    agent: AgentDetails
+
+
+class SessionTokenSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.stToken.set"):
+    """The PingOne token's keyed hash; the streams carry no trace of it."""
+
+    st_token_hash: str
+
+
+class AuthenticationReset(
+    msgspec.Struct, frozen=True, kw_only=True, tag="session.authentication.reset"
+):
     pass
 
 
@@ -120,6 +154,12 @@ Event = (
     | LifetimeSet
     | TokenSet
     | Terminated
+    | ActivitySet
+    | IdleTimeoutSet
+    | SignOnSet
+    | AgentSet
+    | SessionTokenSet
+    | AuthenticationReset
 )
 
 
@@ -170,6 +210,16 @@ def _web_authn_payload(event: WebAuthNChallenged | WebAuthNChecked) -> dict[str,
     }
 
 
+def _sign_on_payload(event: SignOnSet) -> dict[str, Any]:
+    location = {"at": rfc3339_ms(event.location.at_ms), "remoteIp": event.location.remote_ip}
+    payload: dict[str, Any] = {"location": location}
+    sign_on = event.sign_on
+    if sign_on is not None:
+        payload["authenticators"] = list(sign_on.authenticators)
+        payload["remoteIp"] = sign_on.remote_ip
+    return payload
+
+
 def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
     """The payload ZITADEL writes for this event (secrets left out).
 
@@ -206,5 +256,15 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return {"lifetime": lifetime_ms * NS_PER_MS}
         case TokenSet(token_id=token_id):
             return {"tokenID": token_id}
-        case Terminated():
+        case Terminated(reason=reason):
+            return {"reason": reason} if reason else {}
+        case ActivitySet(active_ms=active_ms):
+            return {"activeAt": rfc3339_ms(active_ms)}
+        case IdleTimeoutSet(idle_timeout_ms=idle_ms):
+            return {"idleTimeout": idle_ms * NS_PER_MS}
+        case SignOnSet():
+            return _sign_on_payload(event)
+        case AgentSet(agent=agent):
+            return {"userAgent": msgspec.to_builtins(agent)}
+        case SessionTokenSet() | AuthenticationReset():
             return {}

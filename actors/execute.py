@@ -15,6 +15,7 @@ import asyncio
 import msgspec
 
 from actors import machine
+from actors.activity import ActivityPolicy
 from actors.commands import Command, CreateSession, Evidence, OtpChallenge, SetSession
 from actors.delivery import DeliveryJob
 from actors.errors import Internal
@@ -41,6 +42,7 @@ class Deps(msgspec.Struct, frozen=True, kw_only=True):
     #: None: a process that serves no second factors (tests of the core, the bench twin).
     second_factors: SecondFactorVerifier | None = None
     limits: Limits = Limits()
+    activity: ActivityPolicy = ActivityPolicy()
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +59,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     web_authn_challenge: PendingWebAuthn | None = None
     #: Messages to send, committed with the events.
     jobs: tuple[DeliveryJob, ...] = ()
+    #: Sessions of the same user the commit pushed over the per-user cap: to be ended.
+    evicted: tuple[str, ...] = ()
 
 
 def _with_client_ip(state: SessionState | None, caller: Caller) -> Caller:
@@ -81,6 +85,7 @@ async def execute(
         caller=caller,
         token=deps.minter.session_token(session_id),
         limits=deps.limits,
+        activity=deps.activity,
     )
     evidence = Evidence(user=user)
     drawn: _Drawn = _NOTHING_DRAWN

@@ -30,8 +30,19 @@ from collections.abc import Callable
 
 import msgspec
 
-from actors import limits, tokens
-from actors.commands import Checks, Command, CreateSession, DeleteSession, Evidence, SetSession
+from actors import activity, limits, tokens
+from actors.activity import ActivityPolicy
+from actors.commands import (
+    Checks,
+    Command,
+    CreateSession,
+    DeleteSession,
+    Evidence,
+    ResetAuthentication,
+    SetSession,
+    SignOnReport,
+    TouchSession,
+)
 from actors.errors import (
     FailedPrecondition,
     Internal,
@@ -42,7 +53,11 @@ from actors.errors import (
     permission_denied,
 )
 from actors.events import (
+    ActivitySet,
+    AgentSet,
+    AuthenticationReset,
     Event,
+    IdleTimeoutSet,
     LifetimeSet,
     MetadataSet,
     OtpEmailChallenged,
@@ -52,6 +67,8 @@ from actors.events import (
     PasswordChecked,
     RecoveryCodeChecked,
     SessionAdded,
+    SessionTokenSet,
+    SignOnSet,
     Terminated,
     TokenSet,
     TotpChecked,
@@ -62,6 +79,7 @@ from actors.events import (
 from actors.limits import Limits
 from actors.model import (
     CheckedFactor,
+    Factors,
     PendingCode,
     PendingWebAuthn,
     SessionState,
@@ -79,6 +97,7 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     caller: Caller
     token: IssuedToken
     limits: Limits = Limits()
+    activity: ActivityPolicy = ActivityPolicy()
 
 
 def _user_not_active() -> FailedPrecondition:
@@ -117,7 +136,7 @@ def preflight(
             _check_user_evidence(checks, evidence)
             live = _writable(state, ctx)
             return _check_factor_prerequisites(live, command, evidence)
-        case DeleteSession():
+        case DeleteSession() | TouchSession() | ResetAuthentication():
             return None
 
 
@@ -197,8 +216,15 @@ def decide(
 ) -> list[Event]:
     """The events this command produces, or a ServiceError; never a partial list."""
     preflight(state, command, evidence, ctx)
-    if isinstance(command, DeleteSession):
-        return _decide_delete(state, command, ctx)
+    match command:
+        case DeleteSession():
+            return _decide_delete(state, command, ctx)
+        case TouchSession():
+            return _decide_touch(state, ctx)
+        case ResetAuthentication():
+            return _decide_reset(_writable(state, ctx))
+        case _:
+            pass
     events: list[Event] = []
     current = state
     if isinstance(command, CreateSession):
@@ -206,6 +232,7 @@ def decide(
         events.append(SessionAdded(creator_id=ctx.caller.user_id, user_agent=command.user_agent))
     events.extend(_check_events(command.checks, evidence, ctx.now_ms))
     events.extend(_challenge_events(command, evidence))
+    events.extend(_report_events(current, command, ctx))
     metadata = merge_metadata(current.metadata if current else {}, command.metadata)
     if metadata is not None and (current is not None or metadata):
         limits.check_metadata(metadata, ctx.limits)
@@ -215,9 +242,74 @@ def decide(
             raise InvalidArgument("COMMAND-asEG4", "Errors.Session.PositiveLifetime")
         limits.check_expiration(ctx.now_ms, command.lifetime_ms)
         events.append(LifetimeSet(lifetime_ms=command.lifetime_ms))
-    if events:
+    if events and command.report is None:  # PingOne writes leave ZITADEL's token alone
         events.append(TokenSet(token_id=ctx.token.token_id, token_hash=ctx.token.token_hash))
     return events
+
+
+#: How far in the future a reported ``activeAt`` may lie (clock skew between systems).
+ACTIVE_AT_SKEW_MS = 300_000
+
+
+def _report_events(
+    current: SessionState | None, command: CreateSession | SetSession, ctx: Context
+) -> list[Event]:
+    """A PingOne report's changes; on a new ZITADEL session, the default idle timeout."""
+    report = command.report
+    if report is None:
+        default_idle = ctx.activity.default_idle_timeout_ms
+        if current is None and default_idle > 0:
+            return [IdleTimeoutSet(idle_timeout_ms=default_idle)]
+        return []
+    _check_report(report, ctx.now_ms)
+    events: list[Event] = []
+    if current is None or current.active_ms != report.active_ms:
+        events.append(ActivitySet(active_ms=report.active_ms))
+    idle = report.idle_timeout_ms
+    if idle is None and current is None and ctx.activity.default_idle_timeout_ms > 0:
+        idle = ctx.activity.default_idle_timeout_ms
+    if idle is not None and (current is None or current.idle_timeout_ms != idle):
+        events.append(IdleTimeoutSet(idle_timeout_ms=idle))
+    events.append(SignOnSet(location=report.location, sign_on=report.sign_on))
+    if report.agent is not None and (current is None or current.agent != report.agent):
+        events.append(AgentSet(agent=report.agent))
+    token_hash = report.st_token_hash
+    if token_hash is not None and (current is None or current.st_token_hash != token_hash):
+        events.append(SessionTokenSet(st_token_hash=token_hash))
+    return events
+
+
+def _check_report(report: SignOnReport, now_ms: int) -> None:
+    if report.active_ms > now_ms + ACTIVE_AT_SKEW_MS:
+        raise InvalidArgument("SESSION-activeAt", "activeAt lies in the future")
+    idle = report.idle_timeout_ms
+    if idle is not None and not 0 < idle <= activity.MAX_IDLE_TIMEOUT_MS:
+        raise InvalidArgument("SESSION-idleTimeout", "idleTimeoutInMinutes out of range")
+    if idle is not None:
+        limits.check_expiration(report.active_ms, idle)
+
+
+def _decide_touch(state: SessionState | None, ctx: Context) -> list[Event]:
+    """A read with the session's own PingOne token: activity, throttled."""
+    if state is None or state.terminated or state.is_expired(ctx.now_ms):
+        raise session_not_found()
+    if not ctx.caller.has("session.read", state.user_org_id):
+        raise permission_denied()
+    if not activity.is_due(state, ctx.now_ms, ctx.activity):
+        return []
+    return [ActivitySet(active_ms=ctx.now_ms)]
+
+
+def _decide_reset(state: SessionState) -> list[Event]:
+    """Only the user stays; nothing to clear, nothing happens."""
+    cleared = msgspec.structs.replace(
+        state,
+        factors=Factors(user=state.factors.user),
+        otp_sms_challenge=None,
+        otp_email_challenge=None,
+        web_authn_challenge=None,
+    )
+    return [] if cleared == state else [AuthenticationReset()]
 
 
 def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event]:
@@ -359,7 +451,7 @@ def _decide_delete(state: SessionState | None, command: DeleteSession, ctx: Cont
             raise permission_denied()
     if state is None or state.terminated:
         return []
-    return [Terminated()]
+    return [Terminated(reason=command.reason)]
 
 
 def evolve(
@@ -414,7 +506,28 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
         case LifetimeSet(lifetime_ms=lifetime_ms):
             return {"lifetime_ms": lifetime_ms, "expiration_ms": at_ms + lifetime_ms}
         case TokenSet(token_id=token_id, token_hash=token_hash):
-            return {"token_id": token_id, "token_hash": token_hash}
+            # A ZITADEL write is activity: ``last_active_ms`` falls back to this write's time.
+            return {"token_id": token_id, "token_hash": token_hash, "active_ms": None}
+        case ActivitySet(active_ms=active_ms):
+            return {"active_ms": active_ms}
+        case IdleTimeoutSet(idle_timeout_ms=idle_ms):
+            return {"idle_timeout_ms": idle_ms}
+        case SignOnSet(location=location, sign_on=sign_on):
+            return {
+                "sign_on": sign_on if sign_on is not None else state.sign_on,
+                "locations": activity.with_location(state.locations, location),
+            }
+        case AgentSet(agent=agent):
+            return {"agent": agent}
+        case SessionTokenSet(st_token_hash=token_hash):
+            return {"st_token_hash": token_hash}
+        case AuthenticationReset():
+            return {
+                "factors": Factors(user=state.factors.user),
+                "otp_sms_challenge": None,
+                "otp_email_challenge": None,
+                "web_authn_challenge": None,
+            }
         case SessionAdded():
             raise Internal("SESSION-added-twice", "Errors.Internal")
         case _:  # Terminated

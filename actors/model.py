@@ -17,6 +17,57 @@ class UserAgent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     header: dict[str, list[str]] = {}
 
 
+class AgentDetails(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A raw user agent and what the parser made of it: parsed once, when it is written.
+
+    Empty strings where the parser found nothing; versions are ``major.minor`` when known.
+    """
+
+    raw: str
+    browser_name: str = ""
+    browser_version: str = ""
+    os_name: str = ""
+    os_version: str = ""
+    device_type: str = ""
+
+
+class SignOnMethod(msgspec.Struct, frozen=True, kw_only=True):
+    """One authenticator of a reported sign-on (PingOne ``withAuthenticator.<name>``)."""
+
+    at_ms: int
+    policy_id: str
+    policy_type: str
+
+
+class SignOn(msgspec.Struct, frozen=True, kw_only=True):
+    """The last sign-on as the sign-on flow reported it (PingOne ``lastSignOn``).
+
+    Stored as reported: it records what happened elsewhere and checks no factor here.
+    """
+
+    remote_ip: str
+    authenticators: tuple[str, ...] = ()
+    methods: dict[str, SignOnMethod] = {}
+
+    @property
+    def latest(self) -> tuple[str, SignOnMethod] | None:
+        """The authenticator completed last (ties: the first named), or None."""
+        best: tuple[str, SignOnMethod] | None = None
+        for name, method in self.methods.items():
+            if best is None or method.at_ms > best[1].at_ms:
+                best = (name, method)
+        return best
+
+
+class Location(msgspec.Struct, frozen=True, kw_only=True):
+    at_ms: int
+    remote_ip: str
+
+
+#: PingOne keeps the last five locations of a session, newest first.
+MAX_LOCATIONS = 5
+
+
 class UserFactor(msgspec.Struct, frozen=True, kw_only=True):
     """The checked user. Names are a snapshot; reads refresh them from the user record."""
 
@@ -110,6 +161,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     metadata: dict[str, bytes] = {}
     user_agent: UserAgent | None = None
     lifetime_ms: int | None = None
+    #: The end set by ``lifetime`` alone; ``expires_ms`` is the effective end.
     expiration_ms: int | None = None
     token_id: str = ""
     token_hash: str = ""
@@ -117,6 +169,32 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     otp_sms_challenge: PendingCode | None = None
     otp_email_challenge: PendingCode | None = None
     web_authn_challenge: PendingWebAuthn | None = None
+    #: Last user activity (PingOne ``activeAt``); None: never reported, the last write counts.
+    active_ms: int | None = None
+    #: Idle timeout: the session ends ``idle_timeout_ms`` after its last activity.
+    idle_timeout_ms: int | None = None
+    sign_on: SignOn | None = None
+    locations: tuple[Location, ...] = ()
+    agent: AgentDetails | None = None
+    #: Keyed hash of the PingOne session token (cookie ``ST``); "" = none was given.
+    st_token_hash: str = ""
+
+    @property
+    def last_active_ms(self) -> int:
+        return self.active_ms if self.active_ms is not None else self.change_ms
+
+    @property
+    def expires_ms(self) -> int | None:
+        """The effective end: the earlier of the lifetime's end and the idle timeout's."""
+        ends = [
+            end
+            for end in (
+                self.expiration_ms,
+                self.last_active_ms + self.idle_timeout_ms if self.idle_timeout_ms else None,
+            )
+            if end is not None
+        ]
+        return min(ends) if ends else None
 
     @property
     def user_id(self) -> str | None:
@@ -128,7 +206,8 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
     def is_expired(self, now_ms: int) -> bool:
         """Strict "expiration before now", as ZITADEL compares."""
-        return self.expiration_ms is not None and self.expiration_ms < now_ms
+        expires = self.expires_ms
+        return expires is not None and expires < now_ms
 
 
 class UserRef(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,10 +47,11 @@ class SessionStore(Protocol):
         creator_id: str,
         release: bool,
         jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
+    ) -> list[str]:
         """Write state, streams, indexes and delivery jobs atomically, if ``lease`` is current.
 
-        Raises ``LeaseLost`` when the lease expired or was taken over (the fencing check).
+        Returns the sessions of the same user this write pushed over the per-user cap (to
+        be ended). Raises ``LeaseLost`` when the lease expired or was taken over.
         """
 
     async def release(self, lease: Lease) -> None:
@@ -64,8 +65,17 @@ class SessionStore(Protocol):
         at_ms: int,
         creator_id: str,
         jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
-        """Write a brand-new session; raises ``AlreadyExists`` if the id is taken."""
+    ) -> list[str]:
+        """Write a brand-new session; raises ``AlreadyExists`` if the id is taken.
+
+        Returns the sessions pushed over the per-user cap, as ``commit``.
+        """
+
+    async def forget_eviction(self, session_id: str) -> None:
+        """The evicted session was ended: drop it from the pending evictions."""
+
+    async def pending_evictions(self, before_ms: int, limit: int) -> list[str]:
+        """Evictions recorded before ``before_ms`` that were never finished (a crash)."""
 
 
 class PasswordVerifier(Protocol):

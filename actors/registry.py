@@ -11,14 +11,17 @@ import contextvars
 from collections.abc import Callable
 
 from actors.actor import ActorConfig, Envelope, SessionActor
-from actors.commands import Command, CreateSession
+from actors.commands import Command, CreateSession, DeleteSession
 from actors.errors import AlreadyExists, DeadlineExceeded, ServiceError, Unavailable
 from actors.execute import Deps, Outcome, execute
 from actors.model import UserRef
-from actors.permissions import Caller
+from actors.permissions import Caller, Grant
 from actors.ports import SessionStore
 
 CREATE_ATTEMPTS = 3
+#: Ending a session over the per-user cap: the service's own decision, with its reason.
+EVICT = DeleteSession(reason="evicted")
+SERVICE_CALLER = Caller(user_id="sessiond", grants=(Grant(roles=("IAM_OWNER",)),))
 
 
 class SessionRegistry:
@@ -59,9 +62,36 @@ class SessionRegistry:
         # (timed out, or cancelled with this request) is skipped by the actor, nothing else.
         expiry = loop.call_later(self._ask_timeout_s, _time_out, reply)
         try:
-            return await reply
+            outcome = await reply
         finally:
             expiry.cancel()
+        await self._evict(outcome.evicted)
+        return outcome
+
+    async def _evict(self, session_ids: tuple[str, ...]) -> None:
+        """End the sessions a commit pushed over the per-user cap, before answering.
+
+        Each goes through its own actor, as any delete; one that fails here stays pending
+        and the sweeper ends it (``end_pending_evictions``).
+        """
+        for session_id in session_ids:
+            await self.end_evicted(session_id)
+
+    async def end_evicted(self, session_id: str) -> bool:
+        """End one evicted session (idempotent); False if that failed for now."""
+        try:
+            await self.ask(session_id, EVICT, user=None, caller=SERVICE_CALLER)
+        except ServiceError:
+            return False
+        await self._store.forget_eviction(session_id)
+        return True
+
+    async def end_pending_evictions(self, before_ms: int, limit: int = 100) -> int:
+        """The repair path: evictions a crashed worker left unfinished. Returns how many."""
+        ended = 0
+        for session_id in await self._store.pending_evictions(before_ms, limit):
+            ended += await self.end_evicted(session_id)
+        return ended
 
     async def create(
         self, command: CreateSession, *, user: UserRef | None, caller: Caller
@@ -72,15 +102,18 @@ class SessionRegistry:
             outcome = await execute(None, session_id, command, user, caller, self._deps)
             assert outcome.state is not None  # noqa: S101 - a create always produces events
             try:
-                await self._store.create(
+                evicted = await self._store.create(
                     outcome.state,
                     list(outcome.events),
                     at_ms=outcome.at_ms,
                     creator_id=caller.user_id,
                     jobs=outcome.jobs,
                 )
-            except AlreadyExists:
+            except AlreadyExists as exc:
+                if exc.error_id != "SESSION-exists":
+                    raise
                 continue
+            await self._evict(tuple(evicted))
             return outcome
         raise ServiceError("SESSION-idspace", "Errors.Internal")
 

@@ -92,7 +92,7 @@ def render(state: SessionState, user: UserView | None = None) -> SessionView:
         factors=_factors(state, user),
         metadata={k: base64.b64encode(v).decode() for k, v in state.metadata.items()},
         user_agent=_user_agent(state),
-        expiration_date=rfc3339_ms(state.expiration_ms) if state.expiration_ms else None,
+        expiration_date=rfc3339_ms(state.expires_ms) if state.expires_ms else None,
     )
 
 

@@ -88,7 +88,7 @@ def summary_row(state: SessionState) -> bytes:
             creator_id=state.creator_id,
             fingerprint_id=(ua.fingerprint_id or "") if ua else "",
             creation_ms=state.creation_ms,
-            expiration_ms=state.expiration_ms,
+            expiration_ms=state.expires_ms,
             view_version=user.view_version if user else 0,
             password_ms=password.verified_at_ms if password else None,
             second_factor_ms=state.factors.second_factor_ms,
@@ -111,7 +111,7 @@ def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
         "doc": encode_state(state),
         "row": summary_row(state),
         "seq": state.sequence,
-        "exp": state.expiration_ms if state.expiration_ms is not None else "",  # purge.lua
+        "exp": state.expires_ms if state.expires_ms is not None else "",  # purge.lua
         "tok": state.token_hash,
     }
 
@@ -122,22 +122,47 @@ def tombstone_fields(state: SessionState) -> dict[str, bytes | str | int]:
 
 
 class IndexOp(msgspec.Struct, frozen=True, array_like=True):
-    op: Literal["zadd", "zrem"]
+    """One idempotent step of a commit on a key outside the session's own.
+
+    ``zadd`` / ``zrem`` an index member; ``cap``: ZADD, then move the lowest-scored other
+    members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them);
+    ``set``: the member under the key, expiring at ``score`` ms (0: never); ``del``.
+    """
+
+    op: Literal["zadd", "zrem", "cap", "set", "del"]
     key: str
     score: int
     member: str
+    limit: int = 0
 
 
 def purge_at_ms(state: SessionState, retention_ms: int) -> int | None:
-    return state.expiration_ms + retention_ms if state.expiration_ms is not None else None
+    expires = state.expires_ms
+    return expires + retention_ms if expires is not None else None
 
 
-def index_ops(before: SessionState | None, after: SessionState, retention_ms: int) -> list[IndexOp]:
-    """The ZADD/ZREM that move the indexes from ``before`` to ``after`` (idempotent ops)."""
+def index_ops(
+    before: SessionState | None,
+    after: SessionState,
+    retention_ms: int,
+    *,
+    cap: int = 0,
+    expire_at_ms: int = 0,
+) -> list[IndexOp]:
+    """The steps that move the indexes from ``before`` to ``after`` (idempotent ops).
+
+    ``cap``: the per-user session cap (0: none), applied when the session gains its user;
+    ``expire_at_ms``: when the session's keys expire (the PingOne token key follows them).
+    """
     sid = after.id
     if after.terminated:
         gone = index_plan.of_state(before) if before is not None else []
-        return [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
+        ops = [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
+        if before is not None and before.user_id:
+            ops.append(IndexOp("zrem", keys.active_sessions_of_user(before.user_id), 0, sid))
+        if before is not None and before.st_token_hash:
+            ops.append(IndexOp("del", keys.session_by_st_token(before.st_token_hash), 0, sid))
+        return ops
     old = set(index_plan.of_state(before)) if before is not None else set()
     ops = [
         IndexOp("zadd", key, after.creation_ms, sid)
@@ -147,6 +172,35 @@ def index_ops(before: SessionState | None, after: SessionState, retention_ms: in
     purge_at = purge_at_ms(after, retention_ms)
     if purge_at is not None and purge_at != (purge_at_ms(before, retention_ms) if before else None):
         ops.append(IndexOp("zadd", keys.SESSIONS_BY_PURGE, purge_at, sid))
+    ops += _activity_ops(before, after, cap)
+    ops += _st_token_ops(before, after, expire_at_ms)
+    return ops
+
+
+def _activity_ops(before: SessionState | None, after: SessionState, cap: int) -> list[IndexOp]:
+    user_id = after.user_id
+    if not user_id:
+        return []
+    key = keys.active_sessions_of_user(user_id)
+    active = after.last_active_ms
+    if before is None or before.user_id != user_id:
+        return [IndexOp("cap" if cap > 0 else "zadd", key, active, after.id, cap)]
+    if before.last_active_ms != active:
+        return [IndexOp("zadd", key, active, after.id)]
+    return []
+
+
+def _st_token_ops(
+    before: SessionState | None, after: SessionState, expire_at_ms: int
+) -> list[IndexOp]:
+    """The token key follows the session's expiry, so it is rewritten with every commit."""
+    ops: list[IndexOp] = []
+    old = before.st_token_hash if before is not None else ""
+    if old and old != after.st_token_hash:
+        ops.append(IndexOp("del", keys.session_by_st_token(old), 0, after.id))
+    if after.st_token_hash:
+        key = keys.session_by_st_token(after.st_token_hash)
+        ops.append(IndexOp("set", key, expire_at_ms, after.id))
     return ops
 
 

@@ -67,6 +67,20 @@ def sessions_of_user(user_id: str) -> str:
     return f"idx:user:{{{user_id}}}:sessions"
 
 
+def active_sessions_of_user(user_id: str) -> str:
+    """The user's live sessions by last activity: the per-user cap evicts the lowest."""
+    return f"idx:user:{{{user_id}}}:active"
+
+
+#: Sessions the cap pushed out, scored by when: ended right after, or by the sweeper.
+SESSIONS_TO_EVICT = "idx:sessions:evict"
+
+
+def session_by_st_token(token_hash: str) -> str:
+    """A PingOne session token's keyed hash → its session id (``/sessions/me``)."""
+    return f"st:{{{token_hash}}}"
+
+
 def sessions_of_org(org_id: str) -> str:
     """Sessions whose checked user belongs to the organization (org-scoped readers list these)."""
     return f"idx:org:{{{org_id}}}:sessions"

@@ -42,8 +42,10 @@ class RedisSessionStore:
         session_stream_maxlen: int,
         stream_maxlen: int,
         lease_ttl_ms: int,
+        max_sessions_per_user: int = 0,
     ) -> None:
         self._redis = redis
+        self._cap = max_sessions_per_user
         self._lease_ttl_ms = lease_ttl_ms
         self.instance_id = instance_id
         self.retention_ms = retention_ms
@@ -90,7 +92,8 @@ class RedisSessionStore:
         at_ms: int,
         creator_id: str,
         jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
+    ) -> list[str]:
+        """Write a new session; returns the sessions it pushed over the per-user cap."""
         sid = state.id
         args, index_keys = self._write_args(None, state, events, at_ms, creator_id, jobs)
         keys_ = [
@@ -102,7 +105,8 @@ class RedisSessionStore:
             *index_keys,
         ]
         with mapped_errors():
-            await self._redis.eval_script(source("create"), keys_, args)
+            reply = await self._redis.eval_script(source("create"), keys_, args)
+        return _evicted(reply)
 
     async def commit(
         self,
@@ -115,7 +119,8 @@ class RedisSessionStore:
         creator_id: str,
         release: bool,
         jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
+    ) -> list[str]:
+        """Write a change under the lease; returns the sessions pushed over the cap."""
         sid = lease.session_id
         args, index_keys = self._write_args(before, after, events, at_ms, creator_id, jobs)
         keys_ = [
@@ -130,9 +135,10 @@ class RedisSessionStore:
         lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0, self._lease_ttl_ms]
         try:
             with mapped_errors():
-                await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
+                reply = await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
         except ScriptRefused as exc:
             raise LeaseLost(sid) from exc
+        return _evicted(reply)
 
     def _partition_key(self, session_id: str) -> str:
         return keys.event_stream(keys.event_partition(session_id, self._partitions))
@@ -160,12 +166,17 @@ class RedisSessionStore:
             after.id,
             StreamContext(instance_id=self.instance_id, creator_id=creator_id, at_ms=at_ms),
         )
-        ops = codec.index_ops(before, after, self.retention_ms)
+        expire_at = self._expire_at(after, at_ms)
+        ops = codec.index_ops(
+            before, after, self.retention_ms, cap=self._cap, expire_at_ms=expire_at
+        )
         index_keys = sorted({op.key for op in ops})
+        if any(op.op == "cap" for op in ops):
+            index_keys.append(keys.SESSIONS_TO_EVICT)
         args: list[Any] = [
             str(before.sequence) if before else "",
             1 if after.terminated else 0,
-            self._expire_at(after, at_ms),
+            expire_at,
             self._session_maxlen,
             self._stream_maxlen,
             len(fields),
@@ -178,7 +189,7 @@ class RedisSessionStore:
             for name, text in entry.items():
                 args += [name, text]
         args.append(len(ops))
-        args += _op_args(ops, index_keys)
+        args += _op_args(ops, index_keys, at_ms)
         args += job_args(jobs)
         return args, index_keys
 
@@ -197,6 +208,40 @@ class RedisSessionStore:
         with mapped_errors():
             doc = as_bytes(await self._redis.execute("HGET", keys.session(session_id), "doc"))
         return codec.decode_state(doc) if doc else None
+
+    async def read_by_st_token(self, token_hash: str) -> SessionState | None:
+        """The session a PingOne token names, if its own state still holds that token."""
+        with mapped_errors():
+            found = await self._redis.eval_script(
+                source("st_read"), [keys.session_by_st_token(token_hash)], []
+            )
+        if not found:
+            return None
+        state = codec.decode_state(as_bytes(found[1]) or b"")
+        return state if state.st_token_hash == token_hash and not state.terminated else None
+
+    async def read_states(self, session_ids: list[str]) -> list[SessionState | None]:
+        """The full state of many live sessions (None where gone or terminated)."""
+        found: list[SessionState | None] = []
+        for start in range(0, len(session_ids), FETCH_CHUNK):
+            chunk = session_ids[start : start + FETCH_CHUNK]
+            with mapped_errors():
+                docs = await self._redis.eval_script(
+                    source("fetch_docs"), [keys.session(sid) for sid in chunk], []
+                )
+            found += [codec.decode_state(doc) if doc else None for doc in map(as_bytes, docs)]
+        return [state if state is None or not state.terminated else None for state in found]
+
+    async def forget_eviction(self, session_id: str) -> None:
+        with mapped_errors():
+            await self._redis.execute("ZREM", keys.SESSIONS_TO_EVICT, session_id)
+
+    async def pending_evictions(self, before_ms: int, limit: int) -> list[str]:
+        with mapped_errors():
+            raw = await self._redis.execute(
+                "ZRANGEBYSCORE", keys.SESSIONS_TO_EVICT, "-inf", before_ms, "LIMIT", 0, limit
+            )
+        return [as_text(member) for member in raw]
 
     async def fetch_metas(self, session_ids: list[str]) -> list[SessionMeta | None]:
         """Summaries of many sessions, one script call per chunk (None where gone)."""
@@ -290,12 +335,21 @@ class RedisSessionStore:
         return int(done)
 
 
-def _op_args(ops: list[IndexOp], index_keys: list[str]) -> list[Any]:
+def _op_args(ops: list[IndexOp], index_keys: list[str], at_ms: int) -> list[Any]:
     position = {key: number for number, key in enumerate(index_keys, start=1)}
     out: list[Any] = []
     for op in ops:
         out += [op.op, position[op.key], op.score, op.member]
+        if op.op == "cap":
+            out += [op.limit, position[keys.SESSIONS_TO_EVICT], at_ms]
     return out
+
+
+def _evicted(reply: object) -> list[str]:
+    """The session ids after the previous sequence in a write script's reply."""
+    if not isinstance(reply, list):
+        return []
+    return [as_text(member) for member in reply[1:]]
 
 
 def _score(value: float) -> str | int:

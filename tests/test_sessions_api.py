@@ -574,6 +574,7 @@ class TestRetention:
             keys.sessions_of_creator(metas[0].creator_id),
             keys.sessions_of_fingerprint("fp-sweep"),
             keys.SESSIONS_BY_PURGE,
+            keys.active_sessions_of_user(user),
         ]
         assert metas[0].creator_id
         assert await _indexes_holding(redis, sid, indexes) == indexes
