@@ -258,6 +258,20 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return {"tokenID": token_id}
         case Terminated(reason=reason):
             return {"reason": reason} if reason else {}
+        case _:
+            return _activity_payload(event)
+
+
+def _activity_payload(
+    event: ActivitySet
+    | IdleTimeoutSet
+    | SignOnSet
+    | AgentSet
+    | SessionTokenSet
+    | AuthenticationReset,
+) -> dict[str, Any]:
+    """The payloads of the events that are not ZITADEL's (activity, PingOne fields)."""
+    match event:
         case ActivitySet(active_ms=active_ms):
             return {"activeAt": rfc3339_ms(active_ms)}
         case IdleTimeoutSet(idle_timeout_ms=idle_ms):
@@ -266,5 +280,5 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return _sign_on_payload(event)
         case AgentSet(agent=agent):
             return {"userAgent": msgspec.to_builtins(agent)}
-        case SessionTokenSet() | AuthenticationReset():
+        case _:  # SessionTokenSet, AuthenticationReset: nothing to publish
             return {}

@@ -496,11 +496,16 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             return {"web_authn_challenge": challenge}
         case TotpChecked() | OtpSmsChecked() | OtpEmailChecked() | RecoveryCodeChecked():
             return _second_factor_checked(state, event)
-        case OtpSmsChallenged(code_hash=code_hash, expires_ms=expires_ms):
-            return {"otp_sms_challenge": PendingCode(code_hash=code_hash, expires_ms=expires_ms)}
-        case OtpEmailChallenged(code_hash=code_hash, expires_ms=expires_ms):
-            pending = PendingCode(code_hash=code_hash, expires_ms=expires_ms)
-            return {"otp_email_challenge": pending}
+        case (
+            OtpSmsChallenged(code_hash=code_hash, expires_ms=expires_ms)
+            | OtpEmailChallenged(code_hash=code_hash, expires_ms=expires_ms)
+        ):
+            field = (
+                "otp_sms_challenge"
+                if isinstance(event, OtpSmsChallenged)
+                else "otp_email_challenge"
+            )
+            return {field: PendingCode(code_hash=code_hash, expires_ms=expires_ms)}
         case MetadataSet(metadata=metadata):
             return {"metadata": metadata}
         case LifetimeSet(lifetime_ms=lifetime_ms):
@@ -508,6 +513,25 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
         case TokenSet(token_id=token_id, token_hash=token_hash):
             # A ZITADEL write is activity: ``last_active_ms`` falls back to this write's time.
             return {"token_id": token_id, "token_hash": token_hash, "active_ms": None}
+        case SessionAdded():
+            raise Internal("SESSION-added-twice", "Errors.Internal")
+        case Terminated():
+            return {"terminated": True}  # factors stay: a repeated delete by the user is allowed
+        case _:
+            return _activity_changes(state, event)
+
+
+def _activity_changes(
+    state: SessionState,
+    event: ActivitySet
+    | IdleTimeoutSet
+    | SignOnSet
+    | AgentSet
+    | SessionTokenSet
+    | AuthenticationReset,
+) -> dict[str, object]:
+    """The events that are not ZITADEL's: activity and the PingOne fields."""
+    match event:
         case ActivitySet(active_ms=active_ms):
             return {"active_ms": active_ms}
         case IdleTimeoutSet(idle_timeout_ms=idle_ms):
@@ -521,17 +545,13 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             return {"agent": agent}
         case SessionTokenSet(st_token_hash=token_hash):
             return {"st_token_hash": token_hash}
-        case AuthenticationReset():
+        case _:  # AuthenticationReset
             return {
                 "factors": Factors(user=state.factors.user),
                 "otp_sms_challenge": None,
                 "otp_email_challenge": None,
                 "web_authn_challenge": None,
             }
-        case SessionAdded():
-            raise Internal("SESSION-added-twice", "Errors.Internal")
-        case _:  # Terminated
-            return {"terminated": True}  # factors stay: a repeated delete by the user is allowed
 
 
 def _second_factor_checked(

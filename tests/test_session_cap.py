@@ -1,0 +1,94 @@
+"""The per-user session cap against a real server: never more than the cap, under a race.
+
+Creates for one user race through one registry (concurrent scripts on one Redis); the cap
+op of the commit script picks the least recently active others, and the registry ends each
+through its actor before answering. The cross-process race over the HTTP facade is part of
+the PingOne API's tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from actors.actor import ActorConfig
+from actors.commands import Checks, CreateSession, UserCheck
+from actors.execute import Deps
+from actors.model import UserRef
+from actors.permissions import Caller, Grant
+from actors.registry import SessionRegistry
+from app.services.clock import SystemClock
+from app.services.ids import SecretsMinter
+from storage import keys
+from storage.sessions import RedisSessionStore
+from tests.test_actor import PasswordsNotUsed
+
+OWNER = Caller(user_id="admin", grants=(Grant(roles=("IAM_OWNER",)),))
+ALICE = UserRef(
+    id="alice", org_id="org1", state="USER_STATE_ACTIVE", login_name="a", display_name="A"
+)
+
+
+def capped_registry(fast_redis, cap: int) -> tuple[SessionRegistry, RedisSessionStore]:
+    store = RedisSessionStore(
+        fast_redis,
+        instance_id="inst",
+        retention_ms=60_000,
+        partitions=4,
+        session_stream_maxlen=1000,
+        stream_maxlen=10_000,
+        lease_ttl_ms=2000,
+        max_sessions_per_user=cap,
+    )
+    deps = Deps(passwords=PasswordsNotUsed(), clock=SystemClock(), minter=SecretsMinter())
+    config = ActorConfig(lease_ttl_ms=2000, lease_wait_ms=2000, idle_s=1, mailbox_size=256)
+    registry = SessionRegistry(
+        store, deps, config, ask_timeout_s=10, new_session_id=SecretsMinter().new_id
+    )
+    return registry, store
+
+
+async def test_forty_racing_creates_leave_exactly_the_cap(fast_redis, redis):
+    registry, store = capped_registry(fast_redis, cap=10)
+    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
+    try:
+        outcomes = await asyncio.gather(
+            *(registry.create(command, user=ALICE, caller=OWNER) for _ in range(40))
+        )
+    finally:
+        await registry.close()
+    created = [outcome.state.id for outcome in outcomes if outcome.state is not None]
+    assert len(set(created)) == 40
+    active = [
+        member.decode()
+        for member in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)
+    ]
+    assert len(active) == 10
+    states = await store.read_states(created)
+    live = {state.id for state in states if state is not None}
+    assert live == set(active)  # the 30 others were ended, the 10 kept are live
+    assert await redis.zcard(keys.SESSIONS_TO_EVICT) == 0  # every eviction finished
+    user_index = {m.decode() for m in await redis.zrange(keys.sessions_of_user("alice"), 0, -1)}
+    assert user_index == live
+
+
+async def test_a_crash_before_the_eviction_is_repaired_by_the_sweep(fast_redis, redis):
+    registry, store = capped_registry(fast_redis, cap=1)
+    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
+    first = await registry.create(command, user=ALICE, caller=OWNER)
+    assert first.state is not None
+    # the second create's eviction is lost, as if the worker died right after its commit
+    original = registry.end_evicted
+
+    async def crash(session_id: str) -> bool:
+        return False
+
+    registry.end_evicted = crash  # type: ignore[method-assign]
+    await registry.create(command, user=ALICE, caller=OWNER)
+    assert (await store.read_states([first.state.id]))[0] is not None
+    registry.end_evicted = original  # type: ignore[method-assign]
+    try:
+        assert await registry.end_pending_evictions(before_ms=2**62) == 1
+    finally:
+        await registry.close()
+    assert (await store.read_states([first.state.id]))[0] is None
+    assert await redis.zcard(keys.SESSIONS_TO_EVICT) == 0
