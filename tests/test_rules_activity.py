@@ -169,7 +169,9 @@ def test_a_bad_report_is_refused(fields: dict[str, int], error_id: str):
         (NOW - MINUTE + 1, []),  # fresher: a read stays a read
     ],
 )
-def test_a_token_read_records_activity_once_per_granule(last_active: int, expected: list[ActivitySet]):
+def test_a_token_read_records_activity_once_per_granule(
+    last_active: int, expected: list[ActivitySet]
+):
     state = session(active_ms=last_active)
     assert machine.decide(state, TouchSession(), Evidence(), ctx()) == expected
 
