@@ -223,7 +223,12 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
         )
         app[STORAGE] = stores.sessions
         sweeper = asyncio.create_task(
-            sweep_forever(stores.sessions, CLOCK, settings.sweep_interval_s),
+            sweep_forever(
+                stores.sessions,
+                CLOCK,
+                settings.sweep_interval_s,
+                registry.end_pending_evictions,
+            ),
             name="session-sweeper",
         )
         try:

@@ -9,6 +9,7 @@ the sweeper must outlive any fault, or sessions would only ever leave by key exp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -27,9 +28,21 @@ async def sweep_once(store: SessionReads, clock: Clock) -> int:
     return total
 
 
-async def sweep_forever(store: SessionReads, clock: Clock, interval_s: float) -> None:
+#: An eviction still pending after this long was left by a crashed worker: finish it.
+EVICTION_REPAIR_AFTER_MS = 5_000
+
+
+async def sweep_forever(
+    store: SessionReads,
+    clock: Clock,
+    interval_s: float,
+    end_pending_evictions: Callable[[int], Awaitable[int]] | None = None,
+) -> None:
+    """Purge what is due, and end the cap's evictions a crashed worker left unfinished."""
     while True:
         try:
+            if end_pending_evictions is not None:
+                await end_pending_evictions(clock.now_ms() - EVICTION_REPAIR_AFTER_MS)
             purged = await sweep_once(store, clock)
         except ServiceError as exc:
             log.warning("sweep skipped", error_id=exc.error_id)
