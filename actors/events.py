@@ -163,6 +163,12 @@ Event = (
 )
 
 
+#: The events that are not ZITADEL's: activity and the PingOne fields.
+ActivityEvent = (
+    ActivitySet | IdleTimeoutSet | SignOnSet | AgentSet | SessionTokenSet | AuthenticationReset
+)
+
+
 def event_type(event: Event) -> str:
     tag = type(event).__struct_config__.tag
     assert isinstance(tag, str)  # noqa: S101 - every event class above declares a str tag
@@ -262,14 +268,7 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return _activity_payload(event)
 
 
-def _activity_payload(
-    event: ActivitySet
-    | IdleTimeoutSet
-    | SignOnSet
-    | AgentSet
-    | SessionTokenSet
-    | AuthenticationReset,
-) -> dict[str, Any]:
+def _activity_payload(event: ActivityEvent) -> dict[str, Any]:
     """The payloads of the events that are not ZITADEL's (activity, PingOne fields)."""
     match event:
         case ActivitySet(active_ms=active_ms):

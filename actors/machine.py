@@ -53,6 +53,7 @@ from actors.errors import (
     permission_denied,
 )
 from actors.events import (
+    ActivityEvent,
     ActivitySet,
     AgentSet,
     AuthenticationReset,
@@ -521,15 +522,7 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             return _activity_changes(state, event)
 
 
-def _activity_changes(
-    state: SessionState,
-    event: ActivitySet
-    | IdleTimeoutSet
-    | SignOnSet
-    | AgentSet
-    | SessionTokenSet
-    | AuthenticationReset,
-) -> dict[str, object]:
+def _activity_changes(state: SessionState, event: ActivityEvent) -> dict[str, object]:
     """The events that are not ZITADEL's: activity and the PingOne fields."""
     match event:
         case ActivitySet(active_ms=active_ms):

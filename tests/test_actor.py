@@ -32,6 +32,7 @@ def make_registry(
     mailbox: int = 256,
     lease_wait_ms: int = 2000,
     lease_ttl_ms: int = 2000,
+    max_sessions_per_user: int = 0,
 ) -> SessionRegistry:
     store = RedisSessionStore(
         fast_redis,
@@ -41,6 +42,7 @@ def make_registry(
         session_stream_maxlen=1000,
         stream_maxlen=10_000,
         lease_ttl_ms=lease_ttl_ms,
+        max_sessions_per_user=max_sessions_per_user,
     )
     deps = Deps(passwords=PasswordsNotUsed(), clock=SystemClock(), minter=SecretsMinter())
     config = ActorConfig(

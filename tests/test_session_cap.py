@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
-from actors.actor import ActorConfig
 from actors.commands import Checks, CreateSession, UserCheck
-from actors.execute import Deps
 from actors.model import UserRef
 from actors.permissions import Caller, Grant
 from actors.registry import SessionRegistry
-from app.services.clock import SystemClock
-from app.services.ids import SecretsMinter
 from storage import keys
 from storage.sessions import RedisSessionStore
-from tests.test_actor import PasswordsNotUsed
+from tests.test_actor import make_registry
+from tests.test_sessions_api import _session_store
 
 OWNER = Caller(user_id="admin", grants=(Grant(roles=("IAM_OWNER",)),))
 ALICE = UserRef(
@@ -29,22 +26,8 @@ ALICE = UserRef(
 
 
 def capped_registry(fast_redis, cap: int) -> tuple[SessionRegistry, RedisSessionStore]:
-    store = RedisSessionStore(
-        fast_redis,
-        instance_id="inst",
-        retention_ms=60_000,
-        partitions=4,
-        session_stream_maxlen=1000,
-        stream_maxlen=10_000,
-        lease_ttl_ms=2000,
-        max_sessions_per_user=cap,
-    )
-    deps = Deps(passwords=PasswordsNotUsed(), clock=SystemClock(), minter=SecretsMinter())
-    config = ActorConfig(lease_ttl_ms=2000, lease_wait_ms=2000, idle_s=1, mailbox_size=256)
-    registry = SessionRegistry(
-        store, deps, config, ask_timeout_s=10, new_session_id=SecretsMinter().new_id
-    )
-    return registry, store
+    """A registry whose store caps each user's sessions, and a reader of what it stored."""
+    return make_registry(fast_redis, max_sessions_per_user=cap), _session_store(fast_redis)
 
 
 async def test_forty_racing_creates_leave_exactly_the_cap(fast_redis, redis):
