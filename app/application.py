@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from actors.activity import ActivityPolicy
 from actors.actor import ActorConfig
 from actors.execute import Deps
 from actors.limits import Limits
@@ -90,6 +91,7 @@ async def open_stores(settings: Settings) -> Stores:
         session_stream_maxlen=settings.session_stream_maxlen,
         stream_maxlen=settings.event_stream_maxlen,
         lease_ttl_ms=settings.lease_ttl_ms,
+        max_sessions_per_user=settings.max_sessions_per_user,
     )
     return Stores(redis=redis, instance=instance, users=users, sessions=sessions)
 
@@ -124,6 +126,10 @@ def _registry(
         minter=IDS,
         second_factors=second_factors,
         limits=_limits(settings),
+        activity=ActivityPolicy(
+            granularity_ms=settings.activity_granularity_ms,
+            default_idle_timeout_ms=settings.default_idle_timeout_ms,
+        ),
     )
     return SessionRegistry(
         stores.sessions,

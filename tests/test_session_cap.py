@@ -9,6 +9,9 @@ the PingOne API's tests.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+
+import pytest
 
 from actors.commands import Checks, CreateSession, UserCheck
 from actors.model import UserRef
@@ -16,8 +19,12 @@ from actors.permissions import Caller, Grant
 from actors.registry import SessionRegistry
 from storage import keys
 from storage.sessions import RedisSessionStore
+from tests.driven import DrivenClock
+from tests.support import Api, b64
 from tests.test_actor import make_registry
-from tests.test_sessions_api import _session_store
+from tests.test_sessions_api import _at, _clock, _session_store, _ts
+
+__all__ = ["_clock"]  # the driven-clock fixture, shared
 
 OWNER = Caller(user_id="admin", grants=(Grant(roles=("IAM_OWNER",)),))
 ALICE = UserRef(
@@ -75,3 +82,31 @@ async def test_a_crash_before_the_eviction_is_repaired_by_the_sweep(fast_redis, 
         await registry.close()
     assert (await store.read_states([first.state.id]))[0] is None
     assert await redis.zcard(keys.SESSIONS_TO_EVICT) == 0
+
+
+@pytest.mark.settings(max_sessions_per_user=2)
+async def test_over_the_http_api_a_third_session_ends_the_least_recently_active(api: Api):
+    user = await api.human()
+    first, second, third = [
+        (await api.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
+        for _ in range(3)
+    ]
+    assert (await api.get(first)).status == 404  # ended by the cap, before the answer
+    assert (await api.get(second)).status == 200
+    assert (await api.get(third)).status == 200
+
+
+@pytest.mark.settings(default_idle_timeout="2s")
+async def test_the_default_idle_timeout_ends_an_unused_session(clock: DrivenClock, api: Api):
+    sid = (await api.create({"lifetime": "3600s"})).body["sessionId"]
+    expires = (await api.get(sid)).body["session"]["expirationDate"]
+    ends_in = _ts(expires) - _at(clock)  # the earlier end wins
+    assert dt.timedelta(seconds=1.5) < ends_in <= dt.timedelta(seconds=2)
+    clock.advance(1_500)
+    await api.set(sid, {"metadata": {"k": b64("v")}})  # a write is activity
+    clock.advance(1_500)
+    assert (await api.get(sid)).status == 200
+    clock.advance(2_001)
+    reply = await api.set(sid, {"metadata": {"k": b64("w")}})
+    assert reply.status == 400  # idle for longer than the timeout: expired
+    assert reply.body["details"][0]["id"] == "COMMAND-Hkl3d"

@@ -65,6 +65,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     delivery_backoff_ms: int = 2000
     #: How long expired sessions stay readable/listable/deletable ("1h", "90m", "300s", "300").
     expired_retention: str = "1h"
+    #: A session ends this long after its last activity unless its creator says otherwise
+    #: ("0" = no idle timeout; same span format).
+    default_idle_timeout: str = "0"
+    #: A token read records activity only when the last one is at least this old.
+    activity_granularity: str = "60s"
+    #: Live sessions per user; a new one ends the least recently active (0 = unlimited).
+    max_sessions_per_user: int = 0
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
     event_partitions: int = 16
     event_stream_maxlen: int = 1_000_000
@@ -157,6 +164,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("lease_ttl_ms must be >= 100")
         if self.expired_retention_ms < 0:
             raise ValueError("expired_retention must not be negative")
+        self._validate_activity()
         if logging.getLevelNamesMapping().get(self.log_level.strip().upper()) is None:
             raise ValueError(f"unknown log_level {self.log_level!r}")
         for rate in (self.rate_limit_user, self.rate_limit_ip, self.rate_limit_caller):
@@ -172,6 +180,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.sms_webhook_url and not self.sms_webhook_secret:
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
 
+    def _validate_activity(self) -> None:
+        spans = (self.default_idle_timeout_ms, self.activity_granularity_ms)
+        if min(spans) < 0 or self.max_sessions_per_user < 0:
+            raise ValueError(
+                "default_idle_timeout, activity_granularity, max_sessions_per_user: not negative"
+            )
+
     def _validate_login(self) -> None:
         if self.demo_login.strip().lower() not in _SWITCH_WORDS:
             raise ValueError("demo_login must be true, false or empty")
@@ -182,6 +197,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def expired_retention_ms(self) -> int:
         return parse_span_ms(self.expired_retention)
+
+    @property
+    def default_idle_timeout_ms(self) -> int:
+        return parse_span_ms(self.default_idle_timeout)
+
+    @property
+    def activity_granularity_ms(self) -> int:
+        return parse_span_ms(self.activity_granularity)
 
     @property
     def rates(self) -> tuple[Rate, Rate, Rate]:
