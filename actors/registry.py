@@ -15,13 +15,12 @@ from actors.commands import Command, CreateSession, DeleteSession
 from actors.errors import AlreadyExists, DeadlineExceeded, ServiceError, Unavailable
 from actors.execute import Deps, Outcome, execute
 from actors.model import UserRef
-from actors.permissions import Caller, Grant
+from actors.permissions import SYSTEM, Caller
 from actors.ports import SessionStore
 
 CREATE_ATTEMPTS = 3
 #: Ending a session over the per-user cap: the service's own decision, with its reason.
 EVICT = DeleteSession(reason="evicted")
-SERVICE_CALLER = Caller(user_id="sessiond", grants=(Grant(roles=("IAM_OWNER",)),))
 
 
 class SessionRegistry:
@@ -80,7 +79,7 @@ class SessionRegistry:
     async def end_evicted(self, session_id: str) -> bool:
         """End one evicted session (idempotent); False if that failed for now."""
         try:
-            await self.ask(session_id, EVICT, user=None, caller=SERVICE_CALLER)
+            await self.ask(session_id, EVICT, user=None, caller=SYSTEM)
         except ServiceError:
             return False
         await self._store.forget_eviction(session_id)

@@ -12,11 +12,21 @@ import asyncio
 import datetime as dt
 
 import pytest
+from msgspec.structs import replace
 
-from actors.commands import Checks, CreateSession, UserCheck
-from actors.model import UserRef
+from actors.commands import (
+    Checks,
+    CreateSession,
+    DeleteSession,
+    SetSession,
+    SignOnReport,
+    UserCheck,
+)
+from actors.errors import AlreadyExists
+from actors.model import Location, UserRef
 from actors.permissions import Caller, Grant
 from actors.registry import SessionRegistry
+from app.services.clock import SystemClock
 from storage import keys
 from storage.sessions import RedisSessionStore
 from tests.driven import DrivenClock
@@ -110,3 +120,44 @@ async def test_the_default_idle_timeout_ends_an_unused_session(clock: DrivenCloc
     reply = await api.set(sid, {"metadata": {"k": b64("w")}})
     assert reply.status == 400  # idle for longer than the timeout: expired
     assert reply.body["details"][0]["id"] == "COMMAND-Hkl3d"
+
+
+def pingone_create(token_hash: str) -> CreateSession:
+    report = SignOnReport(
+        active_ms=SystemClock().now_ms(),
+        location=Location(at_ms=0, remote_ip="10.0.0.1"),
+        idle_timeout_ms=3_600_000,
+        st_token_hash=token_hash,
+    )
+    return CreateSession(checks=Checks(user=UserCheck(user_id="alice")), report=report)
+
+
+async def test_a_pingone_token_finds_its_session_until_replaced_or_ended(fast_redis, redis):
+    registry, store = capped_registry(fast_redis, cap=0)
+    try:
+        created = await registry.create(pingone_create("h1"), user=ALICE, caller=OWNER)
+        assert created.state is not None
+        sid = created.state.id
+        found = await store.read_by_st_token("h1")
+        assert found is not None
+        assert found.id == sid
+        assert await redis.pttl(keys.session_by_st_token("h1")) > 0  # expires with the session
+
+        with pytest.raises(AlreadyExists) as taken:  # one token, one session
+            await registry.create(pingone_create("h1"), user=ALICE, caller=OWNER)
+        assert taken.value.error_id == "SESSION-stTaken"
+        assert await redis.zcard(keys.sessions_of_user("alice")) == 1  # nothing written
+
+        replaced = replace(pingone_create("h2"), checks=Checks()).report
+        await registry.ask(sid, SetSession(report=replaced), user=None, caller=OWNER)
+        assert await store.read_by_st_token("h1") is None  # the old token stops working
+        assert await redis.exists(keys.session_by_st_token("h1")) == 0
+        again = await store.read_by_st_token("h2")
+        assert again is not None
+        assert again.id == sid
+
+        await registry.ask(sid, DeleteSession(), user=None, caller=OWNER)
+        assert await store.read_by_st_token("h2") is None
+        assert await redis.exists(keys.session_by_st_token("h2")) == 0
+    finally:
+        await registry.close()

@@ -1082,15 +1082,20 @@ async def test_every_configured_origin_is_accepted_and_the_first_names_the_defau
 
 
 @pytest.mark.settings(rate_limit_user="2/1m")
-async def test_webauthn_checks_count_toward_the_users_credential_rate(api: Api):
-    """An assertion is a credential check like a password: past the user's rate, 429."""
+async def test_webauthn_checks_count_toward_the_users_credential_rate(api: Api, redis: Any):
+    """An assertion is a credential check like a password: past the user's rate, 429.
+
+    The refused attempt still used its challenge up, as every failed attempt does.
+    """
     user_id, auth, _ = await passkey_user(api)
-    sids, replies = [], []
+    sids, replies, challenges = [], [], []
     for _ in range(3):
         sid, options = await challenged(api, user_id)
         sids.append(sid)
+        challenges.append(options["publicKey"]["challenge"])
         replies.append(await api.set(sid, check(auth.get(options, WEBAUTHN_ORIGIN))))
 
     assert [reply.status for reply in replies] == [200, 200, 429], [r.body for r in replies]
     assert replies[2].error_id == "COMMAND-rateLimit"
     assert set((await session(api, sids[2]))["factors"]) == {"user"}
+    assert await redis.exists(keys.used_webauthn_challenge(user_id, challenges[2])) == 1
