@@ -111,20 +111,28 @@ class SetSession(msgspec.Struct, frozen=True, kw_only=True, tag="set"):
     lifetime_ms: int | None = None
     challenges: Challenges = Challenges()
     report: SignOnReport | None = None
+    #: Set when the request named the session by its PingOne token (``Cookie: ST``): the
+    #: token's keyed hash, which must still be the session's when the actor runs.
+    presented_st_hash: str | None = None
 
 
 class DeleteSession(msgspec.Struct, frozen=True, kw_only=True, tag="delete"):
     session_token: str | None = None
     #: Why, when the service itself ends it (``evicted``: over the per-user cap).
     reason: str = ""
+    presented_st_hash: str | None = None
 
 
 class TouchSession(msgspec.Struct, frozen=True, kw_only=True, tag="touch"):
     """A read with the PingOne session token: activity, recorded at most once per granule."""
 
+    presented_st_hash: str | None = None
+
 
 class ResetAuthentication(msgspec.Struct, frozen=True, kw_only=True, tag="reset"):
     """PingOne's SSO logout: every factor but the user is cleared, the session stays."""
+
+    presented_st_hash: str | None = None
 
 
 Command = CreateSession | SetSession | DeleteSession | TouchSession | ResetAuthentication

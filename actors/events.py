@@ -115,21 +115,19 @@ class IdleTimeoutSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.idl
     idle_timeout_ms: int
 
 
-class SignOnSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.signOn.set"):
-    """A reported sign-on and where it came from (PingOne ``lastSignOn``, ``locations``)."""
+class SignOnReported(msgspec.Struct, frozen=True, kw_only=True, tag="session.signOn.reported"):
+    """A PingOne create or update: one event for the whole report, so a create stays cheap.
 
+    ``None`` fields keep what the session had; ``st_token_hash`` (a keyed hash) lives in the
+    state only, the streams say no more than that a token was set.
+    """
+
+    active_ms: int
     location: Location
     sign_on: SignOn | None = None
-
-
-class AgentSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.agent.set"):
-    agent: AgentDetails
-
-
-class SessionTokenSet(msgspec.Struct, frozen=True, kw_only=True, tag="session.stToken.set"):
-    """The PingOne token's keyed hash; the streams carry no trace of it."""
-
-    st_token_hash: str
+    idle_timeout_ms: int | None = None
+    agent: AgentDetails | None = None
+    st_token_hash: str | None = None
 
 
 class AuthenticationReset(
@@ -156,17 +154,13 @@ Event = (
     | Terminated
     | ActivitySet
     | IdleTimeoutSet
-    | SignOnSet
-    | AgentSet
-    | SessionTokenSet
+    | SignOnReported
     | AuthenticationReset
 )
 
 
 #: The events that are not ZITADEL's: activity and the PingOne fields.
-ActivityEvent = (
-    ActivitySet | IdleTimeoutSet | SignOnSet | AgentSet | SessionTokenSet | AuthenticationReset
-)
+ActivityEvent = ActivitySet | IdleTimeoutSet | SignOnReported | AuthenticationReset
 
 
 def event_type(event: Event) -> str:
@@ -216,13 +210,22 @@ def _web_authn_payload(event: WebAuthNChallenged | WebAuthNChecked) -> dict[str,
     }
 
 
-def _sign_on_payload(event: SignOnSet) -> dict[str, Any]:
+def _sign_on_payload(event: SignOnReported) -> dict[str, Any]:
     location = {"at": rfc3339_ms(event.location.at_ms), "remoteIp": event.location.remote_ip}
-    payload: dict[str, Any] = {"location": location}
+    payload: dict[str, Any] = {"activeAt": rfc3339_ms(event.active_ms), "location": location}
     sign_on = event.sign_on
     if sign_on is not None:
         payload["authenticators"] = list(sign_on.authenticators)
         payload["remoteIp"] = sign_on.remote_ip
+    if event.idle_timeout_ms is not None:
+        payload["idleTimeout"] = event.idle_timeout_ms * NS_PER_MS
+    agent = event.agent
+    if agent is not None:  # parsed: the raw string is in the state, not repeated here
+        payload["browser"] = {"name": agent.browser_name, "version": agent.browser_version}
+        payload["operatingSystem"] = {"name": agent.os_name, "version": agent.os_version}
+        payload["device"] = {"type": agent.device_type}
+    if event.st_token_hash is not None:
+        payload["stTokenSet"] = True
     return payload
 
 
@@ -275,9 +278,7 @@ def _activity_payload(event: ActivityEvent) -> dict[str, Any]:
             return {"activeAt": rfc3339_ms(active_ms)}
         case IdleTimeoutSet(idle_timeout_ms=idle_ms):
             return {"idleTimeout": idle_ms * NS_PER_MS}
-        case SignOnSet():
+        case SignOnReported():
             return _sign_on_payload(event)
-        case AgentSet(agent=agent):
-            return {"userAgent": msgspec.to_builtins(agent)}
-        case _:  # SessionTokenSet, AuthenticationReset: nothing to publish
+        case _:  # AuthenticationReset: nothing to publish
             return {}

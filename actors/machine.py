@@ -26,6 +26,7 @@ in ``actors.execute``; ``check_otp`` is the pure part of the OTP check.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 
 import msgspec
@@ -55,7 +56,6 @@ from actors.errors import (
 from actors.events import (
     ActivityEvent,
     ActivitySet,
-    AgentSet,
     AuthenticationReset,
     Event,
     IdleTimeoutSet,
@@ -68,8 +68,7 @@ from actors.events import (
     PasswordChecked,
     RecoveryCodeChecked,
     SessionAdded,
-    SessionTokenSet,
-    SignOnSet,
+    SignOnReported,
     Terminated,
     TokenSet,
     TotpChecked,
@@ -127,6 +126,7 @@ def preflight(
 
     Returns the user whose credentials the checks and challenges need (None if none do).
     """
+    _check_presented_st_token(state, command)
     match command:
         case CreateSession(checks=checks):
             _check_user_evidence(checks, evidence)
@@ -139,6 +139,15 @@ def preflight(
             return _check_factor_prerequisites(live, command, evidence)
         case DeleteSession() | TouchSession() | ResetAuthentication():
             return None
+
+
+def _check_presented_st_token(state: SessionState | None, command: Command) -> None:
+    """A request that named the session by its PingOne token: a replaced one names nothing."""
+    presented = getattr(command, "presented_st_hash", None)
+    if presented is None:
+        return
+    if state is None or not hmac.compare_digest(state.st_token_hash, presented):
+        raise session_not_found()
 
 
 def _check_user_evidence(checks: Checks, evidence: Evidence) -> None:
@@ -263,21 +272,23 @@ def _report_events(
             return [IdleTimeoutSet(idle_timeout_ms=default_idle)]
         return []
     _check_report(report, ctx.now_ms)
-    events: list[Event] = []
-    if current is None or current.active_ms != report.active_ms:
-        events.append(ActivitySet(active_ms=report.active_ms))
     idle = report.idle_timeout_ms
     if idle is None and current is None and ctx.activity.default_idle_timeout_ms > 0:
         idle = ctx.activity.default_idle_timeout_ms
-    if idle is not None and (current is None or current.idle_timeout_ms != idle):
-        events.append(IdleTimeoutSet(idle_timeout_ms=idle))
-    events.append(SignOnSet(location=report.location, sign_on=report.sign_on))
-    if report.agent is not None and (current is None or current.agent != report.agent):
-        events.append(AgentSet(agent=report.agent))
     token_hash = report.st_token_hash
-    if token_hash is not None and (current is None or current.st_token_hash != token_hash):
-        events.append(SessionTokenSet(st_token_hash=token_hash))
-    return events
+    agent = report.agent
+    return [
+        SignOnReported(
+            active_ms=report.active_ms,
+            location=report.location,
+            sign_on=report.sign_on,
+            idle_timeout_ms=idle if current is None or current.idle_timeout_ms != idle else None,
+            agent=agent if current is None or current.agent != agent else None,
+            st_token_hash=token_hash
+            if current is None or current.st_token_hash != token_hash
+            else None,
+        )
+    ]
 
 
 def _check_report(report: SignOnReport, now_ms: int) -> None:
@@ -522,6 +533,21 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
             return _activity_changes(state, event)
 
 
+def _reported_changes(state: SessionState, event: SignOnReported) -> dict[str, object]:
+    changes: dict[str, object] = {
+        "active_ms": event.active_ms,
+        "sign_on": event.sign_on if event.sign_on is not None else state.sign_on,
+        "locations": activity.with_location(state.locations, event.location),
+    }
+    if event.idle_timeout_ms is not None:
+        changes["idle_timeout_ms"] = event.idle_timeout_ms
+    if event.agent is not None:
+        changes["agent"] = event.agent
+    if event.st_token_hash is not None:
+        changes["st_token_hash"] = event.st_token_hash
+    return changes
+
+
 def _activity_changes(state: SessionState, event: ActivityEvent) -> dict[str, object]:
     """The events that are not ZITADEL's: activity and the PingOne fields."""
     match event:
@@ -529,15 +555,8 @@ def _activity_changes(state: SessionState, event: ActivityEvent) -> dict[str, ob
             return {"active_ms": active_ms}
         case IdleTimeoutSet(idle_timeout_ms=idle_ms):
             return {"idle_timeout_ms": idle_ms}
-        case SignOnSet(location=location, sign_on=sign_on):
-            return {
-                "sign_on": sign_on if sign_on is not None else state.sign_on,
-                "locations": activity.with_location(state.locations, location),
-            }
-        case AgentSet(agent=agent):
-            return {"agent": agent}
-        case SessionTokenSet(st_token_hash=token_hash):
-            return {"st_token_hash": token_hash}
+        case SignOnReported():
+            return _reported_changes(state, event)
         case _:  # AuthenticationReset
             return {
                 "factors": Factors(user=state.factors.user),

@@ -16,7 +16,15 @@ _DURATION = re.compile(r"^(-)?(\d{1,12})(?:\.(\d{1,9}))?s$")
 @lru_cache(maxsize=64)
 def _second(seconds: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS``; cached because strftime costs ~2 µs and writes cluster in time."""
-    return (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    moment = _EPOCH + dt.timedelta(seconds=seconds)
+    # strftime's %Y drops the zeros of years before 1000 on glibc: RFC 3339 needs four digits
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S")
+
+
+def rfc3339_ms3(ms: int) -> str:
+    """RFC 3339 UTC with exactly 3 fractional digits (PingOne's dates)."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 def rfc3339_ms(ms: int) -> str:

@@ -278,6 +278,7 @@ def test_the_last_representable_expiration():
         (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
         (1_700_000_000_000, "2023-11-14T22:13:20Z"),
         (-1, "1969-12-31T23:59:59.999Z"),
+        (-44_400_000_000_000, "0563-01-08T02:40:00Z"),  # four digits before year 1000 too
     ],
 )
 def test_rfc3339_out(ms, text):
