@@ -1,9 +1,10 @@
 """The composition root: the only place that names the Redis classes and wires everything.
 
 ``open_stores`` builds storage for one process; ``create_app`` builds the aiohttp application
-of one worker: storage → actors → services → both transports (REST and Connect) behind one
-middleware stack. Every resource is created and closed in one ``cleanup_ctx`` generator, so
-start-up and shutdown happen in one readable place, in reverse order. No logic lives here.
+of one worker: storage → actors → services → the transports (REST, Connect, PingOne's API)
+behind one middleware stack. Every resource is created and closed in one ``cleanup_ctx``
+generator, so start-up and shutdown happen in one readable place, in reverse order. No logic
+lives here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.services.ids import SecretsMinter
 from app.services.messages import MessageComposer
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
+from app.services.pingone_sessions import PingOneSessionService
 from app.services.sealing import Keyring
 from app.services.second_factors import SecondFactorService
 from app.services.session_reads import SessionViews
@@ -40,10 +42,12 @@ from app.services.user_passkeys import WebAuthnConfig
 from app.services.user_views import UserViewCache
 from app.services.users import UserService
 from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
+from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
 from app.transports.health import setup_health_routes
 from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
+from app.transports.pingone import PINGONE, setup_pingone_routes
 from app.transports.rest import setup_rest_routes
 from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
@@ -107,6 +111,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_openapi_route(app)
     setup_rest_routes(app, max_depth=settings.max_json_depth)
     setup_connect_routes(app, max_depth=settings.max_json_depth)
+    setup_pingone_routes(app, public_url=settings.public_url)
+    app[TRUSTED_PROXIES] = settings.trusted_proxy_networks
     if settings.demo_login_enabled:
         from app.login import setup_login  # late: off by default outside dev mode
 
@@ -126,10 +132,7 @@ def _registry(
         minter=IDS,
         second_factors=second_factors,
         limits=_limits(settings),
-        activity=ActivityPolicy(
-            granularity_ms=settings.activity_granularity_ms,
-            default_idle_timeout_ms=settings.default_idle_timeout_ms,
-        ),
+        activity=_activity(settings),
     )
     return SessionRegistry(
         stores.sessions,
@@ -142,6 +145,13 @@ def _registry(
         ),
         ask_timeout_s=settings.ask_timeout_s,
         new_session_id=IDS.new_id,
+    )
+
+
+def _activity(settings: Settings) -> ActivityPolicy:
+    return ActivityPolicy(
+        granularity_ms=settings.activity_granularity_ms,
+        default_idle_timeout_ms=settings.default_idle_timeout_ms,
     )
 
 
@@ -223,6 +233,16 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             ),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
             permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),
+        )
+        app[PINGONE] = PingOneSessionService(
+            registry,
+            stores.sessions,
+            users,
+            keyring,
+            CLOCK,
+            environment_id=stores.instance.id,
+            policy=_activity(settings),
+            listing_limit=settings.max_sessions_per_user,
         )
         app[AUTHENTICATOR] = Authenticator(
             passwords, stores.sessions, user_views, CLOCK, settings.cache_ttl_ms

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
 import msgspec
@@ -72,6 +73,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     activity_granularity: str = "60s"
     #: Live sessions per user; a new one ends the least recently active (0 = unlimited).
     max_sessions_per_user: int = 0
+    #: The service's external base URL (``https://sso.example.com``) for the PingOne API's
+    #: HAL links; empty: each request's own scheme and host.
+    public_url: str = ""
+    #: Peers (comma list of CIDRs) whose ``X-Forwarded-For`` names the client; empty: none,
+    #: the connection's address is the client's.
+    trusted_proxies: str = ""
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
     event_partitions: int = 16
     event_stream_maxlen: int = 1_000_000
@@ -177,6 +184,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.delivery_max_attempts < 1:
             raise ValueError("delivery_max_attempts must be >= 1")
         self._validate_login()
+        self._validate_edge()
         if self.sms_webhook_url and not self.sms_webhook_secret:
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
 
@@ -186,6 +194,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError(
                 "default_idle_timeout, activity_granularity, max_sessions_per_user: not negative"
             )
+
+    def _validate_edge(self) -> None:
+        url = self.public_url
+        if url and (not url.startswith(("https://", "http://")) or url.count("/") > 2):
+            raise ValueError("public_url must be scheme://host[:port], without a path")
+        self.trusted_proxy_networks  # noqa: B018 - raises on a malformed CIDR
 
     def _validate_login(self) -> None:
         if self.demo_login.strip().lower() not in _SWITCH_WORDS:
@@ -214,6 +228,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             parse_rate(self.rate_limit_ip),
             parse_rate(self.rate_limit_caller),
         )
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(
+                ip_network(part.strip(), strict=False)
+                for part in self.trusted_proxies.split(",")
+                if part.strip()
+            )
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
 
     @property
     def webauthn_origin_list(self) -> tuple[str, ...]:

@@ -39,6 +39,12 @@ class SessionReads(Protocol):
     ) -> tuple[int, list[SessionSummary]]:
         """ListSessions: the total the caller may see and the requested page of it."""
 
+    async def read_by_st_token(self, token_hash: str) -> SessionState | None:
+        """The live session whose PingOne token has this keyed hash, if any."""
+
+    async def read_states(self, session_ids: list[str]) -> list[SessionState | None]:
+        """The full state of each session, in order (None where gone or terminated)."""
+
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
         """Purge sessions past expiration + retention; how many were purged."""
 

@@ -115,3 +115,61 @@ def _encode(detail_type: str, detail: dict[str, Any]) -> str:
     if "failedAttempts" in detail:
         message.failed_attempts = int(detail["failedAttempts"])  # type: ignore[attr-defined]
     return base64.b64encode(message.SerializeToString()).decode().rstrip("=")
+
+
+# -- PingOne ----------------------------------------------------------------------------------
+#: gRPC code → PingOne's HTTP status, top-level code and its message.
+PINGONE_CODES: dict[int, tuple[int, str, str]] = {
+    3: (400, "INVALID_DATA", "One or more validation errors were in the request."),
+    4: (504, "REQUEST_FAILED", "The request took too long; retry it."),
+    5: (404, "NOT_FOUND", "The requested resource was not found."),
+    6: (400, "INVALID_DATA", "One or more validation errors were in the request."),
+    7: (403, "ACCESS_FAILED", "The request is not allowed with these credentials."),
+    8: (429, "REQUEST_LIMITED", "Too many requests; retry later."),
+    9: (400, "REQUEST_FAILED", "The request could not be completed in the resource's state."),
+    10: (409, "REQUEST_FAILED", "The request conflicted with a concurrent one; retry it."),
+    12: (501, "NOT_IMPLEMENTED", "This operation is not supported."),
+    14: (503, "SERVICE_UNAVAILABLE", "The service is unavailable; retry later."),
+    16: (401, "ACCESS_FAILED", "The request could not be authenticated."),
+}
+_PINGONE_UNEXPECTED = (500, "UNEXPECTED_ERROR", "An unexpected error occurred.")
+#: Writes to a session that is gone: PingOne says the session is not found.
+_SESSION_GONE = frozenset({"COMMAND-Flk38", "COMMAND-Hewfq", "COMMAND-Hkl3d"})
+#: Detail codes by gRPC code, when the error names no field of its own.
+_PINGONE_DETAIL = {3: "INVALID_VALUE", 6: "UNIQUENESS_VIOLATION"}
+#: aiohttp's own refusals on PingOne routes: status → (code, message).
+PINGONE_ROUTING: dict[int, tuple[str, str]] = {
+    404: ("NOT_FOUND", "The requested resource was not found."),
+    405: ("INVALID_REQUEST", "The method is not supported by this resource."),
+    413: ("INVALID_REQUEST", "The request body is too large."),
+    415: ("INVALID_REQUEST", "The content type is not supported by this resource."),
+    400: ("INVALID_REQUEST", "The request could not be read."),
+}
+
+
+def pingone_status(exc: ServiceError) -> int:
+    if exc.error_id in _SESSION_GONE:
+        return 404
+    return PINGONE_CODES.get(exc.code, _PINGONE_UNEXPECTED)[0]
+
+
+def pingone_body(exc: ServiceError, error_id: str) -> dict[str, Any]:
+    """PingOne's error: ``{id, code, message, details[{code, target?, message}]}``."""
+    if exc.error_id in _SESSION_GONE:
+        _, code, message = PINGONE_CODES[5]
+    else:
+        _, code, message = PINGONE_CODES.get(exc.code, _PINGONE_UNEXPECTED)
+    body: dict[str, Any] = {"id": error_id, "code": code, "message": message}
+    target = getattr(exc, "target", None)
+    detail_code = getattr(exc, "detail_code", None) or _PINGONE_DETAIL.get(exc.code)
+    if detail_code is not None:
+        detail = {"code": detail_code, "message": exc.message}
+        if target:
+            detail["target"] = target
+        body["details"] = [detail]
+    return body
+
+
+def pingone_routing_body(status: int, error_id: str, reason: str) -> dict[str, Any]:
+    code, message = PINGONE_ROUTING.get(status, ("UNEXPECTED_ERROR", reason))
+    return {"id": error_id, "code": code, "message": message}

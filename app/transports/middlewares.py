@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -23,6 +24,7 @@ from actors.errors import ServiceError
 from app.services.auth import invalid_token
 from app.transports import errors
 from app.transports.appkeys import AUTHENTICATOR
+from app.transports.client_ip import client_ip
 from app.transports.http import CALLER, respond
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,6 +36,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 PUBLIC_PREFIX = "/login"
 #: Connect paths are ``/<package>.<Service>/<Method>``; every package served is ``zitadel.*``.
 CONNECT_PREFIX = "/zitadel."
+#: PingOne's API (``/v1/environments/...``) answers in PingOne's error shape.
+PINGONE_PREFIX = "/v1/"
 
 #: aiohttp status → (gRPC code, message) for errors raised before a handler runs.
 _ROUTING = {
@@ -55,6 +59,15 @@ _CONNECT_ROUTING = {
 
 def is_connect(request: web.Request) -> bool:
     return request.path.startswith(CONNECT_PREFIX)
+
+
+def is_pingone(request: web.Request) -> bool:
+    return request.path.startswith(PINGONE_PREFIX)
+
+
+def _error_id() -> str:
+    """PingOne's per-error id, to find the failure in the logs: a random UUID."""
+    return str(uuid.uuid4())
 
 
 def _route(request: web.Request) -> str:
@@ -103,6 +116,8 @@ def error_response(request: web.Request, exc: ServiceError) -> web.Response:
         log.error("internal error", error_id=exc.error_id, key=exc.key)
     if is_connect(request):
         response = respond(errors.connect_body(exc), status=exc.http_status)
+    elif is_pingone(request):
+        response = respond(errors.pingone_body(exc, _error_id()), status=errors.pingone_status(exc))
     else:
         response = respond(errors.rest_body(exc), status=exc.http_status)
     if exc.retry_after_s is not None:
@@ -118,6 +133,8 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
         code = _CONNECT_ROUTING.get(exc.status, "unknown")
         text = f"no such method: {request.path}" if exc.status == 404 else exc.text
         body: dict[str, object] = {"code": code, "message": text or exc.reason}
+    elif is_pingone(request):
+        body = errors.pingone_routing_body(exc.status, _error_id(), exc.reason)
     else:
         number, message = _ROUTING.get(exc.status, (2, exc.reason))
         body = {"code": number, "message": message, "details": []}
@@ -140,6 +157,8 @@ async def error_body(request: web.Request, handler: Handler) -> web.StreamRespon
         log.exception("unhandled error", route=_route(request))
         if is_connect(request):
             return respond({"code": "internal", "message": "Internal error"}, status=500)
+        if is_pingone(request):
+            return respond(errors.pingone_body(ServiceError("", ""), _error_id()), status=500)
         return respond({"code": 13, "message": "Internal error", "details": []}, status=500)
 
 
@@ -160,5 +179,5 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         and path[len(PUBLIC_PREFIX) : len(PUBLIC_PREFIX) + 1] in ("", "/")
     ):
         caller = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
-        request[CALLER] = msgspec.structs.replace(caller, client_ip=request.remote or "")
+        request[CALLER] = msgspec.structs.replace(caller, client_ip=client_ip(request))
     return await handler(request)
