@@ -101,6 +101,12 @@ def _state_refusal(body: Any) -> bool:
     return detail.get("id") in STATE_IDS or body.get("message") in STATE_MESSAGES
 
 
+@schemathesis.serializer("application/vnd.pingidentity.sso.session.logout")
+def _logout_body(ctx: Any, value: Any) -> bytes:
+    """PingOne's sign-off has no body: the content type alone is the request."""
+    return b""
+
+
 @schemathesis.check
 def refused_only_by_state(ctx: Any, response: Any, case: Any) -> bool | None:
     """A schema-valid request is answered 400 only when its refusal depends on state."""

@@ -9,17 +9,27 @@ enums given by name or number, the shape of an imported hash) the wire type stat
 Every operation lists exactly the statuses it can answer (``_ERRORS``), each with the error
 body grpc-gateway writes; ``tests/test_openapi_fuzz.py`` holds the server to the document
 with schemathesis.
+
+PingOne's Sessions API (``app.transports.pingone``) is described by its own table
+(``_PINGONE``, one entry per route: a route without one fails the build of the document), with
+HAL bodies, PingOne's error body, and the facade's own validation as rules (``pingone_wire``
+has no ``schema_rules``; its decoder's leniency is not protojson's).
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from functools import cache
 from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
 
-from app.services import factor_wire, passkey_wire, session_wire, user_wire
+from actors.activity import MAX_IDLE_TIMEOUT_MS
+from app.services import factor_wire, passkey_wire, pingone_wire, session_wire, user_wire
+from app.services.user_agents import MAX_USER_AGENT_CHARS
+from app.transports import pingone
 from app.transports.rest import ROUTES, Route, shadowed, snake
 
 
@@ -321,14 +331,31 @@ def at_most(limit: int) -> str:
     options = ["0"]
     if len(digits) > 1:
         options.append(f"[1-9][0-9]{{0,{len(digits) - 2}}}")
-    for at, digit in enumerate(digits):  # same length: a smaller digit here, anything after
+    if limit > 0:
+        options.extend(_same_length(digits))
+    return f"^(?:{'|'.join(options)})$"
+
+
+def _same_length(digits: str) -> list[str]:
+    """The numbers of as many digits as ``digits`` (no leading zero) up to it, as regexes."""
+    options = []
+    for at, digit in enumerate(digits):  # a smaller digit here, anything after
         low = "1" if at == 0 else "0"
         if digit > low:
             rest = len(digits) - at - 1
             below = f"[{low}-{int(digit) - 1}]"
             options.append(digits[:at] + below + (f"[0-9]{{{rest}}}" if rest else ""))
-    if limit > 0:
-        options.append(digits)
+    return [*options, digits]
+
+
+def padded_at_most(limit: int, width: int) -> str:
+    """A regex of the decimal numbers 1..``limit``, leading zeros allowed up to ``width`` digits."""
+    digits = str(limit)
+    options = [
+        f"0{{0,{width - n}}}[1-9]" + (f"[0-9]{{{n - 1}}}" if n > 1 else "")
+        for n in range(1, len(digits))
+    ]
+    options.append(f"0{{0,{width - len(digits)}}}(?:{'|'.join(_same_length(digits))})")
     return f"^(?:{'|'.join(options)})$"
 
 
@@ -439,6 +466,9 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method] = _operation_doc(op, ops)
+    pingone_ops = pingone_operations()
+    for method, path, pingone_op in pingone_ops:
+        paths.setdefault(path, {})[method] = _pingone_doc(path, pingone_op)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -453,7 +483,7 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _components(ops),
+            "schemas": _joined(_components(ops), _pingone_components(pingone_ops)),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -471,3 +501,368 @@ async def openapi_json(_request: web.Request) -> web.Response:
 
 def setup_openapi_route(app: web.Application) -> None:
     app.router.add_get("/openapi.json", openapi_json)
+
+
+# -- PingOne's Sessions API (``app.transports.pingone``) ----------------------------------------
+PINGONE_TAG = "PingOne Sessions"
+#: The content type of PingOne's resources (errors are ``application/json``).
+HAL = "application/hal+json"
+_MINUTE_MS = 60_000
+#: ``pingone_wire._idle_ms``: a decimal string is at most 12 characters (leading zeros too).
+_MINUTES_DIGITS = 12
+
+
+class PingOneErrorDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One entry of ``details``; ``target`` names the field at fault (``Cookie.ST``...)."""
+
+    code: str
+    target: str = ""
+    message: str
+
+
+class PingOneError(msgspec.Struct, omit_defaults=True):
+    """PingOne's error body (``errors.pingone_body``): ``id`` finds the failure in the logs."""
+
+    id: str
+    code: str
+    message: str
+    details: list[PingOneErrorDetail] = []
+
+
+class PingOneOperation(msgspec.Struct, frozen=True, kw_only=True):
+    """What the document says of one route of ``app.transports.pingone.ROUTES``."""
+
+    operation_id: str
+    summary: str
+    status: int
+    request: type | None = None
+    response: type | None = None
+    #: The session is the one of the ``ST`` cookie (``/sessions/me``).
+    cookie: bool = False
+    #: The body is empty: its content type alone asks for the sign-off.
+    logout: bool = False
+    query: tuple[str, ...] = ()
+    #: Statuses besides ``_PINGONE_ALWAYS``, traced through ``PingOneSessionService``.
+    errors: tuple[int, ...] = ()
+
+
+#: Every operation: a bad request, a missing or bad bearer (or Redis down while it is looked
+#: up), a caller without the permission, another environment or an unknown session or user,
+#: and the generic 500 (which a session actor's deadline also becomes, PINGONE_CODES).
+_PINGONE_ALWAYS = (400, 401, 403, 404, 500, 503)
+#: A write through the session actor: a concurrent one (lease), a bound (mailbox, memory).
+_ACTOR = (409, 429)
+_SESSION = pingone_wire.SessionOut
+_PINGONE: dict[tuple[str, str], PingOneOperation] = {
+    ("POST", "/sessions"): PingOneOperation(
+        operation_id="PingOne_CreateSession",
+        summary="Create a session",
+        status=201,
+        request=pingone_wire.SessionIn,
+        response=_SESSION,
+        errors=(*_ACTOR, 413),
+    ),
+    ("GET", "/sessions/me"): PingOneOperation(
+        operation_id="PingOne_ReadSessionMe",
+        summary="Read the session of the ST cookie (a read is activity)",
+        status=200,
+        response=_SESSION,
+        cookie=True,
+        errors=_ACTOR,
+    ),
+    ("PUT", "/sessions/me"): PingOneOperation(
+        operation_id="PingOne_UpdateSessionMe",
+        summary="Replace the session of the ST cookie",
+        status=200,
+        request=pingone_wire.SessionIn,
+        response=_SESSION,
+        cookie=True,
+        errors=(*_ACTOR, 413),
+    ),
+    ("DELETE", "/sessions/me"): PingOneOperation(
+        operation_id="PingOne_DeleteSessionMe",
+        summary="Delete the session of the ST cookie",
+        status=204,
+        cookie=True,
+        errors=_ACTOR,
+    ),
+    ("POST", "/sessions/me"): PingOneOperation(
+        operation_id="PingOne_SignOffSessionMe",
+        summary="Sign off: clear every factor of the ST cookie's session but its user",
+        status=204,
+        cookie=True,
+        logout=True,
+        errors=(*_ACTOR, 415),
+    ),
+    ("GET", "/sessions/{sessionId}"): PingOneOperation(
+        operation_id="PingOne_ReadSession",
+        summary="Read an unexpired session",
+        status=200,
+        response=_SESSION,
+    ),
+    ("GET", "/users/{userId}/sessions"): PingOneOperation(
+        operation_id="PingOne_ReadUserSessions",
+        summary="Read a user's sessions, newest first, expired ones included",
+        status=200,
+        response=pingone_wire.SessionList,
+    ),
+    ("DELETE", "/users/{userId}/sessions"): PingOneOperation(
+        operation_id="PingOne_DeleteUserSessions",
+        summary="Sign a user out everywhere, or everywhere but one session",
+        status=204,
+        query=("except",),
+        errors=_ACTOR,
+    ),
+    ("GET", "/users/{userId}/sessions/{sessionId}"): PingOneOperation(
+        operation_id="PingOne_ReadUserSession",
+        summary="Read a session of a user, expired or not",
+        status=200,
+        response=_SESSION,
+    ),
+    ("DELETE", "/users/{userId}/sessions/{sessionId}"): PingOneOperation(
+        operation_id="PingOne_DeleteUserSession",
+        summary="Delete a session of a user",
+        status=204,
+        errors=_ACTOR,
+    ),
+}
+_PINGONE_REASONS = {
+    **_REASONS,
+    400: "invalid request (bad JSON, a field out of its bounds, no such user, no ST cookie) "
+    "or one the session's state forbids",
+    404: "another environment than this instance's, or no such session or user",
+    415: f"the Content-Type is not {pingone_wire.LOGOUT_CONTENT_TYPE}",
+}
+_PINGONE_PARAMS: dict[str, dict[str, Any]] = {
+    "envId": {"description": "the environment: this instance's id (any other is a 404)"},
+    "sessionId": {"description": "the session's id"},
+    "userId": {"description": "the user's id"},
+}
+_ST_COOKIE = {
+    "name": "ST",
+    "in": "cookie",
+    "required": True,
+    "description": "the session's token, as its create or update gave it (``token``)",
+    "schema": {
+        "type": "string",
+        "minLength": pingone_wire.MIN_TOKEN_CHARS,
+        "maxLength": pingone_wire.MAX_TOKEN_CHARS,
+    },
+}
+_QUERY = {
+    "except": {
+        "name": "except",
+        "in": "query",
+        "required": False,
+        "description": "the id of a session of the user to keep (empty: none)",
+        "schema": {"type": "string"},
+    }
+}
+#: What a create links to, for clients and the fuzz test's stateful phase.
+_PINGONE_LINKS = {
+    "PingOne_CreateSession": {
+        "PingOne_ReadSession": {
+            "operationId": "PingOne_ReadSession",
+            "parameters": {"envId": "$request.path.envId", "sessionId": "$response.body#/id"},
+        }
+    }
+}
+
+
+def pingone_operations() -> list[tuple[str, str, PingOneOperation]]:
+    """(method, path, operation) of each PingOne route; one left undescribed is an error."""
+    found = []
+    for method, path, _handler in pingone.ROUTES:
+        op = _PINGONE.get((method, path))
+        if op is None:
+            raise TypeError(f"the OpenAPI document does not describe {method} {path}")
+        found.append((method.lower(), pingone.ENVIRONMENT + path, op))
+    return found
+
+
+def _literals(path: str, name: str) -> list[str]:
+    """The literal segments of other PingOne routes that parameter ``name`` would match.
+
+    ``GET /sessions/{sessionId}`` with ``me`` is ``GET /sessions/me``, another operation.
+    """
+    parts = path.split("/")
+    at = parts.index(f"{{{name}}}")
+    found: list[str] = []
+    for _method, other, _handler in pingone.ROUTES:
+        others = (pingone.ENVIRONMENT + other).split("/")
+        if len(others) != len(parts) or others[at].startswith("{") or others[at] in found:
+            continue
+        if others[:at] + others[at + 1 :] == parts[:at] + parts[at + 1 :]:
+            found.append(others[at])
+    return found
+
+
+def _path_parameter(path: str, name: str) -> dict[str, Any]:
+    """Never empty; another route's literal is carved out (``/sessions/me`` is not an id)."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    literals = _literals(path, name)
+    if literals:
+        schema["not"] = {"enum": literals}
+    return {"name": name, "in": "path", "required": True, **_PINGONE_PARAMS[name], "schema": schema}
+
+
+def _pingone_parameters(path: str, op: PingOneOperation) -> list[dict[str, Any]]:
+    params = [_path_parameter(path, name) for name in re.findall(r"\{(\w+)\}", path)]
+    if op.cookie:
+        params.append(_ST_COOKIE)
+    params.extend(_QUERY[name] for name in op.query)
+    return params
+
+
+def _pingone_errors(op: PingOneOperation) -> tuple[int, ...]:
+    return tuple(sorted({*_PINGONE_ALWAYS, *op.errors}))
+
+
+def _pingone_responses(op: PingOneOperation) -> dict[str, Any]:
+    """The success (a HAL resource, or no content) and PingOne's error body for the rest."""
+    success: dict[str, Any] = {"description": "success" if op.response else "no content"}
+    if op.response is not None:
+        success["content"] = {HAL: {"schema": _ref(op.response)}}
+    links = _PINGONE_LINKS.get(op.operation_id)
+    if links:
+        success["links"] = links
+    responses: dict[str, Any] = {str(op.status): success}
+    for status in _pingone_errors(op):
+        response: dict[str, Any] = {"description": _PINGONE_REASONS[status], **_json(PingOneError)}
+        if status in (429, 503):
+            response["headers"] = _RETRY_AFTER
+        responses[str(status)] = response
+    return responses
+
+
+def _pingone_body(op: PingOneOperation) -> dict[str, Any] | None:
+    if op.logout:
+        return {
+            "required": True,
+            "description": "empty: the content type alone asks for the sign-off",
+            "content": {pingone_wire.LOGOUT_CONTENT_TYPE: {}},
+        }
+    if op.request is None:
+        return None
+    return {"required": True, **_json(op.request)}
+
+
+def _pingone_doc(path: str, op: PingOneOperation) -> dict[str, Any]:
+    """One operation object, tagged so that the PingOne operations group apart."""
+    doc: dict[str, Any] = {
+        "tags": [PINGONE_TAG],
+        "summary": op.summary,
+        "operationId": op.operation_id,
+        "parameters": _pingone_parameters(path, op),
+        "responses": _pingone_responses(op),
+    }
+    body = _pingone_body(op)
+    if body is not None:
+        doc["requestBody"] = body
+    doc["security"] = [{"bearer": []}]
+    return doc
+
+
+def _code_point(code: int) -> str:
+    """A class member every engine reads alike: a ``u`` escape in the BMP, else the character."""
+    return f"\\u{code:04x}" if code < 0x10000 else chr(code)
+
+
+def _printable(code: int) -> bool:
+    return not 0xD800 <= code <= 0xDFFF and chr(code).isprintable()
+
+
+@cache
+def printable_pattern() -> str:
+    """``str.isprintable``, which the facade asks of a token and a user agent, as a regex.
+
+    Built from this Python's own Unicode tables, so it cannot drift from the check. A class of
+    what is allowed (the complement of one trips regex engines at the surrogates, which no
+    JSON text past the decoder holds and which are left out).
+    """
+    allowed, code = [], 0
+    for printable, run in itertools.groupby(range(0x110000), key=_printable):
+        count = sum(1 for _ in run)
+        if printable:
+            last = code + count - 1
+            allowed.append(_code_point(code) + (f"-{_code_point(last)}" if last > code else ""))
+        code += count
+    return f"^[{''.join(allowed)}]*$"
+
+
+_TIMESTAMP = {"pattern": session_wire.TIMESTAMP_PATTERN, "format": "date-time"}
+_DATE_TIME = {"format": "date-time"}
+_PRINTABLE = {"allOf": [{"$ref": "#/components/schemas/PrintableText"}]}
+_IP = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+_PINGONE_REQUEST_RULES: dict[str, dict[str, Any]] = {
+    # what ``pingone_wire.validate`` checks after decoding; a keyword applies to its own type
+    "SessionIn": {
+        "properties": {
+            "activeAt": _TIMESTAMP,
+            "userAgent": {"minLength": 1, "maxLength": MAX_USER_AGENT_CHARS, **_PRINTABLE},
+            "idleTimeoutInMinutes": {
+                "minimum": 1,
+                "maximum": MAX_IDLE_TIMEOUT_MS // _MINUTE_MS,
+                "pattern": padded_at_most(MAX_IDLE_TIMEOUT_MS // _MINUTE_MS, _MINUTES_DIGITS),
+                "examples": ["144000", 30],
+            },
+            "token": {
+                "minLength": pingone_wire.MIN_TOKEN_CHARS,
+                "maxLength": pingone_wire.MAX_TOKEN_CHARS,
+                **_PRINTABLE,
+            },
+        },
+        # ``lastSignOn`` is read only for a session with a user (an anonymous one ignores it)
+        "if": {"required": ["user"], "properties": {"user": {"type": "object"}}},
+        "then": {
+            "properties": {
+                "lastSignOn": {
+                    "properties": {
+                        "remoteIp": _IP,
+                        "withAuthenticator": {
+                            "propertyNames": {"minLength": 1},
+                            "additionalProperties": {"properties": {"at": _TIMESTAMP}},
+                        },
+                    }
+                }
+            }
+        },
+    },
+}
+_PINGONE_RESPONSE_RULES: dict[str, dict[str, Any]] = {
+    "SessionOut": {"properties": dict.fromkeys(("createdAt", "activeAt", "expiresAt"), _DATE_TIME)},
+    "LocationOut": {"properties": {"at": _DATE_TIME}},
+    "MethodOut": {"properties": {"at": _DATE_TIME}},
+    "LastSignOnOut": {"properties": {"at": _DATE_TIME}},
+}
+
+
+def _pingone_schemas(kinds: set[type], rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """As ``_schemas``, but with the facade's rules and its own (not protojson's) leniency."""
+    _, components = msgspec.json.schema_components(
+        sorted(kinds, key=lambda k: k.__name__), ref_template="#/components/schemas/{name}"
+    )
+    return {name: _merge(schema, rules.get(name, {})) for name, schema in components.items()}
+
+
+def _pingone_components(ops: list[tuple[str, str, PingOneOperation]]) -> dict[str, Any]:
+    requests = _pingone_schemas(
+        {op.request for _, _, op in ops if op.request is not None}, _PINGONE_REQUEST_RULES
+    )
+    requests["PrintableText"] = {
+        "description": "printable characters only (Python's str.isprintable)",
+        "pattern": printable_pattern(),
+    }
+    responses = _pingone_schemas(
+        {PingOneError} | {op.response for _, _, op in ops if op.response is not None},
+        _PINGONE_RESPONSE_RULES,
+    )
+    return _joined(responses, requests)
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Both sets of components; one name for two different schemas is an error."""
+    clashes = {name for name in first.keys() & second.keys() if first[name] != second[name]}
+    if clashes:
+        raise TypeError(f"two schemas under one name: {sorted(clashes)}")
+    return {**first, **second}
