@@ -24,7 +24,17 @@ import aiohttp
 import msgspec
 import uvloop
 from procs import Children
-from scenarios import Load, LoadResult, percentile, read_ids, render, split_entry, uses_ids
+from scenarios import (
+    Load,
+    LoadResult,
+    percentile,
+    read_ids,
+    render,
+    run_token,
+    split_entry,
+    templated_headers,
+    uses_ids,
+)
 
 _SESSION_ID = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
 
@@ -32,8 +42,10 @@ _SESSION_ID = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
 class _Tally:
     """Mutable counters shared by the worker coroutines of one run."""
 
-    def __init__(self, ids: list[str]) -> None:
+    def __init__(self, ids: list[str], *, header_templates: bool = False) -> None:
         self.ids = ids
+        self.run = run_token()
+        self.header_templates = header_templates
         self.sent = 0
         self.wrapped = 0
         self.latencies: list[float] = []
@@ -43,8 +55,8 @@ class _Tally:
         self.captured: list[str] = []
         self.iterations = 0
 
-    def next_request(self, load: Load) -> tuple[str, bytes | None, str]:
-        """Path, body and the ``{id}`` of the next request."""
+    def next_request(self, load: Load) -> tuple[str, bytes | None, str, dict[str, str]]:
+        """Path, body, the ``{id}`` and the headers of the next request."""
         index = self.sent
         self.sent += 1
         ident = code = ""
@@ -52,9 +64,13 @@ class _Tally:
             if load.consume and index >= len(self.ids):
                 self.wrapped += 1
             ident, code = split_entry(self.ids[index % len(self.ids)])
-        body = render(load.body, ident, index, code) if load.body is not None else None
-        path = render(load.path, ident, index, code)
-        return path, body.encode() if body is not None else None, ident
+        run = self.run
+        body = render(load.body, ident, index, code, run) if load.body is not None else None
+        path = render(load.path, ident, index, code, run)
+        headers = load.headers
+        if self.header_templates:
+            headers = {k: render(v, ident, index, code, run) for k, v in headers.items()}
+        return path, body.encode() if body is not None else None, ident, headers
 
     def count(self, status: int, payload: bytes, started: float) -> None:
         self.latencies.append((time.perf_counter() - started) * 1000)
@@ -64,12 +80,17 @@ class _Tally:
 
 
 async def _send(
-    load: Load, session: aiohttp.ClientSession, tally: _Tally, path: str, body: bytes | None
+    load: Load,
+    session: aiohttp.ClientSession,
+    tally: _Tally,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
 ) -> tuple[int, bytes] | None:
     """One request: its status and body, or None after a socket error (counted)."""
     try:
         async with session.request(
-            load.method, load.base_url + path, data=body, headers=load.headers
+            load.method, load.base_url + path, data=body, headers=headers
         ) as response:
             return response.status, await response.read()
     except TimeoutError:
@@ -85,9 +106,9 @@ async def _worker(
 ) -> None:
     followup = re.compile(load.followup_capture.encode()) if load.followup_body else None
     while time.perf_counter() < deadline:
-        path, body, ident = tally.next_request(load)
+        path, body, ident, headers = tally.next_request(load)
         started = time.perf_counter()
-        answer = await _send(load, session, tally, path, body)
+        answer = await _send(load, session, tally, path, body, headers)
         if answer is None:
             continue
         if time.perf_counter() > deadline:
@@ -109,9 +130,9 @@ async def _worker(
             if not tally.error_sample:
                 tally.error_sample = payload[:400].decode(errors="replace")
             continue
-        second = render(load.followup_body, ident, tally.sent, found.group(1).decode())
+        second = render(load.followup_body, ident, tally.sent, found.group(1).decode(), tally.run)
         started = time.perf_counter()
-        answer = await _send(load, session, tally, path, second.encode())
+        answer = await _send(load, session, tally, path, second.encode(), headers)
         if answer is None or time.perf_counter() > deadline:
             continue
         tally.count(*answer, started)
@@ -121,7 +142,7 @@ async def _worker(
 
 async def run_load(load: Load) -> LoadResult:
     ids = read_ids(load.ids_file) if load.ids_file and uses_ids(load) else []
-    tally = _Tally(ids)
+    tally = _Tally(ids, header_templates=templated_headers(load))
     timeout = aiohttp.ClientTimeout(total=load.timeout_s)
     connector = aiohttp.TCPConnector(limit=load.connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

@@ -30,7 +30,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -55,7 +55,7 @@ from procs import (
 )
 from pyload import run_python
 from scenarios import Load, LoadResult
-from seeding import METADATA_VALUE_B64, PASSWORD, Api, admin_token, bounded_map
+from seeding import METADATA_VALUE_B64, PASSWORD, Api, admin_token, bounded_map, pingone_body
 from smtpsink import ask, sink_count
 from wrkrun import run_wrk, wrk_path
 
@@ -77,6 +77,8 @@ SCENARIOS = [
     "set",
     "search",
     "delete",
+    "pingone_create",
+    "pingone_me",
     "totp_set",
     "webauthn_set",
     "otp_email",
@@ -96,6 +98,8 @@ TITLES = {
     "set": "set (metadata)",
     "search": "search (100 sessions)",
     "delete": "delete",
+    "pingone_create": "PingOne create (user agent parsed)",
+    "pingone_me": "PingOne GET /sessions/me (by ST cookie)",
     "totp_set": "set (TOTP check)",
     "webauthn_set": "set (WebAuthn passkey check)",
     "otp_email": "OTP e-mail challenge + check (iterations/s, 2 requests each)",
@@ -107,6 +111,8 @@ TARGETS = {
     "create_user": report.Target(base="redis", ratio=0.50),
     "set": report.Target(base="redis", ratio=0.40),
     "search": report.Target(base="redis", ratio=0.30),
+    "pingone_create": report.Target(base="redis", ratio=0.50),
+    "pingone_me": report.Target(base="redis", ratio=0.80),
     "create_password": report.Target(base="argon2", ratio=0.85),
     "connect_create": report.Target(base="create_user", ratio=0.95),
     "connect_get": report.Target(base="get", ratio=0.95),
@@ -120,7 +126,7 @@ TWINS = {"create_user": "connect_create", "get": "connect_get"}
 #: The code of an ``{"challenges":{"otpEmail":{"returnCode":{}}}}`` answer.
 OTP_EMAIL_CODE = r'"otpEmail"\s*:\s*"([^"]+)"'
 
-EXPECTED_STATUS = {"create_user": 201, "create_password": 201}
+EXPECTED_STATUS = {"create_user": 201, "create_password": 201, "pingone_create": 201}
 SEARCH_SESSIONS = 100
 #: Passkey users of webauthn_set (their sessions share the load).
 WEBAUTHN_USERS = 64
@@ -157,7 +163,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="auto: wrk when installed, else the Python generator",
     )
     parser.add_argument(
-        "--pool", type=int, default=2000, help="minimum sessions for get/set (and delete)"
+        "--pool",
+        type=int,
+        default=2000,
+        help="minimum sessions for get/set (and delete); PingOne sessions of pingone_me",
     )
     parser.add_argument(
         "--hash-threads",
@@ -284,6 +293,12 @@ class Bench:
         self.smtp_port = 0
         self.sink_control_port = 0
         self.otp_sessions: list[str] = []
+        # PingOne: the environment (this instance's id), the ST-token prefix of this run,
+        # one activeAt / sign-on time for every body (fixed at start, so a little in the past)
+        self.env_id = ""
+        self.pingone_tag = os.urandom(4).hex()
+        self.pingone_at = _iso_ms(datetime.now(UTC) - timedelta(seconds=1))
+        self.pingone_tokens: list[str] = []
 
     # ------------------------------------------------------------------ processes
     def _pick_generator(self) -> Callable[[Load, Path, Children], LoadResult]:
@@ -825,6 +840,84 @@ class Bench:
                 self.grow_pool(math.ceil(1.5 * (result.requests + result.wrapped)))
         self.rows["delete"].verdict = "POOL SHORT"
 
+    # ------------------------------------------------------------------ PingOne facade
+    def environment(self) -> str:
+        """The PingOne environment id: the instance id the service keeps in Redis."""
+        if not self.env_id:
+            client = self._redis()
+            try:
+                raw = client.hget(keys.INSTANCE, "id")
+            finally:
+                client.close()
+            if not raw:
+                raise RuntimeError(f"no instance id in Redis ({keys.INSTANCE} id)")
+            self.env_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            log(f"PingOne environment (instance id) {self.env_id}")
+        return self.env_id
+
+    def _pingone_body(self, token: str) -> str:
+        return msgspec.json.encode(pingone_body(self.user1, token, self.pingone_at)).decode()
+
+    def run_pingone_create(self) -> None:
+        env = self.environment()
+        token = f"bench-{self.pingone_tag}-{{run}}-{{n}}"
+        load = self.load(
+            "pingone_create",
+            "POST",
+            f"/v1/environments/{env}/sessions",
+            self._pingone_body(token),
+        )
+        self.measure("pingone_create", load)
+        self.rows["pingone_create"].notes.append(
+            f"the seed's body (user 1, Firefox 103 on macOS, activeAt {self.pingone_at}); "
+            f"token bench-{self.pingone_tag}-<run>-<n>, unique per request"
+        )
+
+    def seed_pingone_sessions(self, count: int) -> list[str]:
+        """``count`` PingOne sessions of user 1, each with its own ST token; the tokens."""
+        missing = count - len(self.pingone_tokens)
+        if missing > 0:
+            env = self.environment()
+            start = len(self.pingone_tokens)
+            tokens = [f"bench-{self.pingone_tag}-seed-{start + i}" for i in range(missing)]
+            log(f"seeding {missing:,} PingOne sessions of user 1 (each its own ST token)")
+
+            async def go() -> list[str]:
+                async with self.api() as api:
+
+                    async def one(index: int) -> str:
+                        body = pingone_body(self.user1, tokens[index], self.pingone_at)
+                        return await api.create_pingone_session(env, body)
+
+                    return await bounded_map(missing, one, concurrency=16)
+
+            started = time.monotonic()
+            run_async(go(), 60 + missing / 50)
+            self.pingone_tokens.extend(tokens)
+            log(f"seeded in {time.monotonic() - started:.1f}s")
+        return self.pingone_tokens[:count]
+
+    def run_pingone_me(self) -> None:
+        env = self.environment()
+        tokens = self.seed_pingone_sessions(max(self.args.pool, 1))
+
+        async def probe() -> tuple[str, str]:
+            async with self.api() as api:
+                return await api.pingone_me(env, tokens[0]), await api.pingone_me(env, tokens[-1])
+
+        first, last = run_async(probe(), 30)
+        row = self.rows["pingone_me"]
+        if not first or not last or first == last:
+            row.verdict = "BAD DATA (ST tokens)"
+        load = self.load("pingone_me", "GET", f"/v1/environments/{env}/sessions/me", ids=tokens)
+        load = _replace(load, headers={**load.headers, "Cookie": "ST={id}"})
+        self.measure("pingone_me", load)
+        row.notes.append(
+            f"{len(tokens):,} PingOne sessions of user 1, one ST token each, walked like the "
+            "get pool; a token read records activity at most once per 60 s per session "
+            "(the warm-up takes those writes)"
+        )
+
     # ------------------------------------------------------------------ second factors
     def seed_totp_users(self) -> TotpPairs:
         count = self.args.totp_users
@@ -1156,6 +1249,8 @@ class Bench:
             ("set", self.run_set),
             ("search", self.run_search),
             ("delete", self.run_delete),
+            ("pingone_create", self.run_pingone_create),
+            ("pingone_me", self.run_pingone_me),
             ("totp_set", self.run_totp_set),
             ("webauthn_set", self.run_webauthn_set),
             ("otp_email", self.run_otp_email),
@@ -1273,6 +1368,11 @@ def _interpreter() -> str:
     """This interpreter, relative to the repository when it is the project's venv."""
     exe = Path(sys.executable)
     return str(exe.relative_to(REPO)) if exe.is_relative_to(REPO) else str(exe)
+
+
+def _iso_ms(moment: datetime) -> str:
+    """PingOne's dates: UTC, three fractional digits (``2026-12-02T15:53:15.887Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _replace(load: Load, **changes: Any) -> Load:

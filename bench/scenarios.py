@@ -1,12 +1,13 @@
 """What one load run sends, and what it measured: shared by the wrk and Python generators.
 
-A ``Load`` is a fixed request shape. ``path`` and ``body`` are templates in which ``{id}``
-stands for the next id of the id file, ``{code}`` for the second column of that line (ids
-files may hold ``<id> <code>`` lines: a session and a one-use code for it) and ``{n}`` for a
-number unique within the run. Ids are split into one contiguous slice per load-generator
-thread, walked in order, so concurrent requests of one run touch different ids; with
-``consume`` every id is used at most once and each request past the end of a slice is
-counted in ``wrapped``.
+A ``Load`` is a fixed request shape. ``path``, ``body`` and the header values are templates
+in which ``{id}`` stands for the next id of the id file, ``{code}`` for the second column of
+that line (ids files may hold ``<id> <code>`` lines: a session and a one-use code for it),
+``{n}`` for a number unique within the run and ``{run}`` for a random hex string drawn once
+per run (so ``{run}-{n}`` is unique across the warm-up, the measurement and any repeat).
+Ids are split into one contiguous slice per load-generator thread, walked in order, so
+concurrent requests of one run touch different ids; with ``consume`` every id is used at
+most once and each request past the end of a slice is counted in ``wrapped``.
 
 A load with ``followup_body`` is a two-request iteration (Python generator only): the first
 request, then the same method and path with ``followup_body``, whose ``{code}`` is what the
@@ -17,10 +18,11 @@ whose two answers were both 2xx.
 from __future__ import annotations
 
 import re
+import secrets
 
 import msgspec
 
-_TOKEN = re.compile(r"\{(id|code|n)\}")
+_TOKEN = re.compile(r"\{(id|code|n|run)\}")
 
 
 class Load(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,8 +33,9 @@ class Load(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     body: str | None = None
+    #: Values are templates too (``{"Cookie": "ST={id}"}``); names are literal.
     headers: dict[str, str] = msgspec.field(default_factory=dict)
-    #: File with one id a line; required when ``path`` or ``body`` uses ``{id}``.
+    #: File with one id a line; required when ``path``, ``body`` or a header uses ``{id}``.
     ids_file: str | None = None
     #: Each id at most once (DELETE); reuses past the end are counted, never hidden.
     consume: bool = False
@@ -97,13 +100,23 @@ def template_parts(template: str) -> list[tuple[str, str]]:
 def uses_ids(load: Load) -> bool:
     return any(
         kind in ("id", "code")
-        for text in (load.path, load.body or "")
+        for text in (load.path, load.body or "", *load.headers.values())
         for kind, _ in template_parts(text)
     )
 
 
-def render(template: str, ident: str, number: int, code: str = "") -> str:
-    values = {"id": ident, "code": code, "n": str(number)}
+def templated_headers(load: Load) -> bool:
+    """Whether any header value has a ``{...}`` token (else the headers are sent as given)."""
+    return any(kind != "lit" for v in load.headers.values() for kind, _ in template_parts(v))
+
+
+def run_token() -> str:
+    """The ``{run}`` of one load run: 6 random hex digits."""
+    return secrets.token_hex(3)
+
+
+def render(template: str, ident: str, number: int, code: str = "", run: str = "") -> str:
+    values = {"id": ident, "code": code, "n": str(number), "run": run}
     return "".join(
         text if kind == "lit" else values[kind] for kind, text in template_parts(template)
     )

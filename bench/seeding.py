@@ -1,7 +1,8 @@
 """Test data for the session scenarios, created over the service's own HTTP API.
 
-Everything goes through ``POST /v2/users/human`` and ``POST /v2/sessions`` with the admin PAT:
-the benchmark never writes the service's keys itself. Every call has a timeout.
+Everything goes through ``POST /v2/users/human``, ``POST /v2/sessions`` and PingOne's
+``POST /v1/environments/{env}/sessions`` with the admin PAT: the benchmark never writes the
+service's keys itself. Every call has a timeout.
 """
 
 from __future__ import annotations
@@ -17,11 +18,35 @@ import msgspec
 PASSWORD = "Bench-Passw0rd!"
 #: metadata values are bytes on the wire: base64 of b"bench-value"
 METADATA_VALUE_B64 = "YmVuY2gtdmFsdWU="
+#: The seed's PingOne "Create Session" example: its browser, address and sign-on policy.
+PINGONE_USER_AGENT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:103.0) Gecko/20100101 Firefox/103.0"
+)
+PINGONE_REMOTE_IP = "174.1.62.19"
+PINGONE_POLICY_ID = "874d5c7d-5e1c-4e73-b2b5-dfe1453b02f5"
 T = TypeVar("T")
 
 
 class SeedError(RuntimeError):
     """The service refused or failed a seeding call."""
+
+
+def pingone_body(user_id: str, token: str, at: str) -> dict[str, Any]:
+    """The seed's create body: user ``user_id`` signed on with a password at ``at`` (ISO)."""
+    return {
+        "activeAt": at,
+        "idleTimeoutInMinutes": "144000",
+        "lastSignOn": {
+            "authenticators": ["pwd"],
+            "remoteIp": PINGONE_REMOTE_IP,
+            "withAuthenticator": {
+                "pwd": {"at": at, "policy": {"id": PINGONE_POLICY_ID, "type": "PINGONE"}}
+            },
+        },
+        "token": token,
+        "user": {"id": user_id},
+        "userAgent": PINGONE_USER_AGENT,
+    }
 
 
 def admin_token() -> str:
@@ -56,12 +81,14 @@ class Api:
         body: Mapping[str, Any] | None = None,
         *,
         expect: tuple[int, ...] = (200, 201),
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("use Api as an async context manager")
         data = msgspec.json.encode(body) if body is not None else None
+        sent = {**self.headers, **headers} if headers else self.headers
         async with self._session.request(
-            method, self.base_url + path, data=data, headers=self.headers
+            method, self.base_url + path, data=data, headers=sent
         ) as response:
             payload = await response.read()
             if response.status not in expect:
@@ -133,6 +160,24 @@ class Api:
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
         return ids
+
+    async def create_pingone_session(self, env_id: str, body: Mapping[str, Any]) -> str:
+        """PingOne's create (201); the new session's id."""
+        reply = await self.call("POST", f"/v1/environments/{env_id}/sessions", body, expect=(201,))
+        session_id = reply.get("id")
+        if not isinstance(session_id, str) or not session_id:
+            raise SeedError(f"PingOne create answered without id: {str(reply)[:300]}")
+        return session_id
+
+    async def pingone_me(self, env_id: str, token: str) -> str:
+        """The id of the session ``GET /sessions/me`` answers for the ``ST`` cookie ``token``."""
+        reply = await self.call(
+            "GET",
+            f"/v1/environments/{env_id}/sessions/me",
+            expect=(200,),
+            headers={"Cookie": f"ST={token}"},
+        )
+        return str(reply.get("id", ""))
 
     async def search_user_sessions(self, user_id: str) -> list[Any]:
         reply = await self.call(

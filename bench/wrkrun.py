@@ -1,9 +1,10 @@
 """Drive ``wrk`` (Debian package ``wrk``, ``apt-get install wrk``) with a generated Lua script.
 
 The script builds each request from the ``Load`` template (``{id}`` and ``{code}`` are the two
-columns of an ids-file line), counts every status (so non-2xx answers are reported, never
-hidden), optionally captures ``sessionId`` from 2xx bodies, and in ``done()`` prints one
-``BENCH_JSON {...}`` line that ``run_wrk`` parses. Two-request iterations
+columns of an ids-file line, ``{run}`` a random string fixed when the script is generated;
+header values are templated like the path), counts every status (so non-2xx answers are
+reported, never hidden), optionally captures ``sessionId`` from 2xx bodies, and in ``done()``
+prints one ``BENCH_JSON {...}`` line that ``run_wrk`` parses. Two-request iterations
 (``Load.followup_body``) need the Python generator: wrk's ``response()`` cannot tell which
 connection, so which session, an answer belongs to.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 from procs import Children
-from scenarios import Load, LoadResult, template_parts, uses_ids
+from scenarios import Load, LoadResult, run_token, template_parts, templated_headers, uses_ids
 
 _MARK = "BENCH_JSON "
 
@@ -27,6 +28,7 @@ local IDS_FILE = %(ids_file)s
 local CAPTURE_PREFIX = %(capture_prefix)s
 local CONSUME = %(consume)s
 local NTHREADS = %(threads)d
+local RUN = %(run)s
 
 ids = {}
 codes = {}
@@ -80,7 +82,7 @@ function request()
     code = codes[(k %% slice_len) + 1]
   end
   local n = tid * 1000000000 + sent
-  return wrk.format(METHOD, %(path_expr)s, HEADERS, %(body_expr)s)
+  return wrk.format(METHOD, %(path_expr)s, %(headers_expr)s, %(body_expr)s)
 end
 
 function response(status, headers, body)
@@ -172,18 +174,31 @@ def lua_str(text: str | None) -> str:
     return '"' + "".join(out) + '"'
 
 
+#: The Lua name of each template token: ``request()``'s locals, and the script's ``RUN``.
+_LUA_NAMES = {"id": "id", "code": "code", "n": "n", "run": "RUN"}
+
+
 def lua_expr(template: str | None) -> str:
-    """Literals and the Lua locals ``id``/``code``/``n`` of a ``{id}``/``{code}``/``{n}``
-    template, as one Lua concatenation."""
+    """Literals and the Lua locals ``id``/``code``/``n`` (and ``RUN``) of a
+    ``{id}``/``{code}``/``{n}``/``{run}`` template, as one Lua concatenation."""
     if template is None:
         return "nil"
-    pieces = [lua_str(text) if kind == "lit" else kind for kind, text in template_parts(template)]
+    pieces = [
+        lua_str(text) if kind == "lit" else _LUA_NAMES[kind]
+        for kind, text in template_parts(template)
+    ]
     return " .. ".join(pieces) if pieces else '""'
 
 
 def lua_script(load: Load) -> str:
     headers = (
         "{" + ", ".join(f"[{lua_str(k)}] = {lua_str(v)}" for k, v in load.headers.items()) + "}"
+    )
+    # templated header values: a fresh table per request (wrk.format also writes into it)
+    headers_expr = (
+        "{" + ", ".join(f"[{lua_str(k)}] = {lua_expr(v)}" for k, v in load.headers.items()) + "}"
+        if templated_headers(load)
+        else "HEADERS"
     )
     if uses_ids(load) and not load.ids_file:
         raise ValueError(f"{load.name}: template uses {{id}} but no ids_file")
@@ -197,6 +212,8 @@ def lua_script(load: Load) -> str:
         "capture_prefix": lua_str(load.capture_prefix),
         "consume": "true" if load.consume else "false",
         "threads": load.threads,
+        "run": lua_str(run_token()),
+        "headers_expr": headers_expr,
         "path_expr": lua_expr(load.path),
         "body_expr": lua_expr(load.body),
         "mark": _MARK,
