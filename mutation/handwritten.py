@@ -362,6 +362,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         "a key the challenge did not offer (a U2F key for a passkey login) is accepted",
     ),
+    # -- PingOne's facade: the per-user cap and the ST token ---------------------------------
+    Mutation(
+        "cap-never-evicts",
+        "storage/scripts/_write.lua",
+        "      local over = redis.call('ZCARD', key) - limit\n",
+        "      local over = 0\n",
+        (
+            "tests/test_session_cap.py::test_forty_racing_creates_leave_exactly_the_cap",
+            "tests/test_pingone_processes.py::"
+            "test_forty_creates_over_two_workers_leave_exactly_the_cap",
+        ),
+        "a user gets more sessions than SESSIOND_MAX_SESSIONS_PER_USER allows",
+    ),
+    Mutation(
+        "st-token-taken-ignored",
+        "storage/scripts/_write.lua",
+        "      if holder and holder ~= ARGV[j + 3] then return redis.error_reply('ST_TAKEN') end\n",
+        "",
+        ("tests/test_pingone_api.py::test_a_token_in_use_by_another_session_is_refused",),
+        "a second session takes over a live session's ST token, and with it that session",
+    ),
+    Mutation(
+        "st-presented-token-ignored",
+        "actors/machine.py",
+        "    _check_presented_st_token(state, command)\n",
+        "",
+        ("tests/test_pingone_rules.py::test_a_replaced_token_names_no_session",),
+        "a request holding a replaced ST token still writes to the session it named",
+    ),
 )
 
 
