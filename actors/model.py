@@ -186,15 +186,14 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     @property
     def expires_ms(self) -> int | None:
         """The effective end: the earlier of the lifetime's end and the idle timeout's."""
-        ends = [
-            end
-            for end in (
-                self.expiration_ms,
-                self.last_active_ms + self.idle_timeout_ms if self.idle_timeout_ms else None,
-            )
-            if end is not None
-        ]
-        return min(ends) if ends else None
+        # read on every index, summary and expiry decision: plain branches, no lists
+        end = self.expiration_ms
+        idle = self.idle_timeout_ms
+        if not idle:
+            return end
+        active = self.active_ms if self.active_ms is not None else self.change_ms
+        idle_end = active + idle
+        return idle_end if end is None or idle_end < end else end
 
     @property
     def user_id(self) -> str | None:

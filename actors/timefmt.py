@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_RFC3339 = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?([+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^(-)?(\d{1,12})(?:\.(\d{1,9}))?s$")
 
 
@@ -39,7 +40,7 @@ def parse_rfc3339_ms(text: str) -> int:
     value = text.strip()
     if value.endswith(("z", "Z")):
         value = value[:-1] + "+00:00"
-    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?([+-]\d{2}:\d{2})$", value)
+    match = _RFC3339.match(value)
     if not match:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     head, frac, offset = match.groups()
