@@ -45,6 +45,7 @@ from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
 from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
 from app.transports.health import setup_health_routes
+from app.transports.metrics import LIVE_ACTORS, RECORD, setup_metrics_route
 from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
 from app.transports.pingone import PINGONE, setup_pingone_routes
@@ -80,6 +81,7 @@ async def open_stores(settings: Settings) -> Stores:
         timeout_s=settings.redis_timeout_ms / 1000,
         circuit_failures=settings.redis_circuit_failures,
         circuit_open_s=settings.redis_circuit_open_ms / 1000,
+        observe=RECORD.redis,
     )
     try:
         instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services(settings))
     setup_health_routes(app)
     setup_openapi_route(app)
+    setup_metrics_route(app, token=settings.metrics_token)
     setup_rest_routes(app, max_depth=settings.max_json_depth)
     setup_connect_routes(app, max_depth=settings.max_json_depth)
     setup_pingone_routes(app, public_url=settings.public_url)
@@ -146,6 +149,13 @@ def _registry(
         ask_timeout_s=settings.ask_timeout_s,
         new_session_id=IDS.new_id,
     )
+
+
+async def _report_live_actors(registry: SessionRegistry, every_s: float = 1.0) -> None:
+    """The live-actor gauge, refreshed once a second rather than on every request."""
+    while True:
+        LIVE_ACTORS.set(registry.live_actors)
+        await asyncio.sleep(every_s)
 
 
 def _activity(settings: Settings) -> ActivityPolicy:
@@ -248,6 +258,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             passwords, stores.sessions, user_views, CLOCK, settings.cache_ttl_ms
         )
         app[STORAGE] = stores.sessions
+        gauges = asyncio.create_task(_report_live_actors(registry), name="metrics-gauges")
         sweeper = asyncio.create_task(
             sweep_forever(
                 stores.sessions,
@@ -261,9 +272,10 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             yield
         finally:
             await registry.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             hasher.close()
             await stores.close()
 

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Callable
 from functools import cache
 from typing import Any, NoReturn, cast
 
@@ -132,8 +133,11 @@ class MultiplexedRedis:
         timeout_s: float = COMMAND_TIMEOUT_S,
         circuit_failures: int = CIRCUIT_FAILURES,
         circuit_open_s: float = CIRCUIT_OPEN_S,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self._options = parse_url(url)
+        #: Told each command's name and seconds from send to reply (the metrics' hook).
+        self._observe = observe
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
         self._timeout_s = timeout_s
@@ -146,7 +150,8 @@ class MultiplexedRedis:
     async def execute(self, *args: Arg) -> Any:
         """Send one command (auto-pipelined with every other caller's) and await its reply."""
         loop = asyncio.get_running_loop()
-        self._circuit.check(loop.time())
+        started = loop.time()
+        self._circuit.check(started)
         protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -157,12 +162,15 @@ class MultiplexedRedis:
         except TimeoutError:
             self._timed_out(loop, protocol)
         self._circuit.succeeded()
+        if self._observe is not None:
+            self._observe(str(args[0]), loop.time() - started)
         return reply
 
     async def execute_many(self, *commands: tuple[Arg, ...]) -> list[Any]:
         """Several commands in the same write; replies in order (one round trip)."""
         loop = asyncio.get_running_loop()
-        self._circuit.check(loop.time())
+        started = loop.time()
+        self._circuit.check(started)
         protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -175,6 +183,8 @@ class MultiplexedRedis:
         except TimeoutError:
             self._timed_out(loop, protocol)
         self._circuit.succeeded()
+        if self._observe is not None and commands:  # one round trip, named by its first
+            self._observe(str(commands[0][0]), loop.time() - started)
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply

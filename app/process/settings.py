@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Peers (comma list of CIDRs) whose ``X-Forwarded-For`` names the client; empty: none,
     #: the connection's address is the client's.
     trusted_proxies: str = ""
+    #: A bearer token ``GET /metrics`` requires; empty: the metrics are public.
+    metrics_token: str = ""
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
     event_partitions: int = 16
     event_stream_maxlen: int = 1_000_000

@@ -30,8 +30,10 @@ import ctypes
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +44,9 @@ from types import FrameType
 import structlog
 
 from app.process.settings import Settings
+
+#: prometheus-client's multiprocess switch (``app.transports.metrics``).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Serve = Callable[[Settings], None]
 
@@ -100,8 +105,38 @@ def run_workers(
     if stop_timeout_s is None:
         stop_timeout_s = settings.shutdown_grace_s + STOP_MARGIN_S
     supervisor = _Supervisor(settings, serve, stop_timeout_s, policy)
-    with supervisor.forwarding_signals():
+    with _shared_metrics_dir(), supervisor.forwarding_signals():
         return supervisor.run()
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Iterator[None]:
+    """A fresh directory the workers write their metrics to (prometheus-client multiprocess).
+
+    Set before any worker is spawned, so each imports prometheus-client in that mode; removed
+    when the supervisor exits, so a restart never adds up an earlier run's samples.
+    """
+    # prometheus-client's own switch, read by each worker at import: not a sessiond setting
+    environ = os.environ  # noqa: TID251
+    path = tempfile.mkdtemp(prefix="sessiond-metrics-")
+    previous = environ.get(MULTIPROC_ENV)
+    environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            environ.pop(MULTIPROC_ENV, None)
+        else:
+            environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead worker's live gauges (actors) stop counting; its counters stay summed."""
+    if pid is not None and os.environ.get(MULTIPROC_ENV):  # noqa: TID251 - see above
+        from prometheus_client import multiprocess  # late: only the supervisor needs it here
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _worker_main(serve: Serve, settings: Settings, parent_pid: int) -> None:
@@ -265,6 +300,7 @@ class _Supervisor:
         slot.proc = None  # before close(): the signal handler must not see a closed process
         pid, exitcode = proc.pid, proc.exitcode
         proc.close()
+        _forget_metrics_of(pid)
         uptime_s = round(time.monotonic() - slot.started_at, 3)
         backoff_s = slot.record_death(uptime_s, self.policy)
         fields = {"worker": slot.name, "pid": pid, "exitcode": exitcode, "uptime_s": uptime_s}

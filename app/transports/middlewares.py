@@ -26,12 +26,13 @@ from app.transports import errors
 from app.transports.appkeys import AUTHENTICATOR
 from app.transports.client_ip import client_ip
 from app.transports.http import CALLER, respond
+from app.transports.metrics import RECORD
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("sessiond.http")
 
 #: No bearer needed: probes and the API document.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
 #: The demo login page and its backend-for-frontend authenticate with their own cookie.
 PUBLIC_PREFIX = "/login"
 #: Connect paths are ``/<package>.<Service>/<Method>``; every package served is ``zitadel.*``.
@@ -100,18 +101,22 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        seconds = time.perf_counter() - started
+        route = _route(request)
+        RECORD.request(route, request.method, status, seconds)
         if _logs_requests():  # at the default "warning" level, skip building the line
             log.info(
                 "request",
                 method=request.method,
-                route=_route(request),
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(seconds * 1000, 3),
             )
         reset_contextvars(**bound)
 
 
 def error_response(request: web.Request, exc: ServiceError) -> web.Response:
+    RECORD.rejection(exc)
     if exc.code in (13, 2):
         log.error("internal error", error_id=exc.error_id, key=exc.key)
     if is_connect(request):

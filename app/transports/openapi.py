@@ -51,6 +51,8 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     #: Error statuses besides the success status, ascending.
     errors: tuple[int, ...] = ()
     description: str = ""
+    #: A body that is not JSON: its media type, described as text.
+    text_media_type: str = ""
 
 
 class Probe(msgspec.Struct, omit_defaults=True):
@@ -174,6 +176,13 @@ PUBLIC: list[Operation] = [
     Operation(
         method="get", path="/openapi.json", summary="This document", response=Document, public=True
     ),
+    Operation(
+        method="get",
+        path="/metrics",
+        summary="Prometheus metrics of every worker (bearer SESSIOND_METRICS_TOKEN if set)",
+        public=True,
+        text_media_type="text/plain",
+    ),
 ]
 
 
@@ -270,6 +279,12 @@ def _links(op: Operation, ops: list[Operation]) -> dict[str, Any]:
 
 
 def _responses(op: Operation, ops: list[Operation]) -> dict[str, Any]:
+    if op.text_media_type:
+        text = {"content": {op.text_media_type: {"schema": {"type": "string"}}}}
+        return {
+            "200": {"description": "success", **text},
+            "401": {"description": "SESSIOND_METRICS_TOKEN is set and not given", **text},
+        }
     success: dict[str, Any] = {"description": "success", **_json(op.response)}
     links = _links(op, ops)
     if links:

@@ -1,0 +1,131 @@
+"""``GET /metrics``: what it counts, its optional token, and the sum over worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from actors.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    ValidationFailed,
+)
+from app.transports.metrics import rejection_reason
+from tests.processes import server
+from tests.support import ADMIN_TOKEN, Api
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample line, 0 if absent (labels in any order)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (Aborted("SESSION-lease", "Errors.Session.Busy"), "lease"),
+        (ResourceExhausted("SESSION-mailbox", "Errors.Session.Busy"), "mailbox"),
+        (ResourceExhausted("COMMAND-rateLimit", "Errors.RateLimit"), "rate_limit"),
+        (FailedPrecondition("COMMAND-SFd3s", "Errors.User.Locked"), "lockout"),
+        (ValidationFailed("invalid JSON"), "validation"),
+        (InvalidArgument("SESSION-activeAt", "activeAt lies in the future"), "validation"),
+        (NotFound("QUERY-SFeaa", "Errors.Session.NotExisting"), "not_found"),
+        (Unavailable("STORAGE-down", "Errors.Storage.Down"), "storage"),
+    ],
+)
+def test_rejections_have_a_small_fixed_vocabulary(error, reason: str):
+    assert rejection_reason(error) == reason
+
+
+async def _scrape(client: TestClient[web.Request, web.Application]) -> str:
+    response = await client.get("/metrics")  # public: no SESSIOND_METRICS_TOKEN here
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return await response.text()
+
+
+async def test_requests_rejections_actors_and_redis_are_counted(
+    client: TestClient[web.Request, web.Application], api: Api
+):
+    # the metrics are the process's: other tests of this run counted before, so deltas
+    before = await _scrape(client)
+    created = await api.create({})
+    assert created.status == 201
+    assert (await api.get("no-such-session")).status == 404
+    await asyncio.sleep(1.1)  # the live-actor gauge is refreshed once a second
+    after = await _scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    requests = "sessiond_http_requests_total"
+    assert grew(requests, route="/v2/sessions", method="POST", status="201") == 1
+    assert grew(requests, route="/v2/sessions/{sessionId}", status="404") == 1
+    latency = "sessiond_http_request_duration_seconds_count"
+    assert grew(latency, route="/v2/sessions", method="POST") == 1
+    assert grew("sessiond_rejections_total", reason="not_found") == 1
+    scripts = "sessiond_redis_command_duration_seconds_count"
+    # the first call of a script on a fresh Redis is EVAL (EVALSHA answered NOSCRIPT)
+    assert grew(scripts, command="EVAL") + grew(scripts, command="EVALSHA") >= 1
+    assert grew(scripts, command="HMGET") >= 1  # the GetSession
+    assert "sessiond_live_actors" in after
+
+
+@pytest.mark.settings(metrics_token="m" * 32)
+async def test_a_metrics_token_is_required_when_set(
+    client: TestClient[web.Request, web.Application],
+):
+    assert (await client.get("/metrics")).status == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 32})
+    assert wrong.status == 401
+    right = await client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+    assert right.status == 200
+    assert "sessiond_http_requests_total" in await right.text()
+
+
+@pytest.fixture(name="http")
+async def _http() -> AsyncIterator[aiohttp.ClientSession]:
+    # a new connection per request, so the kernel spreads them over the workers
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        yield http
+
+
+@pytest.mark.slow
+async def test_two_workers_metrics_are_summed_whichever_answers(redis, redis_url, http):
+    with server(redis_url, workers=2) as running:
+        for _ in range(40):
+            async with http.post(f"{running.url}/v2/sessions", json={}, headers=AUTH) as reply:
+                assert reply.status == 201
+        totals = set()
+        for _ in range(8):  # scrapes land on either worker; each sees both workers' counts
+            async with http.get(f"{running.url}/metrics") as reply:
+                text = await reply.text()
+            totals.add(
+                sample(
+                    text,
+                    "sessiond_http_requests_total",
+                    route="/v2/sessions",
+                    method="POST",
+                    status="201",
+                )
+            )
+        assert totals == {40.0}
