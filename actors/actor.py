@@ -64,6 +64,9 @@ class ActorConfig:
     lease_wait_ms: int
     idle_s: float
     mailbox_size: int
+    #: Called each time the lease was held by another writer and this actor waits for it
+    #: (the lease-wait metric); None: nobody counts.
+    on_lease_wait: Callable[[], None] | None = None
 
 
 class SessionActor:
@@ -185,6 +188,8 @@ class SessionActor:
             )
             if acquired is not None:
                 return acquired
+            if self._config.on_lease_wait is not None:
+                self._config.on_lease_wait()
             if loop.time() >= deadline:
                 raise LeaseLost(self.session_id)
             await asyncio.sleep(pause_s * (1 + random.random()))  # noqa: S311 - jitter only

@@ -45,7 +45,7 @@ from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
 from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
 from app.transports.health import setup_health_routes
-from app.transports.metrics import LIVE_ACTORS, RECORD, setup_metrics_route
+from app.transports.metrics import LEASE_WAITS, LIVE_ACTORS, RECORD, setup_metrics_route
 from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
 from app.transports.pingone import PINGONE, setup_pingone_routes
@@ -145,6 +145,7 @@ def _registry(
             lease_wait_ms=settings.lease_wait_ms,
             idle_s=settings.actor_idle_s,
             mailbox_size=settings.mailbox_size,
+            on_lease_wait=LEASE_WAITS.inc,
         ),
         ask_timeout_s=settings.ask_timeout_s,
         new_session_id=IDS.new_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -33,6 +34,7 @@ def make_registry(
     lease_wait_ms: int = 2000,
     lease_ttl_ms: int = 2000,
     max_sessions_per_user: int = 0,
+    on_lease_wait: Callable[[], None] | None = None,
 ) -> SessionRegistry:
     store = RedisSessionStore(
         fast_redis,
@@ -46,7 +48,11 @@ def make_registry(
     )
     deps = Deps(passwords=PasswordsNotUsed(), clock=SystemClock(), minter=SecretsMinter())
     config = ActorConfig(
-        lease_ttl_ms=lease_ttl_ms, lease_wait_ms=lease_wait_ms, idle_s=idle_s, mailbox_size=mailbox
+        lease_ttl_ms=lease_ttl_ms,
+        lease_wait_ms=lease_wait_ms,
+        idle_s=idle_s,
+        mailbox_size=mailbox,
+        on_lease_wait=on_lease_wait,
     )
     return SessionRegistry(
         store, deps, config, ask_timeout_s=10, new_session_id=SecretsMinter().new_id

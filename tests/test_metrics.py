@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from actors.commands import CreateSession, SetSession
 from actors.errors import (
     Aborted,
     FailedPrecondition,
@@ -23,6 +24,9 @@ from actors.errors import (
 from app.transports.metrics import rejection_reason
 from tests.processes import server
 from tests.support import ADMIN_TOKEN, Api
+from tests.test_actor import make_registry
+from tests.test_session_cap import OWNER
+from tests.test_sessions_api import _session_store
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -129,3 +133,23 @@ async def test_two_workers_metrics_are_summed_whichever_answers(redis, redis_url
                 )
             )
         assert totals == {40.0}
+
+
+async def test_an_actor_waiting_for_a_held_lease_reports_each_wait(fast_redis):
+    waits: list[int] = []
+    registry = make_registry(fast_redis, on_lease_wait=lambda: waits.append(1))
+    store = _session_store(fast_redis)
+    try:
+        created = await registry.create(CreateSession(), user=None, caller=OWNER)
+        assert created.state is not None
+        session_id = created.state.id
+        # another writer (another worker, say) holds the lease for 300 ms
+        assert await store.acquire(session_id, "another-writer", 300) is not None
+        outcome = await registry.ask(
+            session_id, SetSession(metadata={"k": b"v"}), user=None, caller=OWNER
+        )
+        assert outcome.state is not None
+        assert outcome.state.metadata == {"k": b"v"}  # written once the lease expired
+        assert len(waits) >= 1
+    finally:
+        await registry.close()

@@ -47,6 +47,10 @@ REJECTIONS = Counter("sessiond_rejections", "Requests refused, by reason", ["rea
 LIVE_ACTORS = Gauge(
     "sessiond_live_actors", "Session actors alive in the workers", multiprocess_mode="livesum"
 )
+LEASE_WAITS = Counter(
+    "sessiond_lease_waits",
+    "Times a session actor found the session's lease held by another writer and waited",
+)
 REDIS_LATENCY = Histogram(
     "sessiond_redis_command_duration_seconds",
     "One Redis command or script call, from send to reply (auto-pipelined)",
