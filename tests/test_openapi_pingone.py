@@ -23,9 +23,9 @@ from app.services import pingone_wire
 from app.services.pingone_wire import InvalidField, SessionIn
 from app.transports import openapi, pingone
 from tests.support import ADMIN_TOKEN, Api
+from tests.test_pingone_api import POLICY_ID, iso
+from tests.test_pingone_api import seed_body as pingone_seed_body
 
-SEED_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:103.0) Gecko/20100101 Firefox/103.0"
-POLICY_ID = "874d5c7d-5e1c-4e73-b2b5-dfe1453b02f5"
 ERROR_REF = {"$ref": "#/components/schemas/PingOneError"}
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -44,29 +44,10 @@ EXPECTED = {
 }
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
-
-
 def seed_body(user_id: str, token: str) -> dict[str, Any]:
-    """The seed's request body, its placeholders filled in."""
+    """The seed's request body, its placeholders filled in (signed on just now)."""
     at = iso(dt.datetime.now(dt.UTC))
-    return {
-        "activeAt": at,
-        "idleTimeoutInMinutes": "144000",
-        "lastSignOn": {
-            "authenticators": ["pwd"],
-            "remoteIp": "174.1.62.19",
-            "withAuthenticator": {
-                "pwd": {"at": at, "policy": {"id": POLICY_ID, "type": "PINGONE"}}
-            },
-        },
-        "token": token,
-        "user": {"id": user_id},
-        "userAgent": SEED_UA,
-    }
+    return pingone_seed_body(user_id, token, at, at)
 
 
 @pytest.fixture(scope="module", name="document")
