@@ -41,6 +41,7 @@ from app.services.sweeper import sweep_forever
 from app.services.user_passkeys import WebAuthnConfig
 from app.services.user_views import UserViewCache
 from app.services.users import UserService
+from app.transports import tracing
 from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
 from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
@@ -82,6 +83,7 @@ async def open_stores(settings: Settings) -> Stores:
         circuit_failures=settings.redis_circuit_failures,
         circuit_open_s=settings.redis_circuit_open_ms / 1000,
         observe=RECORD.redis,
+        trace=tracing.redis_span if tracing.enabled() else None,
     )
     try:
         instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()

@@ -25,6 +25,7 @@ import hashlib
 import ssl
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any, NoReturn, cast
 
@@ -134,10 +135,13 @@ class MultiplexedRedis:
         circuit_failures: int = CIRCUIT_FAILURES,
         circuit_open_s: float = CIRCUIT_OPEN_S,
         observe: Callable[[str, float], None] | None = None,
+        trace: Callable[[str], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._options = parse_url(url)
         #: Told each command's name and seconds from send to reply (the metrics' hook).
         self._observe = observe
+        #: Wraps each command or batch, given its name (the tracing hook; None: off).
+        self._trace = trace
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
         self._timeout_s = timeout_s
@@ -149,6 +153,12 @@ class MultiplexedRedis:
 
     async def execute(self, *args: Arg) -> Any:
         """Send one command (auto-pipelined with every other caller's) and await its reply."""
+        if self._trace is None:
+            return await self._execute(args)
+        with self._trace(str(args[0])):
+            return await self._execute(args)
+
+    async def _execute(self, args: tuple[Arg, ...]) -> Any:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._circuit.check(started)
@@ -168,6 +178,12 @@ class MultiplexedRedis:
 
     async def execute_many(self, *commands: tuple[Arg, ...]) -> list[Any]:
         """Several commands in the same write; replies in order (one round trip)."""
+        if self._trace is None or not commands:
+            return await self._execute_many(commands)
+        with self._trace(str(commands[0][0])):
+            return await self._execute_many(commands)
+
+    async def _execute_many(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._circuit.check(started)

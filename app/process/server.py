@@ -41,6 +41,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from app.process.logging import configure_logging
 from app.process.settings import Settings
+from app.transports import tracing
 
 #: ``web.run_app``'s default; below the usual proxies' upstream keep-alive limits.
 KEEPALIVE_TIMEOUT_S = 75.0
@@ -249,6 +250,8 @@ def serve(settings: Settings) -> None:
             worker print a plain, unredacted traceback.
     """
     configure_logging(settings)
+    if tracing.configure():
+        log.info("tracing on: spans go to the OTLP endpoint")
     try:
         _serve(settings)
     except Exception:

@@ -22,7 +22,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from actors.errors import ServiceError
 from app.services.auth import invalid_token
-from app.transports import errors
+from app.transports import errors, tracing
 from app.transports.appkeys import AUTHENTICATOR
 from app.transports.client_ip import client_ip
 from app.transports.http import CALLER, respond
@@ -96,7 +96,12 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     # bind/reset rather than bound_contextvars(): that one copies the whole context twice
     bound = bind_contextvars(request_id=request_id)
     try:
-        response = await handler(request)
+        if tracing.enabled():
+            with tracing.request_span(request.method, _route(request)) as span:
+                response = await handler(request)
+                tracing.end_request(span, response.status)
+        else:
+            response = await handler(request)
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
