@@ -46,13 +46,20 @@ from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
 from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
 from app.transports.health import setup_health_routes
-from app.transports.metrics import LEASE_WAITS, LIVE_ACTORS, RECORD, setup_metrics_route
+from app.transports.metrics import (
+    LEASE_WAITS,
+    LIVE_ACTORS,
+    OUTBOX_PROBE,
+    RECORD,
+    setup_metrics_route,
+)
 from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
 from app.transports.pingone import PINGONE, setup_pingone_routes
 from app.transports.rest import setup_rest_routes
 from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
+from storage.outbox import outbox_depth
 from storage.rate_limits import RedisRateLimiter
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
@@ -261,6 +268,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             passwords, stores.sessions, user_views, CLOCK, settings.cache_ttl_ms
         )
         app[STORAGE] = stores.sessions
+        app[OUTBOX_PROBE] = lambda: outbox_depth(stores.redis)
         gauges = asyncio.create_task(_report_live_actors(registry), name="metrics-gauges")
         sweeper = asyncio.create_task(
             sweep_forever(

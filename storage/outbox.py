@@ -55,7 +55,7 @@ from actors.timefmt import rfc3339_ms
 from storage import keys
 from storage.codec import as_text
 from storage.connection import connect
-from storage.multiplex import Arg, MultiplexedRedis
+from storage.multiplex import Arg, MultiplexedRedis, as_dict
 from storage.scripts import source
 
 GROUP = "delivery"
@@ -500,3 +500,23 @@ def open_outbox(url: str, *, partitions: int, event_maxlen: int, pool_size: int 
         partitions=partitions,
         event_maxlen=event_maxlen,
     )
+
+
+async def outbox_depth(redis: MultiplexedRedis) -> int:
+    """Jobs not delivered yet: unread by the delivery group plus read and not acknowledged.
+
+    Before any worker created the group, every entry of the stream is waiting.
+    """
+    try:
+        groups = await redis.execute("XINFO", "GROUPS", keys.OUTBOX)
+    except ResponseError:  # no stream yet: nothing was ever queued
+        return 0
+    for flat in groups:
+        group = {as_text(k): v for k, v in as_dict(flat).items()}
+        if as_text(group.get("name")) != GROUP:
+            continue
+        lag = group.get("lag")
+        if lag is not None:  # unknown after some trims: then count the stream
+            return int(group.get("pending") or 0) + int(lag)
+        break
+    return int(await redis.execute("XLEN", keys.OUTBOX))

@@ -92,6 +92,19 @@ async def test_requests_rejections_actors_and_redis_are_counted(
     assert grew(scripts, command="EVAL") + grew(scripts, command="EVALSHA") >= 1
     assert grew(scripts, command="HMGET") >= 1  # the GetSession
     assert "sessiond_live_actors" in after
+    assert "sessiond_outbox_depth 0.0" in after  # nothing queued in this test
+
+
+@pytest.mark.settings(smtp_host="127.0.0.1")  # a channel; no delivery worker runs here
+async def test_the_outbox_depth_counts_queued_messages(
+    client: TestClient[web.Request, web.Application], api: Api
+):
+    user = await api.human()
+    for _ in range(3):  # each queues one verification e-mail (sendCode)
+        reply = await api.call("POST", f"/v2/users/{user}/password_reset", body={"sendLink": {}})
+        assert reply.status == 200, reply.body
+    text = await _scrape(client)
+    assert sample(text, "sessiond_outbox_depth") == 3
 
 
 @pytest.mark.settings(metrics_token="m" * 32)

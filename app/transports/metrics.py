@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,7 +32,10 @@ from prometheus_client import (
 from actors.errors import ServiceError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = structlog.get_logger("sessiond.metrics")
 METRICS_TOKEN: web.AppKey[str] = web.AppKey("METRICS_TOKEN")
+#: Asked at each scrape: the delivery outbox's depth (jobs not delivered yet).
+OUTBOX_PROBE: web.AppKey[Callable[[], Awaitable[int]]] = web.AppKey("OUTBOX_PROBE")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _REDIS_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
@@ -50,6 +55,11 @@ LIVE_ACTORS = Gauge(
 LEASE_WAITS = Counter(
     "sessiond_lease_waits",
     "Times a session actor found the session's lease held by another writer and waited",
+)
+OUTBOX_DEPTH = Gauge(
+    "sessiond_outbox_depth",
+    "Messages (OTP, verification, reset codes) queued and not delivered yet",
+    multiprocess_mode="mostrecent",
 )
 REDIS_LATENCY = Histogram(
     "sessiond_redis_command_duration_seconds",
@@ -147,6 +157,12 @@ async def metrics(request: web.Request) -> web.Response:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
             return web.Response(status=401, text="a bearer token is required\n")
+    probe = request.app.get(OUTBOX_PROBE)
+    if probe is not None:
+        try:
+            OUTBOX_DEPTH.set(await probe())
+        except Exception:
+            log.warning("outbox depth unavailable for this scrape")
     response = web.Response(body=exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
