@@ -191,8 +191,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
         idle = self.idle_timeout_ms
         if not idle:
             return end
-        active = self.active_ms if self.active_ms is not None else self.change_ms
-        idle_end = active + idle
+        idle_end = self.last_active_ms + idle
         return idle_end if end is None or idle_end < end else end
 
     @property

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -22,11 +25,14 @@ from actors.errors import (
     ValidationFailed,
 )
 from app.transports.metrics import rejection_reason
+from storage import keys
+from storage.outbox import GROUP, outbox_depth
 from tests.processes import server
 from tests.support import ADMIN_TOKEN, Api
 from tests.test_actor import make_registry
 from tests.test_session_cap import OWNER
 from tests.test_sessions_api import _session_store
+from tests.test_workers import _serving_workers
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -119,6 +125,17 @@ async def test_a_metrics_token_is_required_when_set(
     assert "sessiond_http_requests_total" in await right.text()
 
 
+async def test_the_outbox_depth_counts_unread_and_unacknowledged_jobs(fast_redis, redis):
+    assert await outbox_depth(fast_redis) == 0  # no stream yet
+    ids = [await redis.xadd(keys.OUTBOX, {"job": str(n)}) for n in range(3)]
+    assert await outbox_depth(fast_redis) == 3  # no delivery group yet: all waiting
+    await redis.xgroup_create(keys.OUTBOX, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "w1", {keys.OUTBOX: ">"}, count=1)
+    assert await outbox_depth(fast_redis) == 3  # one read and pending, two unread
+    await redis.xack(keys.OUTBOX, GROUP, ids[0])
+    assert await outbox_depth(fast_redis) == 2  # delivered and acknowledged: gone
+
+
 @pytest.fixture(name="http")
 async def _http() -> AsyncIterator[aiohttp.ClientSession]:
     # a new connection per request, so the kernel spreads them over the workers
@@ -146,6 +163,18 @@ async def test_two_workers_metrics_are_summed_whichever_answers(redis, redis_url
                 )
             )
         assert totals == {40.0}
+        # a worker killed (and replaced by the supervisor) keeps its counts in the sum
+        os.kill(_serving_workers(running, 2)[0], signal.SIGKILL)
+        _serving_workers(running, 2)
+        deadline = time.monotonic() + 10
+        while True:
+            async with http.get(f"{running.url}/metrics") as reply:
+                text = await reply.text()
+            if reply.status == 200 or time.monotonic() > deadline:
+                break
+        assert (
+            sample(text, "sessiond_http_requests_total", route="/v2/sessions", status="201") == 40
+        )
 
 
 async def test_an_actor_waiting_for_a_held_lease_reports_each_wait(fast_redis):

@@ -44,9 +44,7 @@ from types import FrameType
 import structlog
 
 from app.process.settings import Settings
-
-#: prometheus-client's multiprocess switch (``app.transports.metrics``).
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from app.transports.metrics import MULTIPROC_ENV
 
 Serve = Callable[[Settings], None]
 

@@ -128,16 +128,19 @@ class PingOneSessionService:
         return self._render(outcome.state or state, edge)
 
     async def delete_me(self, caller: Caller, token: str) -> None:
-        presented = self.token_hash(token)
-        state = await self._by_token(presented)
-        command = DeleteSession(presented_st_hash=presented)
-        await self._registry.ask(state.id, command, user=None, caller=caller)
+        await self._ask_by_token(caller, token, DeleteSession)
 
     async def logout_me(self, caller: Caller, token: str) -> None:
         """PingOne's SSO sign-out: the session stays, every factor but the user is cleared."""
+        await self._ask_by_token(caller, token, ResetAuthentication)
+
+    async def _ask_by_token(
+        self, caller: Caller, token: str, kind: type[DeleteSession | ResetAuthentication]
+    ) -> None:
+        """The token's session runs ``kind``; the actor checks the token is still its own."""
         presented = self.token_hash(token)
         state = await self._by_token(presented)
-        command = ResetAuthentication(presented_st_hash=presented)
+        command = kind(presented_st_hash=presented)
         await self._registry.ask(state.id, command, user=None, caller=caller)
 
     # -- a user's sessions ----------------------------------------------------------------
@@ -161,9 +164,9 @@ class PingOneSessionService:
     async def delete_all_of_user(self, caller: Caller, user_id: str, keep: str | None) -> int:
         """End every session of the user but ``keep`` that exists when this starts.
 
-        Oldest first, page by page; a session created meanwhile is ordered after this call
-        and stays. Each ends through its actor, as any delete (and as the cap's evictions),
-        so a session is never ended twice or half-way.
+        Oldest first, page by page, up to the sessions created at the moment it started: a
+        stream of concurrent creates cannot keep it running. Each ends through its actor, as
+        any delete (and as the cap's evictions), so a session is never ended twice or half-way.
         """
         await self._existing_user(user_id)
         if keep is not None:
