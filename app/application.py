@@ -103,7 +103,6 @@ async def open_stores(settings: Settings) -> Stores:
         instance_id=instance.id,
         retention_ms=settings.expired_retention_ms,
         partitions=settings.event_partitions,
-        session_stream_maxlen=settings.session_stream_maxlen,
         stream_maxlen=settings.event_stream_maxlen,
         lease_ttl_ms=settings.lease_ttl_ms,
         max_sessions_per_user=settings.max_sessions_per_user,

@@ -10,7 +10,6 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``sess:{S}``                      | hash   | expiration + retention + grace; none | create/commit/purge.lua |
 | ``sess:{S}:lease``                | string | lease TTL                            | acquire/commit/release  |
 | ``sess:{S}:fence``                | string | like ``sess:{S}``                    | acquire.lua (INCR)      |
-| ``sess:{S}:events``               | stream | like ``sess:{S}``                    | create/commit.lua       |
 | ``idx:sessions:created``          | zset   | none (members removed by purge)      | create/commit/purge.lua |
 | ``idx:sessions:purge``            | zset   | none; score = expiration + retention | create/commit/purge.lua |
 | ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | create/commit/purge.lua |
@@ -53,10 +52,6 @@ def session_lease(session_id: str) -> str:
 
 def session_fence(session_id: str) -> str:
     return f"sess:{{{session_id}}}:fence"
-
-
-def session_events(session_id: str) -> str:
-    return f"sess:{{{session_id}}}:events"
 
 
 SESSIONS_BY_CREATION = "idx:sessions:created"

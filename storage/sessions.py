@@ -39,7 +39,6 @@ class RedisSessionStore:
         instance_id: str,
         retention_ms: int,
         partitions: int,
-        session_stream_maxlen: int,
         stream_maxlen: int,
         lease_ttl_ms: int,
         max_sessions_per_user: int = 0,
@@ -50,7 +49,6 @@ class RedisSessionStore:
         self.instance_id = instance_id
         self.retention_ms = retention_ms
         self._partitions = partitions
-        self._session_maxlen = session_stream_maxlen
         self._stream_maxlen = stream_maxlen
 
     async def ping(self) -> None:
@@ -99,7 +97,6 @@ class RedisSessionStore:
         keys_ = [
             keys.session(sid),
             keys.session_fence(sid),
-            keys.session_events(sid),
             self._partition_key(sid),
             keys.OUTBOX,
             *index_keys,
@@ -127,7 +124,6 @@ class RedisSessionStore:
             keys.session_lease(sid),
             keys.session(sid),
             keys.session_fence(sid),
-            keys.session_events(sid),
             self._partition_key(sid),
             keys.OUTBOX,
             *index_keys,
@@ -177,7 +173,6 @@ class RedisSessionStore:
             str(before.sequence) if before else "",
             1 if after.terminated else 0,
             expire_at,
-            self._session_maxlen,
             self._stream_maxlen,
             len(fields),
         ]
@@ -324,7 +319,6 @@ class RedisSessionStore:
         keys_ = [
             keys.session(session_id),
             keys.session_fence(session_id),
-            keys.session_events(session_id),
             keys.SESSIONS_BY_PURGE,
             *others,
         ]

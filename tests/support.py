@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from storage import keys
+
 ADMIN_TOKEN = "admin-" + "x" * 40
 #: The suite's master key (base64 of 32 bytes); only test data is ever sealed with it.
 MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1zdWl0ZSEhISE="
@@ -141,3 +143,10 @@ class Api:
 
     async def search(self, body: dict[str, Any], token: str = ADMIN_TOKEN) -> Reply:
         return await self.call("POST", "/v2/sessions/search", token, body)
+
+
+async def session_history(redis: Any, session_id: str, partitions: int = 16) -> list[Any]:
+    """One session's events in order: its partition stream, filtered by aggregate id."""
+    stream = keys.event_stream(keys.event_partition(session_id, partitions))
+    mine = session_id.encode()
+    return [fields for _, fields in await redis.xrange(stream) if fields[b"aggregateId"] == mine]

@@ -41,7 +41,6 @@ def make_registry(
         instance_id="inst",
         retention_ms=60_000,
         partitions=4,
-        session_stream_maxlen=1000,
         stream_maxlen=10_000,
         lease_ttl_ms=lease_ttl_ms,
         max_sessions_per_user=max_sessions_per_user,

@@ -38,6 +38,7 @@ from redis.exceptions import ResponseError
 from actors.errors import ResourceExhausted, Unavailable
 from app.application import create_app
 from app.process.bootstrap import bootstrap
+from storage import keys
 from storage.errors import mapped_errors
 from tests.apifixtures import make_settings
 from tests.fault_server import FaultRedis
@@ -828,9 +829,9 @@ async def test_a_session_actor_survives_a_commit_failing_with_an_unmapped_error_
             session_id = (await create(client)).body["sessionId"]
             assert (await set_metadata(client, session_id, "first")).status == 200
             [actor] = _actor_tasks(session_id)
-            # a corrupted key: the session's event stream is a string, so the commit's XADD
-            # fails with WRONGTYPE, an error reply no mapping knows (a real server's reply)
-            events_key = f"sess:{{{session_id}}}:events"
+            # a corrupted key: the session's event partition is a string, so the commit
+            # refuses with WRONGTYPE_KEY, an error reply no mapping knows
+            events_key = keys.event_stream(keys.event_partition(session_id, 16))
             await control.delete(events_key)
             await control.set(events_key, "not a stream")
             failing = await asyncio.gather(

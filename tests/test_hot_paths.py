@@ -185,7 +185,6 @@ async def test_the_module_level_auth_middleware(fast_redis: MultiplexedRedis):
         instance_id="inst",
         retention_ms=0,
         partitions=4,
-        session_stream_maxlen=10,
         stream_maxlen=10,
         lease_ttl_ms=1000,
     )

@@ -27,7 +27,6 @@ async def _store(fast_redis):
         instance_id="inst",
         retention_ms=60_000,
         partitions=4,
-        session_stream_maxlen=100,
         stream_maxlen=1000,
         lease_ttl_ms=500,
     )

@@ -19,7 +19,7 @@ import pytest
 
 from storage import keys
 from tests.processes import server
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, session_history
 from tests.test_workers import BUSY_CPU_NS, _cpu_ns, _human, _serving_workers
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,8 @@ async def _create(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -
 
 
 async def _terminated_by_eviction(redis: Any, session_id: str) -> bool:
-    entries = await redis.xrange(keys.session_events(session_id))
-    values = [b" ".join(fields.values()) for _, fields in entries]
+    entries = await session_history(redis, session_id)
+    values = [b" ".join(fields.values()) for fields in entries]
     return any(b"session.terminated" in v and b"evicted" in v for v in values)
 
 

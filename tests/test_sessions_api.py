@@ -20,7 +20,7 @@ from storage import index_plan, keys
 from storage.multiplex import MultiplexedRedis
 from storage.sessions import RedisSessionStore
 from tests.driven import DrivenClock, drive_app_clock
-from tests.support import ADMIN_TOKEN, PASSWORD, Api, b64
+from tests.support import ADMIN_TOKEN, PASSWORD, Api, b64, session_history
 
 
 def _ts(text: str) -> dt.datetime:
@@ -247,7 +247,7 @@ class TestDelete:
         sequence = int(created.body["details"]["sequence"]) + 1  # one event: the termination
         assert int(first.body["details"]["sequence"]) == sequence
         assert second.body["details"] == first.body["details"]  # nothing written again
-        events = [fields[b"type"] for _, fields in await redis.xrange(keys.session_events(sid))]
+        events = [fields[b"type"] for fields in await session_history(redis, sid)]
         assert events == [b"session.added", b"session.token.set", b"session.terminated"]
 
 
@@ -522,7 +522,6 @@ def _session_store(fast_redis: MultiplexedRedis) -> RedisSessionStore:
         instance_id="",
         retention_ms=0,
         partitions=16,
-        session_stream_maxlen=1,
         stream_maxlen=1,
         lease_ttl_ms=1000,
     )
@@ -578,7 +577,7 @@ class TestRetention:
         ]
         assert metas[0].creator_id
         assert await _indexes_holding(redis, sid, indexes) == indexes
-        session_keys = [keys.session(sid), keys.session_events(sid), keys.session_fence(sid)]
+        session_keys = [keys.session(sid), keys.session_fence(sid)]
 
         clock.advance(10_000 + 60_000 + 1_000)  # past expiration + retention: due
         loop = asyncio.get_running_loop()

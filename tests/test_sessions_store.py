@@ -15,6 +15,7 @@ from actors.model import SessionState, UserAgent, UserRef
 from actors.permissions import Caller, Grant
 from storage import index_plan, keys
 from storage.sessions import PURGE_GRACE_MS, RedisSessionStore
+from tests.support import session_history
 
 CREATOR = Caller(user_id="creator", grants=(Grant(roles=("IAM_LOGIN_CLIENT",)),))
 ALICE = UserRef(
@@ -36,7 +37,6 @@ async def _store(fast_redis):
         instance_id="inst",
         retention_ms=60_000,
         partitions=4,
-        session_stream_maxlen=100,
         stream_maxlen=1000,
         lease_ttl_ms=500,
     )
@@ -89,7 +89,6 @@ async def test_create_writes_state_indexes_and_both_streams(store, redis, now):
     for index in creation_indexes:
         assert await redis.zscore(index, "s1") == now
     assert await redis.zscore(keys.SESSIONS_BY_PURGE, "s1") is None
-    assert await redis.xlen(keys.session_events("s1")) == 3
     partition = keys.event_stream(keys.event_partition("s1", 4))
     entries = await redis.xrange(partition)
     assert [e[1][b"type"] for e in entries] == [
@@ -102,7 +101,7 @@ async def test_create_writes_state_indexes_and_both_streams(store, redis, now):
 async def test_streams_never_carry_the_token_or_its_hash(store, redis, now):
     state = await _create(store, now)
     raw = b"".join(
-        v for _, fields in await redis.xrange(keys.session_events("s1")) for v in fields.values()
+        v for fields in await session_history(redis, "s1", partitions=4) for v in fields.values()
     )
     assert state.token_hash.encode() not in raw
     assert b"s.s1." not in raw
@@ -168,7 +167,6 @@ async def test_lifetime_sets_key_expiry_to_expiration_plus_retention(store, redi
     await _create(store, now, lifetime_ms=10_000)
     expected = now + 10_000 + 60_000 + PURGE_GRACE_MS
     assert await redis.pexpiretime(keys.session("s1")) == expected
-    assert await redis.pexpiretime(keys.session_events("s1")) == expected
     assert await redis.zscore(keys.SESSIONS_BY_PURGE, "s1") == now + 70_000
 
 
@@ -200,7 +198,7 @@ async def test_purge_removes_sessions_past_retention_and_reschedules_extended_on
     assert await store.fetch_metas(["old"]) != [None]
     purged = await store.purge_due(now + 1000 + 60_001)
     assert purged == 1
-    for key in (keys.session("old"), keys.session_fence("old"), keys.session_events("old")):
+    for key in (keys.session("old"), keys.session_fence("old")):
         assert await redis.exists(key) == 0, key
     assert await _indexes_holding(redis, "old", every_index) == []
     assert await _indexes_holding(redis, "live", _every_index(live)) == _every_index(live)

@@ -23,7 +23,7 @@ import pytest
 
 from storage import keys
 from tests.driven import DrivenClock
-from tests.support import ADMIN_TOKEN, PASSWORD, RP_ID, WEBAUTHN_ORIGIN, Api, Reply
+from tests.support import ADMIN_TOKEN, PASSWORD, RP_ID, WEBAUTHN_ORIGIN, Api, Reply, session_history
 from tests.test_passkeys_api import (
     CHALLENGE_TTL_MS,
     Client,
@@ -619,14 +619,14 @@ async def test_a_malformed_assertion_is_400_and_writes_nothing(
     user_id, auth, _ = await passkey_user(api)
     sid, options = await challenged(api, user_id)
     before = await sequence(api, sid)
-    events_before = await redis.xlen(keys.session_events(sid))
+    events_before = len(await session_history(redis, sid))
 
     reply = await api.set(sid, check(spoil(auth.get(options, WEBAUTHN_ORIGIN))))
 
     assert_error(reply, 400, 3)
     assert reply.error_id in error_ids, reply.body
     assert await sequence(api, sid) == before
-    assert await redis.xlen(keys.session_events(sid)) == events_before
+    assert len(await session_history(redis, sid)) == events_before
     assert set((await session(api, sid))["factors"]) == {"user"}
 
 
@@ -862,12 +862,12 @@ async def test_events_name_the_challenge_and_the_check_and_carry_no_secrets(
     checked = await api.set(sid, check(assertion))
     assert checked.status == 200, checked.body
 
-    entries = await redis.xrange(keys.session_events(sid))
-    types = [fields[b"type"].decode() for _, fields in entries]
+    entries = await session_history(redis, sid)
+    types = [fields[b"type"].decode() for fields in entries]
     assert types.index("session.webAuthN.challenged") < types.index("session.webAuthN.checked")
     assert "user.human.passwordless.token.signcount.changed" in await user_events(redis, user_id)
     everything = await all_streams(redis)
-    everything += b" ".join(v for _, fields in entries for v in fields.values())
+    everything += b" ".join(v for fields in entries for v in fields.values())
     response = assertion["response"]
     for secret in (
         response["signature"],

@@ -26,7 +26,7 @@ import pytest
 
 from storage import keys
 from tests.processes import Server, free_port, server, wait_healthy
-from tests.support import ADMIN_TOKEN, PASSWORD, b64
+from tests.support import ADMIN_TOKEN, PASSWORD, b64, session_history
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -159,7 +159,7 @@ async def test_fifty_concurrent_sets_over_two_workers_lose_nothing(redis, redis_
             if (await _call(http, "GET", f"{base}/v2/sessions/{sid}?sessionToken={t}"))[0] == 200
         ]
         assert len(valid) == 1
-        stream = await redis.xrange(keys.session_events(sid))
+        stream = await session_history(redis, sid)
         assert len(stream) == int(session["sequence"])
 
 

@@ -84,8 +84,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Partitions of the ``sessiond:events:{p}`` streams, and their approximate cap.
     event_partitions: int = 16
     event_stream_maxlen: int = 1_000_000
-    #: Events kept per session in its own stream.
-    session_stream_maxlen: int = 1000
     #: Write lease of one session: its TTL and how long a writer waits for it.
     lease_ttl_ms: int = 5000
     lease_wait_ms: int = 2000

@@ -1,10 +1,10 @@
 -- Shared by create.lua and commit.lua (spliced in where a script says "--#include _write").
--- apply_write(k_state, k_fence, k_events, k_partition, k_outbox, index_base, a) writes one
--- session change:
+-- apply_write(k_state, k_fence, k_partition, k_outbox, index_base, a) writes one session change
+-- (its events go to the partition stream only: nothing reads a per-session history):
 --   ARGV[a]   expected sequence of the stored session ("" = the session must not exist yet)
 --   ARGV[a+1] "1" = replace the hash (termination leaves a tombstone), else merge fields
 --   ARGV[a+2] absolute expiry in ms for the session's keys (0 = no expiry)
---   ARGV[a+3] MAXLEN ~ of the session's own stream, ARGV[a+4] of the partition stream
+--   ARGV[a+3] MAXLEN ~ of the partition stream
 --   then: nfields, field/value pairs; nevents, per event: npairs, field/value pairs;
 --   nops, per op: "zadd"|"zrem"|"set"|"del"|"cap", key number (KEYS[index_base + n]),
 --   score, member; "cap" adds: limit, the evict index's key number, now ms (see codec.IndexOp);
@@ -12,14 +12,14 @@
 --   is queued in the same atomic step as the challenge that needs it).
 -- Returns {previous sequence, sessions evicted by a "cap" op...}, or an error reply:
 -- EXISTS, STALE, ST_TAKEN (a "set" key names another session: the token is in use).
-local function apply_write(k_state, k_fence, k_events, k_partition, k_outbox, index_base, a)
+local function apply_write(k_state, k_fence, k_partition, k_outbox, index_base, a)
   -- A script's writes are not undone by a later error: refuse before the first write if a
   -- stream key is not a stream (a corrupted or foreign key), so a commit is all or nothing.
-  for _, key in ipairs({k_events, k_partition, k_outbox}) do
+  for _, key in ipairs({k_partition, k_outbox}) do
     local kind = redis.call('TYPE', key)['ok']
     if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. key) end
   end
-  local ops_at = a + 5
+  local ops_at = a + 4
   ops_at = ops_at + 1 + tonumber(ARGV[ops_at]) * 2
   local nevents_check = tonumber(ARGV[ops_at]); ops_at = ops_at + 1
   for _ = 1, nevents_check do ops_at = ops_at + 1 + tonumber(ARGV[ops_at]) * 2 end
@@ -40,8 +40,8 @@ local function apply_write(k_state, k_fence, k_events, k_partition, k_outbox, in
   end
   if ARGV[a + 1] == '1' then redis.call('DEL', k_state) end
   local expire_at = tonumber(ARGV[a + 2])
-  local session_maxlen, partition_maxlen = ARGV[a + 3], ARGV[a + 4]
-  local i = a + 5
+  local partition_maxlen = ARGV[a + 3]
+  local i = a + 4
   local nfields = tonumber(ARGV[i]); i = i + 1
   redis.call('HSET', k_state, unpack(ARGV, i, i + nfields * 2 - 1))
   i = i + nfields * 2
@@ -49,7 +49,6 @@ local function apply_write(k_state, k_fence, k_events, k_partition, k_outbox, in
   for _ = 1, nevents do
     local npairs = tonumber(ARGV[i]); i = i + 1
     local last = i + npairs * 2 - 1
-    redis.call('XADD', k_events, 'MAXLEN', '~', session_maxlen, '*', unpack(ARGV, i, last))
     redis.call('XADD', k_partition, 'MAXLEN', '~', partition_maxlen, '*', unpack(ARGV, i, last))
     i = last + 1
   end
@@ -97,11 +96,9 @@ local function apply_write(k_state, k_fence, k_events, k_partition, k_outbox, in
   end
   if expire_at > 0 then
     redis.call('PEXPIREAT', k_state, expire_at)
-    redis.call('PEXPIREAT', k_events, expire_at)
     if redis.call('EXISTS', k_fence) == 1 then redis.call('PEXPIREAT', k_fence, expire_at) end
   else
     redis.call('PERSIST', k_state)
-    redis.call('PERSIST', k_events)
     redis.call('PERSIST', k_fence)
   end
   return victims
