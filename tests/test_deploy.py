@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from app.process.settings import PREFIX, Settings
+from storage import embedded, server_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S = DEPLOY / "k8s"
@@ -138,3 +139,16 @@ def test_the_hpa_and_pdb_target_the_web_deployment():
     target = objects["HorizontalPodAutoscaler/sessiond-web"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", "sessiond-web")
     assert objects["Service/sessiond"]["spec"]["selector"] == web_labels
+
+
+def test_redis_conf_carries_the_memory_settings_the_code_assumes():
+    directives = {}
+    for line in (DEPLOY / "redis.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.strip().partition(" ")
+            directives[name] = value.strip()
+    assert server_config.MEMORY_SETTINGS
+    for name, value in server_config.MEMORY_SETTINGS.items():
+        assert directives.get(name) == value, name
+    argv = embedded.server_argv(Path("valkey-server"), Path("d"), Path("s"), Path("l"))
+    assert argv[-2 * len(server_config.MEMORY_SETTINGS) :] == server_config.command_line()

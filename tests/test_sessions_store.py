@@ -82,7 +82,7 @@ async def _indexes_holding(redis, sid: str, indexes: list[str]) -> list[str]:
     return [index for index in indexes if await redis.zscore(index, sid) is not None]
 
 
-async def test_create_writes_state_indexes_and_both_streams(store, redis, now):
+async def test_create_writes_state_indexes_and_the_partition_stream(store, redis, now):
     state = await _create(store, now)
     assert await store.read_state("s1") == state
     creation_indexes = _every_index(state)[:-1]  # no lifetime: not scheduled for a purge
@@ -150,6 +150,24 @@ async def test_the_same_owner_with_an_old_fence_is_refused(store, now):
         )
     await store.commit(new.lease, before, after, events, at_ms=now, creator_id="x", release=True)
     assert (await store.read_state("s1")) == after
+
+
+async def test_a_document_stored_as_json_by_an_earlier_version_reads_and_commits(store, redis, now):
+    before = await _create(store, now)
+    stored = await redis.hget(keys.session("s1"), "doc")
+    assert stored[:1] != b"{"
+    assert msgspec.msgpack.decode(stored)["id"] == "s1"
+    await redis.hset(keys.session("s1"), "doc", msgspec.json.encode(before))  # the old format
+    assert await store.read_state("s1") == before
+    acquired = await store.acquire("s1", "owner-a", 5000)
+    assert acquired is not None
+    assert acquired.state == before
+    events, after = _decide(before, SetSession(metadata={"k": b"v"}), now)
+    await store.commit(
+        acquired.lease, before, after, events, at_ms=now, creator_id="x", release=True
+    )
+    assert await store.read_state("s1") == after
+    assert (await redis.hget(keys.session("s1"), "doc"))[:1] != b"{"  # rewritten as MessagePack
 
 
 async def test_commit_with_release_frees_the_lease(store, redis, now):
