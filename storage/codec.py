@@ -1,9 +1,10 @@
 """Session state ⇄ Redis hash fields and stream entries, and the index changes of a commit.
 
-The hash keeps the whole state as one MessagePack document (``doc``, for the writer), a summary
-``row`` for readers (the fields listings filter on, with the client view embedded as raw JSON
-that is spliced into responses without re-decoding), the token hash, the sequence and the
-expiration the purge script reads. Pure: no Redis here.
+The hash keeps the state as one MessagePack document (``doc``, for the writer; its token hash
+lives only in ``tok``, which bearer checks read without the document), a summary ``row`` for
+readers (the fields listings filter on, with the client view embedded as raw JSON that is
+spliced into responses without re-decoding), the sequence and the expiration the purge script
+reads. Pure: no Redis here.
 """
 
 from __future__ import annotations
@@ -103,13 +104,15 @@ def summary_row(state: SessionState) -> bytes:
 
 
 def encode_state(state: SessionState) -> bytes:
-    return _STATE_ENCODER.encode(state)
+    """The document without the token hash: the hash's ``tok`` field holds it once."""
+    return _STATE_ENCODER.encode(msgspec.structs.replace(state, token_hash=""))
 
 
-def decode_state(raw: bytes) -> SessionState:
-    if raw[:1] == b"{":
-        return _LEGACY_STATE_DECODER.decode(raw)
-    return _STATE_DECODER.decode(raw)
+def decode_state(raw: bytes, token_hash: object) -> SessionState:
+    """The document of ``encode_state`` with the ``tok`` field it was stored beside."""
+    decoder = _LEGACY_STATE_DECODER if raw[:1] == b"{" else _STATE_DECODER
+    state = decoder.decode(raw)
+    return msgspec.structs.replace(state, token_hash=as_text(token_hash))
 
 
 def state_fields(state: SessionState) -> dict[str, bytes | str | int]:

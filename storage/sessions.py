@@ -67,10 +67,11 @@ class RedisSessionStore:
             keys.session(session_id),
         ]
         with mapped_errors():
-            fence, doc = await self._redis.eval_script(source("acquire"), keys_, [owner, ttl_ms])
+            reply = await self._redis.eval_script(source("acquire"), keys_, [owner, ttl_ms])
+        fence, doc = reply[0], reply[1]
         if not fence:
             return None
-        state = codec.decode_state(doc) if doc else None
+        state = codec.decode_state(doc, reply[2]) if doc else None
         return Acquired(
             lease=Lease(session_id=session_id, owner=owner, fence=int(fence)), state=state
         )
@@ -201,8 +202,9 @@ class RedisSessionStore:
 
     async def read_state(self, session_id: str) -> SessionState | None:
         with mapped_errors():
-            doc = as_bytes(await self._redis.execute("HGET", keys.session(session_id), "doc"))
-        return codec.decode_state(doc) if doc else None
+            doc, tok = await self._redis.execute("HMGET", keys.session(session_id), "doc", "tok")
+        raw = as_bytes(doc)
+        return codec.decode_state(raw, tok) if raw else None
 
     async def read_by_st_token(self, token_hash: str) -> SessionState | None:
         """The session a PingOne token names, if its own state still holds that token."""
@@ -212,7 +214,7 @@ class RedisSessionStore:
             )
         if not found:
             return None
-        state = codec.decode_state(as_bytes(found[1]) or b"")
+        state = codec.decode_state(as_bytes(found[1]) or b"", found[2])
         return state if state.st_token_hash == token_hash and not state.terminated else None
 
     async def read_states(self, session_ids: list[str]) -> list[SessionState | None]:
@@ -224,7 +226,10 @@ class RedisSessionStore:
                 docs = await self._redis.eval_script(
                     source("fetch_docs"), [keys.session(sid) for sid in chunk], []
                 )
-            found += [codec.decode_state(doc) if doc else None for doc in map(as_bytes, docs)]
+            found += [
+                codec.decode_state(as_bytes(pair[0]) or b"", pair[1]) if pair else None
+                for pair in docs
+            ]
         return [state if state is None or not state.terminated else None for state in found]
 
     async def forget_eviction(self, session_id: str) -> None:

@@ -157,6 +157,8 @@ async def test_a_document_stored_as_json_by_an_earlier_version_reads_and_commits
     stored = await redis.hget(keys.session("s1"), "doc")
     assert stored[:1] != b"{"
     assert msgspec.msgpack.decode(stored)["id"] == "s1"
+    assert before.token_hash.encode() not in stored  # kept once, in the ``tok`` field
+    assert await redis.hget(keys.session("s1"), "tok") == before.token_hash.encode()
     await redis.hset(keys.session("s1"), "doc", msgspec.json.encode(before))  # the old format
     assert await store.read_state("s1") == before
     acquired = await store.acquire("s1", "owner-a", 5000)
