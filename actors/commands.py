@@ -18,11 +18,19 @@ class UserCheck(msgspec.Struct, frozen=True, kw_only=True):
     login_name: str | None = None
 
 
+class IntentCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """A succeeded IdP intent and the token that proves possession of it."""
+
+    intent_id: str
+    token: str
+
+
 class Checks(msgspec.Struct, frozen=True, kw_only=True):
     """The checks of one request, run in ZITADEL's fixed order (the field order here)."""
 
     user: UserCheck | None = None
     password: str | None = None
+    idp_intent: IntentCheck | None = None
     #: ``credentialAssertionData``: the browser's ``PublicKeyCredential.toJSON()``, as JSON.
     web_authn: bytes | None = None
     totp: str | None = None
@@ -38,7 +46,8 @@ class Checks(msgspec.Struct, frozen=True, kw_only=True):
     def second_factors(self) -> bool:
         """Whether any check beyond user and password is asked for."""
         return not (
-            self.web_authn is None
+            self.idp_intent is None
+            and self.web_authn is None
             and self.totp is None
             and self.otp_sms is None
             and self.otp_email is None

@@ -37,6 +37,12 @@ class PasswordChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.pa
     checked_at_ms: int
 
 
+class IntentChecked(msgspec.Struct, frozen=True, kw_only=True, tag="session.intent.checked"):
+    """A succeeded IdP intent was consumed by this session: the IdP authenticated the user."""
+
+    checked_at_ms: int
+
+
 class WebAuthNChallenged(
     msgspec.Struct, frozen=True, kw_only=True, tag="session.webAuthN.challenged"
 ):
@@ -140,6 +146,7 @@ Event = (
     SessionAdded
     | UserChecked
     | PasswordChecked
+    | IntentChecked
     | WebAuthNChallenged
     | WebAuthNChecked
     | TotpChecked
@@ -249,6 +256,7 @@ def stream_payload(event: Event, at_ms: int = 0) -> dict[str, Any]:
             return payload
         case (
             PasswordChecked(checked_at_ms=at)
+            | IntentChecked(checked_at_ms=at)
             | TotpChecked(checked_at_ms=at)
             | OtpSmsChecked(checked_at_ms=at)
             | OtpEmailChecked(checked_at_ms=at)

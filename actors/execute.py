@@ -26,6 +26,7 @@ from actors.permissions import Caller, reports_end_users
 from actors.ports import (
     Clock,
     DrawnCode,
+    IntentVerifier,
     PasswordVerifier,
     SecondFactorVerifier,
     TokenMinter,
@@ -41,6 +42,8 @@ class Deps(msgspec.Struct, frozen=True, kw_only=True):
     minter: TokenMinter
     #: None: a process that serves no second factors (tests of the core, the bench twin).
     second_factors: SecondFactorVerifier | None = None
+    #: None: a process that serves no IdP sign-in (tests of the core, the bench twin).
+    intents: IntentVerifier | None = None
     limits: Limits = Limits()
     activity: ActivityPolicy = ActivityPolicy()
 
@@ -104,10 +107,11 @@ async def execute(
                 )
                 events = machine.decide(state, command, evidence, ctx)
                 if verified:  # the command stands: now the one-use codes are used up
-                    await _second_factors(deps).confirm(verified)
+                    await _use_up(verified, session_id, deps)
             except BaseException:
-                if verified:
-                    await asyncio.shield(_second_factors(deps).release(verified))
+                codes = _codes(verified)
+                if codes:
+                    await asyncio.shield(_second_factors(deps).release(codes))
                 raise
             return _outcome(state, session_id, command, events, ctx, deps, drawn)
     events = machine.decide(state, command, evidence, ctx)
@@ -172,6 +176,11 @@ async def _verify(
         evidence = msgspec.structs.replace(evidence, password_verified=True)
     if not checks.second_factors:
         return evidence
+    intent = checks.idp_intent
+    if intent is not None:
+        verified.append(await _intents(deps).verify_intent(user_id, intent.intent_id, intent.token))
+    if checks.web_authn is None and not _codes_asked(command):
+        return msgspec.structs.replace(evidence, verified=frozenset(f.kind for f in verified))
     factors = _second_factors(deps)
     if checks.web_authn is not None:
         challenge = state.web_authn_challenge if state else None
@@ -232,6 +241,37 @@ async def _draw(
         email=email,
         email_request=challenges.otp_email,
     )
+
+
+def _codes_asked(command: CreateSession | SetSession) -> bool:
+    checks = command.checks
+    return not (
+        checks.totp is None
+        and checks.otp_sms is None
+        and checks.otp_email is None
+        and checks.recovery_code is None
+    )
+
+
+def _codes(verified: list[VerifiedFactor]) -> list[VerifiedFactor]:
+    """The verified factors the second-factor service reserved (all but IdP intents)."""
+    return [factor for factor in verified if factor.kind != "idp_intent"]
+
+
+async def _use_up(verified: list[VerifiedFactor], session_id: str, deps: Deps) -> None:
+    """The intent first: of two sessions racing for it, the loser fails before any code burns."""
+    for factor in verified:
+        if factor.kind == "idp_intent":
+            await _intents(deps).consume(factor, session_id)
+    codes = _codes(verified)
+    if codes:
+        await _second_factors(deps).confirm(codes)
+
+
+def _intents(deps: Deps) -> IntentVerifier:
+    if deps.intents is None:
+        raise Internal("SESSION-noIntents", "Errors.Internal")
+    return deps.intents
 
 
 def _second_factors(deps: Deps) -> SecondFactorVerifier:

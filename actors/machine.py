@@ -7,8 +7,8 @@ Theory of operation (ZITADEL's order, spec §3-§4):
 1. A user check resolves the user first; a user that is not enabled fails before anything.
 2. Permissions are checked on the session as loaded (or the instance for a new session).
 3. Writes to a terminated or expired session fail.
-4. Checks run in the fixed order user → password → webAuthN → totp → otpSms → otpEmail →
-   recoveryCode;
+4. Checks run in the fixed order user → password → idpIntent → webAuthN → totp → otpSms →
+   otpEmail → recoveryCode;
    a check other than ``user``, and every challenge, needs a user on the session, stored or
    checked earlier in the same request. The first failure aborts the whole command and no
    event is produced (failed attempts are recorded on the user, outside this module).
@@ -59,6 +59,7 @@ from actors.events import (
     AuthenticationReset,
     Event,
     IdleTimeoutSet,
+    IntentChecked,
     LifetimeSet,
     MetadataSet,
     OtpEmailChallenged,
@@ -174,6 +175,7 @@ def _writable(state: SessionState | None, ctx: Context) -> SessionState:
 #: A check other than ``user`` with no user on the session: ZITADEL's error per check.
 _USER_MISSING: dict[str, ServiceError] = {
     "password": FailedPrecondition("COMMAND-Sfw3f", "Errors.User.UserIDMissing"),
+    "idp_intent": FailedPrecondition("COMMAND-Sfw3r", "Errors.User.UserIDMissing"),
     "web_authn": FailedPrecondition("COMMAND-Sfw3r", "Errors.User.UserIDMissing"),
     "totp": FailedPrecondition("COMMAND-8N9ds", "Errors.User.UserIDMissing"),
     "otp_sms": InvalidArgument("COMMAND-S453v", "Errors.User.UserIDMissing"),
@@ -184,7 +186,15 @@ _USER_MISSING: dict[str, ServiceError] = {
     "challenge_otp_email": FailedPrecondition("COMMAND-JK3gp", "Errors.User.UserIDMissing"),
 }
 #: The credential checks after ``user``, in ZITADEL's fixed order.
-CREDENTIAL_CHECKS = ("password", "web_authn", "totp", "otp_sms", "otp_email", "recovery_code")
+CREDENTIAL_CHECKS = (
+    "password",
+    "idp_intent",
+    "web_authn",
+    "totp",
+    "otp_sms",
+    "otp_email",
+    "recovery_code",
+)
 
 
 def _user_missing(check: str) -> ServiceError:
@@ -343,6 +353,10 @@ def _check_events(checks: Checks, evidence: Evidence, now_ms: int) -> list[Event
         if not evidence.password_verified:
             raise Internal("SESSION-noPassword", "Errors.Internal")
         events.append(PasswordChecked(checked_at_ms=now_ms))
+    if checks.idp_intent is not None:
+        if "idp_intent" not in evidence.verified:
+            raise Internal("SESSION-notVerified", "Errors.Internal")
+        events.append(IntentChecked(checked_at_ms=now_ms))
     if checks.web_authn is not None:
         if "web_authn" not in evidence.verified:
             raise Internal("SESSION-notVerified", "Errors.Internal")
@@ -497,9 +511,10 @@ def _changes(state: SessionState, event: Event, at_ms: int) -> dict[str, object]
                 view_version=event.view_version,
             )
             return {"factors": msgspec.structs.replace(state.factors, user=user)}
-        case PasswordChecked(checked_at_ms=at):
-            password = CheckedFactor(verified_at_ms=at)
-            return {"factors": msgspec.structs.replace(state.factors, password=password)}
+        case PasswordChecked(checked_at_ms=at) | IntentChecked(checked_at_ms=at):
+            name = "password" if isinstance(event, PasswordChecked) else "intent"
+            checked = CheckedFactor(verified_at_ms=at)
+            return {"factors": msgspec.structs.replace(state.factors, **{name: checked})}
         case WebAuthNChecked(checked_at_ms=at, user_verified=user_verified):
             web_authn = WebAuthnFactor(verified_at_ms=at, user_verified=user_verified)
             factors = msgspec.structs.replace(state.factors, web_authn=web_authn)

@@ -92,6 +92,8 @@ class WebAuthnFactor(CheckedFactor, frozen=True, kw_only=True):
 class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     user: UserFactor | None = None
     password: CheckedFactor | None = None
+    #: A succeeded IdP intent: the identity provider authenticated the user.
+    intent: CheckedFactor | None = None
     web_authn: WebAuthnFactor | None = None
     totp: CheckedFactor | None = None
     otp_sms: CheckedFactor | None = None
@@ -121,6 +123,11 @@ class Factors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return (
             web_authn.verified_at_ms if web_authn is not None and web_authn.user_verified else None
         )
+
+    @property
+    def intent_ms(self) -> int | None:
+        """When an IdP intent was checked: the provider's sign-in is a full login too."""
+        return self.intent.verified_at_ms if self.intent is not None else None
 
 
 class PendingCode(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,16 +11,20 @@ import msgspec
 _SESSION_ALL = frozenset({"session.read", "session.write", "session.delete", "session.link"})
 _READ_ALL = frozenset({"session.read", "user.read", "org.read", "iam.read"})
 _USER_ALL = frozenset({"user.read", "user.write", "user.delete", "user.credential.write"})
+#: Identity providers: the instance's (``iam.idp.*``) and an organization's (``org.idp.*``).
+_IDP_ALL = frozenset({"iam.idp.read", "iam.idp.write", "org.idp.read", "org.idp.write"})
+_IDP_READ = frozenset({"iam.idp.read", "org.idp.read"})
 
 #: Default role → permissions, after ZITADEL's cmd/defaults.yaml (session rows verbatim).
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "IAM_OWNER": _SESSION_ALL
     | _READ_ALL
     | _USER_ALL
+    | _IDP_ALL
     | {"org.write", "org.create", "iam.write", "iam.member.write", "user.pat.write"},
     "IAM_LOGIN_CLIENT": _SESSION_ALL
     | {"user.read", "user.write", "user.credential.write", "org.read"},
-    "IAM_OWNER_VIEWER": _READ_ALL,
+    "IAM_OWNER_VIEWER": _READ_ALL | _IDP_READ,
     "IAM_ORG_MANAGER": frozenset(
         {"session.read", "session.delete", "org.read", "org.write", "org.create", "user.read"}
     ),
@@ -33,11 +37,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "org.write",
             "user.pat.write",
             "org.member.write",
+            "org.idp.read",
+            "org.idp.write",
         }
     )
     | _USER_ALL,
     "ORG_USER_MANAGER": frozenset({"session.read", "session.delete", "org.read"}) | _USER_ALL,
-    "ORG_OWNER_VIEWER": frozenset({"session.read", "org.read", "user.read"}),
+    "ORG_OWNER_VIEWER": frozenset({"session.read", "org.read", "user.read", "org.idp.read"}),
 }
 INSTANCE_ROLES = frozenset(r for r in ROLE_PERMISSIONS if r.startswith("IAM_"))
 ORG_ROLES = frozenset(r for r in ROLE_PERMISSIONS if r.startswith("ORG_"))
@@ -55,6 +61,9 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
 
     user_id: str
     org_id: str = ""
+    #: The organization the request names as its context (``x-zitadel-orgid``), if any:
+    #: where management-API resources are read and written.
+    context_org_id: str = ""
     grants: tuple[Grant, ...] = ()
     agent_id: str = ""
     #: Where the request comes from, for rate limits: the peer address, or the end user's

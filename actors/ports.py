@@ -174,6 +174,16 @@ class SecondFactorVerifier(Protocol):
         """A fresh code for an OTP challenge; NotReady if the user lacks the factor."""
 
 
+class IntentVerifier(Protocol):
+    """The ``idpIntent`` check: a succeeded IdP intent of the session's user, used once."""
+
+    async def verify_intent(self, user_id: str, intent_id: str, token: str) -> VerifiedFactor:
+        """Token, state, expiry and user in ZITADEL's order (spec §4.4); raises on the first."""
+
+    async def consume(self, factor: VerifiedFactor, session_id: str) -> None:
+        """Use the intent up; raises NotSucceeded if another session consumed it meanwhile."""
+
+
 class Clock(Protocol):
     def now_ms(self) -> int:
         """Milliseconds since the epoch."""

@@ -50,6 +50,8 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     second_factor_ms: int | None = None
     #: When a user-verified WebAuthn assertion was checked: a login on its own.
     passkey_ms: int | None = None
+    #: When an IdP intent was checked: a login on its own too.
+    intent_ms: int | None = None
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):

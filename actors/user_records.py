@@ -109,6 +109,14 @@ class SecondFactors(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     passkey_codes: tuple[RegistrationCode, ...] = ()
 
 
+class IdpLink(msgspec.Struct, frozen=True, kw_only=True):
+    """The user's account at an identity provider: (idp, the provider's user id) is unique."""
+
+    idp_id: str
+    user_id: str
+    user_name: str = ""
+
+
 class Human(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     profile: Profile
     email: Email
@@ -118,6 +126,7 @@ class Human(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     password_changed_ms: int = 0
     password_code: Code | None = None
     factors: SecondFactors = SecondFactors()
+    idp_links: tuple[IdpLink, ...] = ()
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

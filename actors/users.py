@@ -191,7 +191,7 @@ def remove(user: User | None, now_ms: int) -> Change:
     user = existing(user, "COMMAND-m9od")
     human = user.human
     if human is not None:
-        human = replace(human, password_hash="", password_code=None)
+        human = replace(human, password_hash="", password_code=None, idp_links=())
     return changed(
         user,
         now_ms,

@@ -55,6 +55,7 @@ class FactorsView(_Wire, kw_only=True):
     user: UserFactorView | None = None
     password: VerifiedFactor | None = None
     web_auth_n: WebAuthNFactorView | None = None
+    intent: VerifiedFactor | None = None
     totp: VerifiedFactor | None = None
     otp_sms: VerifiedFactor | None = None
     otp_email: VerifiedFactor | None = None
@@ -125,6 +126,7 @@ def _factors(state: SessionState, user: UserView | None) -> FactorsView | None:
         )
         if web_authn is not None
         else None,
+        intent=_verified(factors.intent),
         totp=_verified(factors.totp),
         otp_sms=_verified(factors.otp_sms),
         otp_email=_verified(factors.otp_email),

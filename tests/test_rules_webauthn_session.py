@@ -67,7 +67,7 @@ def checks(**fields: object) -> Checks:
     ],
 )
 def test_a_webauthn_check_without_a_user_comes_after_the_password(check, error_id) -> None:
-    assert machine.CREDENTIAL_CHECKS[:3] == ("password", "web_authn", "totp")
+    assert machine.CREDENTIAL_CHECKS[:4] == ("password", "idp_intent", "web_authn", "totp")
     with expect(FailedPrecondition, error_id, "Errors.User.UserIDMissing"):
         machine.preflight(None, CreateSession(checks=check), Evidence(), ctx())
 
