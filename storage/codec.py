@@ -99,6 +99,7 @@ def summary_row(state: SessionState) -> bytes:
             password_ms=password.verified_at_ms if password else None,
             second_factor_ms=state.factors.second_factor_ms,
             passkey_ms=state.factors.passkey_ms,
+            intent_ms=state.factors.intent_ms,
         )
     )
 

@@ -26,6 +26,10 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
 | ``outbox:sent:{J}``               | string | 1 day; job J was delivered           | the delivery worker     |
 | ``users:loginnames``              | hash   | none; lower(login name) → user id    | user_write.lua          |
+| ``users:idplinks``                | hash   | none; ``idp:provider user`` → user id| user_write.lua          |
+| ``intent:{I}``                    | hash   | start 10 min; lifetime after success | intent_write.lua        |
+| ``idp:{I}``                       | hash   | none; ``doc``, ``rev``, ``seq``      | idp_write.lua           |
+| ``idps:instance``, ``idps:org:{O}``| set   | none; the owner's provider ids       | idp_write.lua           |
 | ``org:{O}``                       | hash   | none                                 | org_create.lua          |
 | ``orgs:names``                    | hash   | none; lower(name) → org id           | org_create.lua          |
 | ``orgs:domains``                  | hash   | none; generated org domain → org id  | org_create.lua          |
@@ -128,6 +132,25 @@ def outbox_sent(job_id: str) -> str:
 
 
 LOGIN_NAMES = "users:loginnames"
+IDP_LINKS = "users:idplinks"
+
+
+def idp_link_field(idp_id: str, idp_user_id: str) -> str:
+    """A link's field in ``users:idplinks``; IdP ids hold no ``:``, so the split is unique."""
+    return f"{idp_id}:{idp_user_id}"
+
+
+def idp_intent(intent_id: str) -> str:
+    return f"intent:{{{intent_id}}}"
+
+
+def idp(idp_id: str) -> str:
+    return f"idp:{{{idp_id}}}"
+
+
+def idps_of(org_id: str) -> str:
+    """The identity providers of an organization, or of the instance (``org_id`` "")."""
+    return f"idps:org:{{{org_id}}}" if org_id else "idps:instance"
 
 
 def org(org_id: str) -> str:

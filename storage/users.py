@@ -25,6 +25,7 @@ from actors.errors import Aborted, AlreadyExists, Internal, ServiceError
 from actors.model import UserRef
 from actors.permissions import Grant
 from actors.tokens import IssuedToken
+from actors.user_links import links_of
 from actors.user_records import Change, User, org_not_found
 from actors.views import UserView
 from storage import keys
@@ -60,6 +61,20 @@ ADMIN_USERNAME = "admin"
 LOGIN_CLIENT_USERNAME = "login-client"
 
 Transition = Callable[[User | None, int], Change]
+
+
+def link_taken() -> AlreadyExists:
+    return AlreadyExists("COMMAND-39nf2", "Errors.User.ExternalIDP.AlreadyExists")
+
+
+def _link_fields(having: User | None, without: User | None) -> list[str]:
+    """The IdP links ``having`` holds and ``without`` does not, as ``users:idplinks`` fields."""
+    if having is None:
+        return []
+    held = {keys.idp_link_field(link.idp_id, link.user_id) for link in links_of(having)}
+    if without is not None:
+        held -= {keys.idp_link_field(link.idp_id, link.user_id) for link in links_of(without)}
+    return sorted(held)
 
 
 def _user_exists() -> AlreadyExists:
@@ -102,6 +117,14 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         user_id = await self.user_id_by_login_name(login_name)
         return await self.user_ref_by_id(user_id) if user_id else None
 
+    async def idp_link_owner(self, idp_id: str, idp_user_id: str) -> str | None:
+        """The user linked to the provider's account, if any."""
+        with mapped_errors():
+            owner = await self._redis.execute(
+                "HGET", keys.IDP_LINKS, keys.idp_link_field(idp_id, idp_user_id)
+            )
+        return text(owner) or None
+
     async def login_names(self, user: User) -> list[str]:
         org = await self.get_org(user.org_id)
         return rules.login_names(user, org.domain) if org else [user.username]
@@ -131,6 +154,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         )
         if status in ("EXISTS", "NAME_TAKEN"):
             raise _user_exists()
+        if status == "LINK_TAKEN":
+            raise link_taken()
         if status == "NO_ORG":
             raise org_not_found()
         return replace(user, sequence=int(seq))
@@ -167,6 +192,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 before=user_fields(user),
                 jobs=jobs,
             )
+            if status == "LINK_TAKEN":
+                raise link_taken()
             if status == "OK":
                 if change.error is not None:
                     raise change.error
@@ -202,6 +229,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 self._stream(user.id),
                 keys.org(user.org_id),
                 keys.OUTBOX,
+                keys.IDP_LINKS,
             ],
             [
                 mode,
@@ -213,6 +241,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 *counted(pairs(changed)),
                 *counted(removed),
                 *counted(envelope),
+                *counted(_link_fields(change.user, user if mode == "update" else None)),
+                *counted(_link_fields(user if mode == "update" else None, change.user)),
                 *event_args(change.events),
                 *job_args(jobs),
             ],

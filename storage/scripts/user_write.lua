@@ -4,14 +4,16 @@
 -- CONFLICT and retries from a fresh read. No WATCH.
 -- KEYS[1] user:{U}  KEYS[2] users:loginnames  KEYS[3] sessiond:events:{P}  KEYS[4] org:{O}
 -- KEYS[5] sessiond:outbox (the messages this write sends: queued in the same atomic step)
+-- KEYS[6] users:idplinks (idp id:provider user id → user id: each link is unique)
 -- ARGV[1] "create" | "update"  ARGV[2] user id
 -- ARGV[3] guard field  ARGV[4] its expected value (update only)
 -- ARGV[5] MAXLEN ~ of the partition stream
 -- ARGV[6..] five counted lists (n, items...): login names to claim (lower-cased), login
---   names to release, field/value pairs to set, fields to delete, envelope field/value pairs;
---   then nevents and per event: type, payload JSON; then njobs and per job: npairs,
+--   names to release, field/value pairs to set, fields to delete, envelope field/value pairs,
+--   IdP links to claim, IdP links to release; then nevents and per event: type, payload JSON; then njobs and per job: npairs,
 --   field/value pairs.
--- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | NO_ORG | GONE | CONFLICT.
+-- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | LINK_TAKEN | NO_ORG | GONE |
+-- CONFLICT.
 --#include _emit
 local k_user, k_names, k_stream, k_org = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local uid = ARGV[2]
@@ -21,6 +23,9 @@ release, i = read_list(i)
 set, i = read_list(i)
 del, i = read_list(i)
 envelope, i = read_list(i)
+local link_claim, link_release
+link_claim, i = read_list(i)
+link_release, i = read_list(i)
 -- A script's writes are not undone by a later error: refuse before the first write if a
 -- stream key is not a stream (a corrupted or foreign key), so a write is all or nothing.
 for _, key in ipairs({k_stream, KEYS[5]}) do
@@ -39,6 +44,14 @@ for _, name in ipairs(claim) do
   local owner = redis.call('HGET', k_names, name)
   if owner and owner ~= uid then return {'NAME_TAKEN', 0} end
 end
+for _, link in ipairs(link_claim) do
+  local owner = redis.call('HGET', KEYS[6], link)
+  if owner and owner ~= uid then return {'LINK_TAKEN', 0} end
+end
+for _, link in ipairs(link_release) do
+  if redis.call('HGET', KEYS[6], link) == uid then redis.call('HDEL', KEYS[6], link) end
+end
+for _, link in ipairs(link_claim) do redis.call('HSET', KEYS[6], link, uid) end
 for _, name in ipairs(release) do
   if redis.call('HGET', k_names, name) == uid then redis.call('HDEL', k_names, name) end
 end
