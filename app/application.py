@@ -22,13 +22,16 @@ from actors.execute import Deps
 from actors.limits import Limits
 from actors.registry import SessionRegistry
 from app.delivery.channels import configured_channels
+from app.idp.client import IdpClient
 from app.process.settings import Settings
 from app.services.administrators import InternalPermissionService
 from app.services.auth import Authenticator
 from app.services.catalog import Services
 from app.services.clock import SystemClock
 from app.services.hashing import PasswordHasher
+from app.services.idp_configs import AdminIdpService, ManagementIdpService
 from app.services.ids import SecretsMinter
+from app.services.intents import IntentService
 from app.services.messages import MessageComposer
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
@@ -46,6 +49,7 @@ from app.transports.appkeys import AUTHENTICATOR, SERVICES, STORAGE
 from app.transports.client_ip import TRUSTED_PROXIES
 from app.transports.connect import setup_connect_routes
 from app.transports.health import setup_health_routes
+from app.transports.idp_callback import setup_idp_callback_route
 from app.transports.metrics import (
     LEASE_WAITS,
     LIVE_ACTORS,
@@ -57,6 +61,8 @@ from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
 from app.transports.pingone import PINGONE, setup_pingone_routes
 from app.transports.rest import setup_rest_routes
+from storage.idps import RedisIdpStore
+from storage.intents import RedisIntentStore
 from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
 from storage.outbox import outbox_depth
@@ -77,6 +83,8 @@ class Stores:
     instance: InstanceInfo
     users: RedisUserStore
     sessions: RedisSessionStore
+    intents: RedisIntentStore
+    idps: RedisIdpStore
 
     async def close(self) -> None:
         await self.redis.close()
@@ -107,7 +115,16 @@ async def open_stores(settings: Settings) -> Stores:
         lease_ttl_ms=settings.lease_ttl_ms,
         max_sessions_per_user=settings.max_sessions_per_user,
     )
-    return Stores(redis=redis, instance=instance, users=users, sessions=sessions)
+    intents = RedisIntentStore(redis, settings, instance_id=instance.id, clock=CLOCK, ids=IDS)
+    idps = RedisIdpStore(redis, settings, instance_id=instance.id, clock=CLOCK, ids=IDS)
+    return Stores(
+        redis=redis,
+        instance=instance,
+        users=users,
+        sessions=sessions,
+        intents=intents,
+        idps=idps,
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -123,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_rest_routes(app, max_depth=settings.max_json_depth)
     setup_connect_routes(app, max_depth=settings.max_json_depth)
     setup_pingone_routes(app, public_url=settings.public_url)
+    setup_idp_callback_route(app)
     app[TRUSTED_PROXIES] = settings.trusted_proxy_networks
     if settings.demo_login_enabled:
         from app.login import setup_login  # late: off by default outside dev mode
@@ -136,12 +154,14 @@ def _registry(
     stores: Stores,
     passwords: PasswordService,
     second_factors: SecondFactorService,
+    intents: IntentService,
 ) -> SessionRegistry:
     deps = Deps(
         passwords=passwords,
         clock=CLOCK,
         minter=IDS,
         second_factors=second_factors,
+        intents=intents,
         limits=_limits(settings),
         activity=_activity(settings),
     )
@@ -225,7 +245,20 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             max_attempts=settings.lockout_max_otp_attempts,
             webauthn_origins=settings.webauthn_origin_list,
         )
-        registry = _registry(settings, stores, passwords, second_factors)
+        idp_client = IdpClient(timeout_s=settings.idp_timeout_s)
+        intents = IntentService(
+            stores.intents,
+            stores.idps,
+            users,
+            idp_client,
+            keyring,
+            CLOCK,
+            instance_id=stores.instance.id,
+            public_url=settings.callback_base_url,
+            lifetime_ms=settings.idp_intent_lifetime_ms,
+        )
+        registry = _registry(settings, stores, passwords, second_factors, intents)
+        idp_args = (stores.idps, keyring, CLOCK, IDS)
         app[SERVICES] = Services(
             sessions=SessionService(
                 registry,
@@ -249,9 +282,13 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 webauthn=WebAuthnConfig(
                     origins=settings.webauthn_origin_list, rp_name=settings.webauthn_rp_name
                 ),
+                idps=stores.idps,
             ),
             organizations=OrganizationService(users, hasher, user_views, CLOCK, IDS),
             permissions=InternalPermissionService(users, hasher, user_views, CLOCK, IDS),
+            intents=intents,
+            admin_idps=AdminIdpService(*idp_args, instance_id=stores.instance.id),
+            management_idps=ManagementIdpService(*idp_args, instance_id=stores.instance.id),
         )
         app[PINGONE] = PingOneSessionService(
             registry,
@@ -287,6 +324,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             hasher.close()
+            await idp_client.close()
             await stores.close()
 
     return services

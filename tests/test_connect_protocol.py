@@ -316,7 +316,7 @@ async def test_an_unknown_service_is_404(client: Client):
 @pytest.mark.parametrize(
     "path",
     [
-        "/zitadel.user.v2.UserService/StartIdentityProviderIntent",
+        "/zitadel.user.v2.UserService/ListUsers",
         "/zitadel.org.v2.OrganizationService/ListOrganizations",
     ],
 )
@@ -380,13 +380,13 @@ async def test_a_taken_username_is_already_exists_409_with_command_k2h3d(client:
     assert_connect_error(status, body, 409, "already_exists", "COMMAND-k2h3d")
 
 
-async def test_an_unsupported_check_is_unimplemented_501_with_session_notyet_naming_it(
-    client: Client,
-):
-    request = {"checks": {"idpIntent": {"idpIntentId": "i", "idpIntentToken": "t"}}}
-    status, _, body = await connect(client, CREATE, request)
-    assert_connect_error(status, body, 501, "unimplemented", "SESSION-notYet")
-    assert body["details"][0]["debug"]["unsupported"] == ["checks.idpIntent"]
+async def test_an_unsupported_field_is_unimplemented_501_naming_it(client: Client):
+    request = {"name": "org-with-new-admin", "admins": [{"human": {}}]}
+    status, _, body = await connect(
+        client, "/zitadel.org.v2.OrganizationService/AddOrganization", request
+    )
+    assert_connect_error(status, body, 501, "unimplemented", "USERS-notYet")
+    assert body["details"][0]["debug"]["unsupported"] == ["admins.human"]
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[]", b'{"sessionId": 7', b"\xff"])

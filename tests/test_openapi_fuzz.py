@@ -70,6 +70,7 @@ STATE_IDS = frozenset(
         "WEBAU-ADgv4",  # an assertion object that is not a WebAuthn assertion
         "WEBAU-3M9si",  # an assertion that does not verify against the session's challenge
         "WEBAU-4M90s",  # an assertion whose sign count went back (a cloned key)
+        "IDP-unknownState",  # a callback whose state names no started intent
     }
 )
 #: ... and by message, where the refusal carries no id.

@@ -111,10 +111,10 @@ class TestCreate:
         got = await api.get(reply.body["sessionId"])
         assert got.body["session"]["factors"]["user"]["id"] == user
 
-    async def test_unsupported_factor_is_refused_not_ignored(self, api: Api):
+    async def test_an_intent_check_without_a_user_is_refused_before_the_token(self, api: Api):
         check = {"idpIntentId": "1", "idpIntentToken": "t"}
         reply = await api.create({"checks": {"idpIntent": check}})
-        assert (reply.status, reply.body["code"]) == (501, 12)
+        assert (reply.status, reply.error_id) == (400, "COMMAND-Sfw3r")
 
 
 class TestLockout:

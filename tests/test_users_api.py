@@ -154,12 +154,13 @@ async def test_an_invalid_email_is_refused(api):
     assert (reply.status, reply.error_id) == (400, "EMAIL-599BI")
 
 
-async def test_parts_not_supported_yet_are_refused_rather_than_ignored(api):
-    reply = await api.call(
-        "POST", "/v2/users/human", body=human_body(idpLinks=[{"idpId": "1", "userId": "2"}])
-    )
+async def test_idp_links_of_an_unconfigured_provider_are_refused_and_nothing_is_written(api):
+    link = {"idpId": "no-such-idp", "userId": "2", "userName": "someone"}
+    body = human_body(userId="linked-to-nothing", idpLinks=[link])
+    reply = await api.call("POST", "/v2/users/human", body=body)
 
-    assert (reply.status, reply.body["code"]) == (501, 12)
+    assert (reply.status, reply.error_id) == (404, "COMMAND-0x0idp")
+    assert (await api.call("GET", "/v2/users/linked-to-nothing")).status == 404
 
 
 async def test_an_imported_argon2_hash_lets_the_user_log_in(api):

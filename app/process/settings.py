@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: The service's external base URL (``https://sso.example.com``) for the PingOne API's
     #: HAL links; empty: each request's own scheme and host.
     public_url: str = ""
+    #: How long a succeeded IdP intent may be used by a session check (same span format).
+    idp_intent_lifetime: str = "1h"
+    #: Outgoing requests to identity providers (discovery, keys, token, userinfo) end after
+    #: this many seconds.
+    idp_timeout_s: float = 10.0
     #: Peers (comma list of CIDRs) whose ``X-Forwarded-For`` names the client; empty: none,
     #: the connection's address is the client's.
     trusted_proxies: str = ""
@@ -187,6 +192,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         self._validate_edge()
         if self.sms_webhook_url and not self.sms_webhook_secret:
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
+        if self.idp_intent_lifetime_ms <= 0 or not 0 < self.idp_timeout_s <= 120:
+            raise ValueError("idp_intent_lifetime must be > 0 and idp_timeout_s in (0, 120]")
 
     def _validate_activity(self) -> None:
         spans = (self.default_idle_timeout_ms, self.activity_granularity_ms)
@@ -211,6 +218,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def expired_retention_ms(self) -> int:
         return parse_span_ms(self.expired_retention)
+
+    @property
+    def idp_intent_lifetime_ms(self) -> int:
+        return parse_span_ms(self.idp_intent_lifetime)
+
+    @property
+    def callback_base_url(self) -> str:
+        """Where identity providers send the browser back: the public URL, else localhost."""
+        return self.public_url.rstrip("/") or f"http://localhost:{self.http_port}"
 
     @property
     def default_idle_timeout_ms(self) -> int:

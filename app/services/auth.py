@@ -104,14 +104,15 @@ class Authenticator:
 def _authenticated(view: UserView, meta: SessionSummary) -> bool:
     """An active user, and factors that still satisfy its authentication (spec §7).
 
-    A user-verified WebAuthn assertion (a passkey) is a login on its own (item 32). Else a
+    A user-verified WebAuthn assertion (a passkey) is a login on its own (item 32), and so is
+    a sign-in at an identity provider (an IdP intent: the provider authenticated). Else a
     password checked before the user's last password change no longer counts; once the
     user has a ready second factor, the password alone is not enough (MFA): a second factor
     must be checked too; while TOTP is only registered, not verified, the password alone is.
     """
     if view.state != "USER_STATE_ACTIVE":
         return False
-    if meta.passkey_ms is not None:
+    if meta.passkey_ms is not None or meta.intent_ms is not None:
         return True
     password_ms = meta.password_ms
     if password_ms is None or password_ms < view.password_changed_ms:

@@ -18,10 +18,14 @@ from typing import Any
 
 from actors.permissions import Caller
 from app.services import factor_wire as fw
+from app.services import idp_config_wire as cw
+from app.services import intent_wire as iw
 from app.services import passkey_wire as pw
 from app.services import session_wire as sw
 from app.services import user_wire as uw
 from app.services.administrators import InternalPermissionService
+from app.services.idp_configs import AdminIdpService, IdpConfigService, ManagementIdpService
+from app.services.intents import IntentService
 from app.services.organizations import OrganizationService
 from app.services.sessions import SessionService
 from app.services.users import UserService
@@ -31,6 +35,8 @@ SESSION_V2BETA = "zitadel.session.v2beta.SessionService"
 USER_V2 = "zitadel.user.v2.UserService"
 ORG_V2 = "zitadel.org.v2.OrganizationService"
 PERMISSION_V2 = "zitadel.internal_permission.v2.InternalPermissionService"
+ADMIN_V1 = "zitadel.admin.v1.AdminService"
+MANAGEMENT_V1 = "zitadel.management.v1.ManagementService"
 
 Impl = Callable[[Any, Caller, Any], Awaitable[Any]]
 
@@ -59,6 +65,9 @@ class Services:
     users: UserService
     organizations: OrganizationService
     permissions: InternalPermissionService
+    intents: IntentService
+    admin_idps: AdminIdpService
+    management_idps: ManagementIdpService
 
     def instance(self, owner: type) -> object:
         return _INSTANCE_OF[owner](self)
@@ -69,6 +78,9 @@ _INSTANCE_OF: dict[type, Callable[[Services], object]] = {
     UserService: lambda s: s.users,
     OrganizationService: lambda s: s.organizations,
     InternalPermissionService: lambda s: s.permissions,
+    IntentService: lambda s: s.intents,
+    AdminIdpService: lambda s: s.admin_idps,
+    ManagementIdpService: lambda s: s.management_idps,
 }
 
 
@@ -197,6 +209,25 @@ USER_RPCS = [
         fw.ListAuthenticationMethodTypesResponse,
         U.list_authentication_method_types,
     ),
+    _user_rpc("AddIDPLink", iw.AddIDPLinkRequest, uw.DetailsResponse, U.add_idp_link),
+    _user_rpc("ListIDPLinks", iw.ListIDPLinksRequest, iw.ListIDPLinksResponse, U.list_idp_links),
+    _user_rpc("RemoveIDPLink", iw.RemoveIDPLinkRequest, uw.DetailsResponse, U.remove_idp_link),
+    Rpc(
+        USER_V2,
+        "StartIdentityProviderIntent",
+        iw.StartIdentityProviderIntentRequest,
+        iw.StartIdentityProviderIntentResponse,
+        IntentService.start_intent,
+        IntentService,
+    ),
+    Rpc(
+        USER_V2,
+        "RetrieveIdentityProviderIntent",
+        iw.RetrieveIdentityProviderIntentRequest,
+        iw.RetrieveIdentityProviderIntentResponse,
+        IntentService.retrieve_intent,
+        IntentService,
+    ),
 ]
 del U
 
@@ -217,6 +248,72 @@ CREATE_ADMINISTRATOR = Rpc(
     InternalPermissionService,
 )
 
+
+def _idp_rpcs(service: str, owner: type[IdpConfigService]) -> list[Rpc]:
+    """The IdP configuration RPCs, the same on the admin and the management service."""
+    o = owner
+    return [
+        Rpc(
+            service,
+            "AddGenericOIDCProvider",
+            cw.AddGenericOIDCProviderRequest,
+            cw.AddProviderResponse,
+            o.add_generic_oidc_provider,
+            o,
+        ),
+        Rpc(
+            service,
+            "UpdateGenericOIDCProvider",
+            cw.UpdateGenericOIDCProviderRequest,
+            cw.DetailsOnlyResponse,
+            o.update_generic_oidc_provider,
+            o,
+        ),
+        Rpc(
+            service,
+            "AddGenericOAuthProvider",
+            cw.AddGenericOAuthProviderRequest,
+            cw.AddProviderResponse,
+            o.add_generic_oauth_provider,
+            o,
+        ),
+        Rpc(
+            service,
+            "UpdateGenericOAuthProvider",
+            cw.UpdateGenericOAuthProviderRequest,
+            cw.DetailsOnlyResponse,
+            o.update_generic_oauth_provider,
+            o,
+        ),
+        Rpc(
+            service,
+            "GetProviderByID",
+            cw.GetProviderByIDRequest,
+            cw.GetProviderByIDResponse,
+            o.get_provider_by_id,
+            o,
+        ),
+        Rpc(
+            service,
+            "ListProviders",
+            cw.ListProvidersRequest,
+            cw.ListProvidersResponse,
+            o.list_providers,
+            o,
+        ),
+        Rpc(
+            service,
+            "DeleteProvider",
+            cw.DeleteProviderRequest,
+            cw.DetailsOnlyResponse,
+            o.delete_provider,
+            o,
+        ),
+    ]
+
+
+ADMIN_IDP_RPCS = _idp_rpcs(ADMIN_V1, AdminIdpService)
+MANAGEMENT_IDP_RPCS = _idp_rpcs(MANAGEMENT_V1, ManagementIdpService)
 SESSION_RPCS = _session_rpcs(SESSION_V2)
 RPCS: list[Rpc] = [
     *SESSION_RPCS,
@@ -224,6 +321,8 @@ RPCS: list[Rpc] = [
     *USER_RPCS,
     ADD_ORGANIZATION,
     CREATE_ADMINISTRATOR,
+    *ADMIN_IDP_RPCS,
+    *MANAGEMENT_IDP_RPCS,
 ]
 
 

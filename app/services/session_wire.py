@@ -12,7 +12,6 @@ import base64
 import binascii
 import ipaddress
 import re
-from functools import cache
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -22,12 +21,14 @@ from actors.commands import (
     Challenges,
     Checks,
     CreateSession,
+    IntentCheck,
     OtpChallenge,
     SetSession,
     UserCheck,
     WebAuthnChallenge,
 )
-from actors.errors import Unimplemented, ValidationFailed
+from actors.errors import ValidationFailed
+from actors.http_urls import HTTP_URL_PATTERN, MAX_URL_LENGTH
 from actors.model import PendingWebAuthn, UserAgent
 from actors.queries import MAX_LIMIT, METHODS, SORTING_COLUMNS
 from actors.timefmt import parse_duration_ms, parse_rfc3339_ms
@@ -36,6 +37,10 @@ from app.services import webauthn_ceremony as ceremony
 
 Str200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 OptStr200 = Annotated[str, msgspec.Meta(max_length=200)]
+#: ``actors.http_urls``: the same pattern the rules check, published in the schema
+HttpUrl = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_URL_LENGTH, pattern=HTTP_URL_PATTERN)
+]
 _B64_CHAR = "[A-Za-z0-9+/_-]"
 #: Standard or URL-safe base64, padded or not (protojson accepts all four), as ``decode_bytes``
 #: takes it: whole quads, then an optional last group of 2 or 3 characters and its padding.
@@ -156,17 +161,11 @@ class CheckRecoveryCode(Wire):
     code: Str200
 
 
-#: A check or challenge this server does not perform yet (``_refuse_unsupported``).
-_NOT_BUILT = msgspec.Meta(
-    extra_json_schema={"description": "not supported yet: a request naming it is answered 501"}
-)
-
-
 class ChecksIn(Wire):
     user: CheckUser | None = None
     password: CheckPassword | None = None
     web_auth_n: CheckWebAuthN | None = None
-    idp_intent: Annotated[CheckIDPIntent | None, _NOT_BUILT] = None
+    idp_intent: CheckIDPIntent | None = None
     totp: CheckTOTP | None = None
     otp_sms: CheckOTP | None = None
     otp_email: CheckOTP | None = None
@@ -476,23 +475,6 @@ def _lifetime_ms(raw: str | None, rpc: str) -> int | None:
     return lifetime_ms
 
 
-@cache
-def _json_names(kind: type[Wire]) -> tuple[tuple[str, str], ...]:
-    """(attribute, JSON name) of each field; cached: ``structs.fields`` costs ~250 µs."""
-    return tuple((field.name, field.encode_name) for field in msgspec.structs.fields(kind))
-
-
-def _present(message: Wire | None, prefix: str) -> list[str]:
-    """JSON paths of the set fields of ``message`` (``checks.webAuthN``); ``{}`` counts."""
-    if message is None:
-        return []
-    return [
-        f"{prefix}.{json_name}"
-        for name, json_name in _json_names(type(message))
-        if getattr(message, name) is not None
-    ]
-
-
 def _validate_challenges(challenges: ChallengesIn | None) -> None:
     """What ZITADEL's validation refuses before any challenge logic runs (400)."""
     if challenges is None:
@@ -513,38 +495,6 @@ def _validate_challenges(challenges: ChallengesIn | None) -> None:
         )
 
 
-#: Checks and challenges this release performs; any other is refused, never ignored.
-_BUILT = frozenset(
-    {
-        "checks.user",
-        "checks.password",
-        "checks.webAuthN",
-        "checks.totp",
-        "checks.otpSms",
-        "checks.otpEmail",
-        "checks.recoveryCode",
-        "challenges.webAuthN",
-        "challenges.otpSms",
-        "challenges.otpEmail",
-    }
-)
-
-
-def _refuse_unsupported(raw: ChecksIn | None, challenges: ChallengesIn | None) -> None:
-    """A login UI must never believe a factor was checked when it was not: 501.
-
-    An empty message (``{"webAuthN": {}}``) is present in proto3 JSON and asks for the check,
-    so it counts; validation (400) comes first, as in ZITADEL.
-    """
-    _validate_challenges(challenges)
-    pending = [path for path in _present(raw, "checks") if path not in _BUILT]
-    pending += [path for path in _present(challenges, "challenges") if path not in _BUILT]
-    if pending:
-        raise Unimplemented(
-            "SESSION-notYet", "Errors.Session.NotSupported", extra={"unsupported": pending}
-        )
-
-
 def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
     if raw is None:
         return Checks()
@@ -560,6 +510,11 @@ def _checks(raw: ChecksIn | None, rpc: str) -> Checks:
     return Checks(
         user=user,
         password=raw.password.password if raw.password is not None else None,
+        idp_intent=IntentCheck(
+            intent_id=raw.idp_intent.idp_intent_id, token=raw.idp_intent.idp_intent_token
+        )
+        if raw.idp_intent is not None
+        else None,
         web_authn=_assertion(raw.web_auth_n),
         totp=raw.totp.code if raw.totp is not None else None,
         otp_sms=raw.otp_sms.code if raw.otp_sms is not None else None,
@@ -628,7 +583,7 @@ def _user_agent(raw: UserAgentIn | None) -> UserAgent | None:
 
 def to_create(request: CreateSessionRequest) -> CreateSession:
     rpc = "CreateSessionRequest"
-    _refuse_unsupported(request.checks, request.challenges)
+    _validate_challenges(request.challenges)
     return CreateSession(
         checks=_checks(request.checks, rpc),
         metadata=_metadata(request.metadata, rpc),
@@ -640,7 +595,7 @@ def to_create(request: CreateSessionRequest) -> CreateSession:
 
 def to_set(request: SetSessionRequest) -> SetSession:
     rpc = "SetSessionRequest"
-    _refuse_unsupported(request.checks, request.challenges)
+    _validate_challenges(request.challenges)
     return SetSession(
         checks=_checks(request.checks, rpc),
         metadata=_metadata(request.metadata, rpc),

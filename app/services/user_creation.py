@@ -13,14 +13,16 @@ import msgspec
 from actors import url_templates
 from actors import users as rules
 from actors.delivery import DeliveryJob
-from actors.errors import InvalidArgument, Unimplemented, ValidationFailed
+from actors.errors import InvalidArgument, ValidationFailed
 from actors.permissions import Caller
 from actors.timefmt import rfc3339_ms
 from actors.user_records import Org, User, org_not_found
+from app.services.intent_ports import IdpLookup
 from app.services.messages import MessageComposer
 from app.services.sealing import Keyring
 from app.services.user_common import CODE_TTL_MS, UserServiceBase, code_text, require
 from app.services.user_factors import totp_purpose
+from app.services.user_links import configured_links, with_links
 from app.services.user_wire import (
     AddHumanUserRequest,
     AddHumanUserResponse,
@@ -51,10 +53,6 @@ def _check_user_id(user_id: str | None) -> None:
 
 def _refuse_unsupported(human: HumanIn) -> None:
     """Never pretend: a client sending these expects them to take effect."""
-    if human.idp_links:
-        raise Unimplemented(
-            "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": ["idpLinks"]}
-        )
     if human.password is not None and human.hashed_password is not None:
         raise ValidationFailed("invalid request: password and hashedPassword are a oneof")
     email = human.email.email
@@ -100,6 +98,7 @@ def _profile(profile: ProfileIn) -> rules.Profile:
 class UserCreation(UserServiceBase):
     _keyring: Keyring
     _messages: MessageComposer
+    _idps: IdpLookup
 
     async def add_human_user(
         self, caller: Caller, request: AddHumanUserRequest
@@ -184,7 +183,9 @@ class UserCreation(UserServiceBase):
             email_code_returned=email_returned,
             phone_code_returned=phone_returned,
         )
-        change = rules.new_human(spec, now)
+        change = with_links(
+            rules.new_human(spec, now), await configured_links(self._idps, human.idp_links), now
+        )
         if totp_secret is not None:
             sealed = self._keyring.seal(totp_purpose(uid), totp_secret.encode())
             change = rules.import_totp(change, sealed)

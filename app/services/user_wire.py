@@ -146,6 +146,14 @@ _NOT_BUILT = msgspec.Meta(
 )
 
 
+class IDPLink(Wire):
+    """A user's account at a configured identity provider (``idpId``, its user id, name)."""
+
+    idp_id: Str200
+    user_id: Str200
+    user_name: Str200
+
+
 class HumanIn(Wire):
     #: ``user_creation._refuse_unsupported``: a password or its hash, not both
     schema_rules: ClassVar[dict[str, Any]] = at_most_one("password", "hashedPassword")
@@ -155,7 +163,7 @@ class HumanIn(Wire):
     password: PasswordIn | None = None
     hashed_password: HashedPasswordIn | None = None
     metadata: tuple[Any, ...] = ()
-    idp_links: Annotated[tuple[Any, ...], _NOT_BUILT] = ()
+    idp_links: tuple[IDPLink, ...] = ()
     #: ``actors.user_factors.normalized_totp_secret``: a base32 seed, ready at once
     totp_secret: TotpSecret | None = None
 

@@ -13,6 +13,7 @@ from actors import users as rules
 from actors.permissions import Caller
 from actors.ports import Clock
 from app.services.ids import SecretsMinter
+from app.services.intent_ports import IdpLookup
 from app.services.messages import MessageComposer
 from app.services.passwords import PasswordService
 from app.services.ports import Hasher, Transition, UserDirectory
@@ -20,7 +21,8 @@ from app.services.sealing import Keyring
 from app.services.user_common import require
 from app.services.user_creation import UserCreation
 from app.services.user_credentials import UserCredentials
-from app.services.user_passkeys import UserPasskeys, WebAuthnConfig
+from app.services.user_links import UserLinks
+from app.services.user_passkeys import WebAuthnConfig
 from app.services.user_views import UserViewCache
 from app.services.user_wire import (
     DeactivateUserRequest,
@@ -38,7 +40,7 @@ from app.services.user_wire import (
 )
 
 
-class UserService(UserCreation, UserCredentials, UserPasskeys):
+class UserService(UserCreation, UserCredentials, UserLinks):
     def __init__(
         self,
         users: UserDirectory,
@@ -52,6 +54,7 @@ class UserService(UserCreation, UserCredentials, UserPasskeys):
         messages: MessageComposer,
         totp_issuer: str | None = None,
         webauthn: WebAuthnConfig | None = None,
+        idps: IdpLookup,
     ) -> None:
         """``totp_issuer``: the instance domain; by default read off the user's org domain."""
         super().__init__(users, hasher, views, clock, ids)
@@ -60,6 +63,7 @@ class UserService(UserCreation, UserCredentials, UserPasskeys):
         self._messages = messages
         self._issuer = totp_issuer
         self._webauthn = webauthn or WebAuthnConfig()
+        self._idps = idps
 
     async def get_user_by_id(self, caller: Caller, request: GetUserByIDRequest) -> GetUserResponse:
         """Anyone may read themselves; others need ``user.read`` on the user's organization."""

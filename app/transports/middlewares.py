@@ -32,7 +32,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("sessiond.http")
 
 #: No bearer needed: probes and the API document.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
+#: ``/idps/callback`` is where identity providers send the browser back: its ``state`` (an
+#: unguessable intent id) and the provider's code are what it carries, not a bearer token.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics", "/idps/callback"})
 #: The demo login page and its backend-for-frontend authenticate with their own cookie.
 PUBLIC_PREFIX = "/login"
 #: Connect paths are ``/<package>.<Service>/<Method>``; every package served is ``zitadel.*``.
@@ -189,5 +191,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         and path[len(PUBLIC_PREFIX) : len(PUBLIC_PREFIX) + 1] in ("", "/")
     ):
         caller = await request.app[AUTHENTICATOR].authenticate(_bearer(request))
-        request[CALLER] = msgspec.structs.replace(caller, client_ip=client_ip(request))
+        request[CALLER] = msgspec.structs.replace(
+            caller,
+            client_ip=client_ip(request),
+            context_org_id=request.headers.get("x-zitadel-orgid", "")[:200],
+        )
     return await handler(request)

@@ -27,15 +27,26 @@ import msgspec
 from aiohttp import web
 
 from actors.activity import MAX_IDLE_TIMEOUT_MS
-from app.services import factor_wire, passkey_wire, pingone_wire, session_wire, user_wire
+from app.services import (
+    factor_wire,
+    idp_config_wire,
+    intent_wire,
+    passkey_wire,
+    pingone_wire,
+    session_wire,
+    user_wire,
+)
 from app.services.user_agents import MAX_USER_AGENT_CHARS
 from app.transports import pingone
+from app.transports.idp_callback import CALLBACK_PARAMS, PRINTABLE_ASCII
 from app.transports.rest import ROUTES, Route, shadowed, snake
 
 
 class Parameter(msgspec.Struct, frozen=True):
     name: str
     schema: dict[str, Any]
+    #: a query parameter's; path parameters always are
+    required: bool = False
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +64,8 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     #: A body that is not JSON: its media type, described as text.
     text_media_type: str = ""
+    #: The success is a redirect (``Location``), without a body.
+    redirect: bool = False
 
 
 class Probe(msgspec.Struct, omit_defaults=True):
@@ -96,8 +109,8 @@ _ALWAYS = (400, 401, 500, 503)
 #: 429 a bound (actor mailbox, password checks in flight or rate-limited, Redis out of
 #: memory), 501 a field or check not built yet, 504 the session actor's deadline.
 _ERRORS: dict[str, tuple[int, ...]] = {
-    "CreateSession": (403, 404, 429, 501),
-    "SetSession": (403, 404, 409, 429, 501, 504),
+    "CreateSession": (403, 404, 429),
+    "SetSession": (403, 404, 409, 429, 504),
     "GetSession": (403, 404),
     "ListSessions": (),
     "DeleteSession": (403, 404, 409, 429, 504),
@@ -132,6 +145,18 @@ _ERRORS: dict[str, tuple[int, ...]] = {
     "VerifyU2FRegistration": (403, 404, 409, 429),
     "RemoveU2F": (403, 404, 409, 429),
     "ListAuthenticationMethodTypes": (403, 404),
+    "AddGenericOIDCProvider": (403, 409),
+    "UpdateGenericOIDCProvider": (403, 404, 409),
+    "AddGenericOAuthProvider": (403, 409),
+    "UpdateGenericOAuthProvider": (403, 404, 409),
+    "GetProviderByID": (403, 404),
+    "ListProviders": (403,),
+    "DeleteProvider": (403, 404, 409),
+    "AddIDPLink": (403, 404, 409, 429),
+    "ListIDPLinks": (403, 404),
+    "RemoveIDPLink": (403, 404, 409, 429),
+    "StartIdentityProviderIntent": (403, 404, 501),
+    "RetrieveIdentityProviderIntent": (403,),
     "AddOrganization": (403, 404, 409, 429, 501),
     "CreateAdministrator": (403, 404, 409, 429, 501),
 }
@@ -175,6 +200,28 @@ PUBLIC: list[Operation] = [
     ),
     Operation(
         method="get", path="/openapi.json", summary="This document", response=Document, public=True
+    ),
+    Operation(
+        method="get",
+        path="/idps/callback",
+        summary="Where identity providers send the browser back: 302 to the login UI",
+        public=True,
+        status=302,
+        query=tuple(
+            Parameter(
+                name,
+                {
+                    "type": "string",
+                    "minLength": int(name == "state"),
+                    "maxLength": bound,
+                    "pattern": PRINTABLE_ASCII,
+                },
+                required=name == "state",
+            )
+            for name, bound in CALLBACK_PARAMS.items()
+        ),
+        errors=(400, 500, 503),
+        redirect=True,
     ),
     Operation(
         method="get",
@@ -278,6 +325,9 @@ def _links(op: Operation, ops: list[Operation]) -> dict[str, Any]:
     return links
 
 
+_TEXT = {"type": "string"}
+
+
 def _responses(op: Operation, ops: list[Operation]) -> dict[str, Any]:
     if op.text_media_type:
         text = {"content": {op.text_media_type: {"schema": {"type": "string"}}}}
@@ -286,15 +336,21 @@ def _responses(op: Operation, ops: list[Operation]) -> dict[str, Any]:
             "401": {"description": "SESSIOND_METRICS_TOKEN is set and not given", **text},
         }
     success: dict[str, Any] = {"description": "success", **_json(op.response)}
+    if op.redirect:
+        location = {"description": "where to go on", "schema": {"type": "string"}}
+        success = {"description": "redirect to the login UI", "headers": {"Location": location}}
     links = _links(op, ops)
     if links:
         success["links"] = links
     responses: dict[str, Any] = {str(op.status): success}
     for status in op.errors:
-        body = _json(Probe if op.public else ErrorBody)
+        body = _json(Probe if op.public and not op.redirect else ErrorBody)
         response: dict[str, Any] = {"description": _REASONS[status], **body}
         if status in (429, 503):
             response["headers"] = _RETRY_AFTER
+        if status == 400 and op.query:
+            # a request line over 8190 bytes is refused by the HTTP parser, in plain text
+            response["content"] = {**response["content"], "text/plain": {"schema": _TEXT}}
         responses[str(status)] = response
     return responses
 
@@ -302,7 +358,10 @@ def _responses(op: Operation, ops: list[Operation]) -> dict[str, Any]:
 def _operation_doc(op: Operation, ops: list[Operation]) -> dict[str, Any]:
     params = [
         {"name": p.name, "in": "path", "required": True, "schema": p.schema} for p in op.path_params
-    ] + [{"name": p.name, "in": "query", "required": False, "schema": p.schema} for p in op.query]
+    ] + [
+        {"name": p.name, "in": "query", "required": p.required, "schema": p.schema}
+        for p in op.query
+    ]
     doc: dict[str, Any] = {
         "summary": op.summary,
         "operationId": _operation_id(op),
@@ -328,7 +387,7 @@ def _empty_is_valid(kind: type) -> bool:
 
 
 #: Where the wire types live; their ``schema_rules`` are merged into their components.
-_WIRE_MODULES = (session_wire, user_wire, factor_wire, passkey_wire)
+_WIRE_MODULES = (session_wire, user_wire, factor_wire, passkey_wire, intent_wire, idp_config_wire)
 
 
 def _rules(name: str) -> dict[str, Any]:
@@ -746,6 +805,9 @@ def _pingone_responses(op: PingOneOperation) -> dict[str, Any]:
         response: dict[str, Any] = {"description": _PINGONE_REASONS[status], **_json(PingOneError)}
         if status in (429, 503):
             response["headers"] = _RETRY_AFTER
+        if status == 400 and op.query:
+            # a request line over 8190 bytes is refused by the HTTP parser, in plain text
+            response["content"] = {**response["content"], "text/plain": {"schema": _TEXT}}
         responses[str(status)] = response
     return responses
 

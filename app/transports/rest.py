@@ -57,6 +57,22 @@ def _session_routes(prefix: str) -> list[Route]:
     ]
 
 
+def _idp_routes(prefix: str, service: str) -> list[Route]:
+    def rpc(name: str) -> Rpc:
+        return catalog.rpc(service, name)
+
+    idps = f"{prefix}/idps"
+    return [
+        Route("POST", f"{idps}/generic_oidc", rpc("AddGenericOIDCProvider")),
+        Route("PUT", f"{idps}/generic_oidc/{{id}}", rpc("UpdateGenericOIDCProvider")),
+        Route("POST", f"{idps}/generic_oauth", rpc("AddGenericOAuthProvider")),
+        Route("PUT", f"{idps}/generic_oauth/{{id}}", rpc("UpdateGenericOAuthProvider")),
+        Route("POST", f"{idps}/_search", rpc("ListProviders")),
+        Route("GET", f"{idps}/{{id}}", rpc("GetProviderByID"), body=False),
+        Route("DELETE", f"{idps}/{{id}}", rpc("DeleteProvider"), body=False),
+    ]
+
+
 def _user(name: str) -> Rpc:
     return catalog.rpc(catalog.USER_V2, name)
 
@@ -99,6 +115,13 @@ ROUTES: list[Route] = [
     Route(
         "GET", f"{_USER}/authentication_methods", _user("ListAuthenticationMethodTypes"), body=False
     ),
+    Route("POST", f"{_USER}/links", _user("AddIDPLink")),
+    Route("POST", f"{_USER}/links/_search", _user("ListIDPLinks")),
+    Route("DELETE", f"{_USER}/links/{{idpId}}/{{linkedUserId}}", _user("RemoveIDPLink")),
+    Route("POST", "/v2/idp_intents", _user("StartIdentityProviderIntent")),
+    Route("POST", "/v2/idp_intents/{idpIntentId}", _user("RetrieveIdentityProviderIntent")),
+    *_idp_routes("/admin/v1", catalog.ADMIN_V1),
+    *_idp_routes("/management/v1", catalog.MANAGEMENT_V1),
     Route("POST", "/v2/organizations", catalog.ADD_ORGANIZATION, status=201),
     Route("POST", "/v2/administrators", catalog.CREATE_ADMINISTRATOR),
 ]
