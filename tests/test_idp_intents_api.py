@@ -18,14 +18,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from actors.idp_configs import IdpConfig, secret_purpose
 from app.process.settings import Settings
 from app.services.intents import TOKEN_PURPOSE
-from app.services.sealing import Keyring
+from app.services.sealing import Keyring, new_master_key
+from storage import keys
 from tests.apifixtures import make_settings
 from tests.oidc_provider import OidcProvider, sign_in
 from tests.processes import logged_server
@@ -597,6 +600,57 @@ async def test_a_caller_without_session_write_may_not_start_or_retrieve(iapi: Ap
     _, pat = await iapi.machine_with_pat([])
     body = {"idpId": idp, "urls": {"successUrl": SUCCESS, "failureUrl": FAILURE}}
     assert (await iapi.call("POST", "/v2/idp_intents", pat, body)).status == 403
+
+
+# -- master key rotation -----------------------------------------------------------------------
+OLD_KEY, NEW_KEY = new_master_key(), new_master_key()
+
+
+async def _idp_sealed_under_old_key(redis_url: str, issuer: str) -> str:
+    """A provider configured by a service that still had only the old master key."""
+    from app.application import create_app
+    from app.process.bootstrap import bootstrap
+
+    settings = make_settings(redis_url, master_key=OLD_KEY)
+    await bootstrap(settings, dev_mode=False)
+    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+        return await add_oidc_idp(Api(client), issuer)
+
+
+async def _sealed_secret(redis: aioredis.Redis, idp_id: str) -> str:
+    doc = await redis.hget(keys.idp(idp_id), "doc")
+    assert isinstance(doc, bytes)
+    return msgspec.msgpack.decode(doc, type=IdpConfig).sealed_secret
+
+
+@pytest.mark.settings(master_key=NEW_KEY, master_key_old=OLD_KEY)
+async def test_a_client_secret_sealed_before_a_rotation_is_resealed_at_its_next_use(
+    iapi: Api,
+    http: aiohttp.ClientSession,
+    redis: aioredis.Redis,
+    redis_url: str,
+    oidc_provider: OidcProvider,
+):
+    idp = await _idp_sealed_under_old_key(redis_url, oidc_provider.issuer)
+    new_ring = Keyring.from_text(NEW_KEY)
+    assert new_ring.needs_reseal(await _sealed_secret(redis, idp))
+    await signed_in(iapi, http, idp, "rotation-user")
+    resealed = await _sealed_secret(redis, idp)
+    assert not new_ring.needs_reseal(resealed)
+    assert new_ring.open(secret_purpose(idp), resealed) == b"s3cret-of-the-client"
+
+
+@pytest.mark.settings(master_key=NEW_KEY)
+async def test_a_client_secret_no_key_opens_fails_the_intent_clearly(
+    iapi: Api, http: aiohttp.ClientSession, redis_url: str, oidc_provider: OidcProvider
+):
+    idp = await _idp_sealed_under_old_key(redis_url, oidc_provider.issuer)
+    intent_id, auth_url = await start(iapi, idp)
+    answer = await callback(iapi.client, await sign_in(http, auth_url, "orphan-user"))
+    assert answer.status == 302
+    failed = query_of(answer.headers["Location"])
+    assert answer.headers["Location"].startswith(FAILURE + "?")
+    assert (failed["id"], failed["error"]) == (intent_id, "server_error")
 
 
 # -- the Connect surface -----------------------------------------------------------------------

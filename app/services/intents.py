@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from contextlib import suppress
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -23,6 +24,7 @@ import msgspec
 from actors import idp_intents as rules
 from actors.errors import (
     InvalidArgument,
+    ServiceError,
     Unavailable,
     Unimplemented,
     ValidationFailed,
@@ -35,10 +37,10 @@ from actors.ports import Clock, VerifiedFactor
 from actors.timefmt import rfc3339_ms
 from app.idp.client import Identity, IdpError, ProviderSettings, new_pkce
 from app.services import intent_wire as wire
+from app.services.idp_configs import IdpConfigStore
 from app.services.intent_ports import (
     IdentityProviderClient,
     IdpLinkOwners,
-    IdpLookup,
     IntentStore,
 )
 from app.services.sealing import Keyring, SealError
@@ -61,7 +63,7 @@ class IntentService:
     def __init__(
         self,
         intents: IntentStore,
-        idps: IdpLookup,
+        idps: IdpConfigStore,
         links: IdpLinkOwners,
         client: IdentityProviderClient,
         keyring: Keyring,
@@ -186,9 +188,14 @@ class IntentService:
         config = await self._idps.get(intent.idp_id)
         if config is None:
             return await self._fail(intent, "idp_removed", "the identity provider was removed")
+        secret = await self._client_secret(config)
+        if secret is None:
+            return await self._fail(
+                intent, "server_error", "the client secret cannot be opened with the master key"
+            )
         try:
             identity = await self._client.complete(
-                _provider(config, self._secret(config)),
+                _provider(config, secret),
                 code=code,
                 redirect_uri=intent.redirect_uri,
                 code_verifier=self._open(_VERIFIER_PURPOSE, intent, intent.sealed_verifier),
@@ -296,8 +303,29 @@ class IntentService:
     def _open(self, purpose: str, intent: Intent, sealed: str) -> str | None:
         return self._keyring.open(purpose + intent.id, sealed).decode() if sealed else None
 
-    def _secret(self, config: IdpConfig) -> str:
-        return self._keyring.open(secret_purpose(config.id), config.sealed_secret).decode()
+    async def _client_secret(self, config: IdpConfig) -> str | None:
+        """The provider's client secret (None: no key opens it); re-sealed after a rotation."""
+        purpose = secret_purpose(config.id)
+        try:
+            secret = self._keyring.open(purpose, config.sealed_secret)
+        except SealError:
+            return None
+        if self._keyring.needs_reseal(config.sealed_secret):
+            resealed = self._keyring.seal(purpose, secret)
+
+            def change(current: IdpConfig | None) -> IdpConfig:
+                if current is None:
+                    raise idp_not_found()
+                if current.sealed_secret != config.sealed_secret:
+                    return current  # changed meanwhile: that writer sealed it under the new key
+                return msgspec.structs.replace(
+                    current, sealed_secret=resealed, change_ms=self._clock.now_ms()
+                )
+
+            # best effort: the sign-in goes on, and the next one tries again
+            with suppress(ServiceError):
+                await self._idps.update(config.id, change, creator_id="")
+        return secret.decode()
 
     async def _save(
         self,
