@@ -80,6 +80,7 @@ SCENARIOS = [
     "delete",
     "pingone_create",
     "pingone_me",
+    "idp_intent_start",
     "totp_set",
     "webauthn_set",
     "otp_email",
@@ -101,6 +102,7 @@ TITLES = {
     "delete": "delete",
     "pingone_create": "PingOne create (user agent parsed)",
     "pingone_me": "PingOne GET /sessions/me (by ST cookie)",
+    "idp_intent_start": "IdP intent start (OIDC, discovery cached)",
     "totp_set": "set (TOTP check)",
     "webauthn_set": "set (WebAuthn passkey check)",
     "otp_email": "OTP e-mail challenge + check (iterations/s, 2 requests each)",
@@ -119,7 +121,7 @@ TARGETS = {
     "connect_get": report.Target(base="get", ratio=0.95),
     "totp_set": report.Target(base="redis", ratio=0.40),
     "webauthn_set": report.Target(base="redis", ratio=0.30),
-    # otp_email: no target in the issue; its rate is recorded only
+    # otp_email, idp_intent_start: no target in their issues; their rates are recorded only
     "outbox_delivery": report.Target(base="smtp_raw", ratio=0.70),
 }
 #: Pairs measured in alternating rounds (REST twin, Connect twin) so both see the same moments.
@@ -883,6 +885,48 @@ class Bench:
             f"token bench-{self.pingone_tag}-<run>-<n>, unique per request"
         )
 
+    def run_idp_intent_start(self) -> None:
+        """StartIdentityProviderIntent against a configured OIDC provider on loopback."""
+        port = free_port()
+        provider = self.children.start(
+            "oidc-provider",
+            [sys.executable, str(BENCH / "oidc_mock.py"), str(port)],
+            self.workdir / "oidc-provider.log",
+            cwd=REPO,
+        )
+        issuer = f"http://127.0.0.1:{port}"
+        wait_http_ok(provider, f"{issuer}/.well-known/openid-configuration")
+        config = {
+            "name": f"bench-{self.run_tag}",
+            "issuer": issuer,
+            "clientId": "sessiond-bench",
+            "clientSecret": "bench-client-secret",
+            "scopes": ["openid", "profile"],
+        }
+        urls = {
+            "successUrl": "https://login.example.com/ok",
+            "failureUrl": "https://login.example.com/no",
+        }
+
+        async def configure() -> str:
+            async with self.api() as api:
+                idp = await api.call("POST", "/admin/v1/idps/generic_oidc", config)
+                await api.call("POST", "/v2/idp_intents", {"idpId": idp["id"], "urls": urls})
+                return str(idp["id"])
+
+        idp_id = run_async(configure(), 60)
+        body = msgspec.json.encode({"idpId": idp_id, "urls": urls}).decode()
+        try:
+            self.measure(
+                "idp_intent_start", self.load("idp_intent_start", "POST", "/v2/idp_intents", body)
+            )
+        finally:
+            self.children.stop(provider)
+        self.rows["idp_intent_start"].notes.append(
+            "one generic OIDC provider (oidc-provider-mock, its own process); each request "
+            "writes a new intent (id, nonce, sealed PKCE verifier, 10-min TTL) and its event"
+        )
+
     def seed_pingone_sessions(self, count: int) -> list[str]:
         """``count`` PingOne sessions of user 1, each with its own ST token; the tokens."""
         missing = count - len(self.pingone_tokens)
@@ -1261,6 +1305,7 @@ class Bench:
             ("delete", self.run_delete),
             ("pingone_create", self.run_pingone_create),
             ("pingone_me", self.run_pingone_me),
+            ("idp_intent_start", self.run_idp_intent_start),
             ("totp_set", self.run_totp_set),
             ("webauthn_set", self.run_webauthn_set),
             ("otp_email", self.run_otp_email),
