@@ -90,4 +90,4 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-pytest_plugins = ("tests.apifixtures", "tests.oidc_provider")
+pytest_plugins = ("tests.apifixtures", "tests.oidc_provider", "tests.redis_cluster")
