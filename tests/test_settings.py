@@ -48,3 +48,23 @@ def test_an_invalid_value_is_refused_too():
     with pytest.raises(SystemExit) as refused:
         Settings.from_env({"SESSIOND_WORKERS": "0"})
     assert "workers" in str(refused.value.code)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "Redis Cluster mode is not available"),
+        ("rediss+cluster://h:7000", "Redis Cluster mode is not available"),
+        ("http://127.0.0.1:6379", "must be a redis://, rediss:// or unix:// URL"),
+        ("127.0.0.1:6379", "must be a redis://, rediss:// or unix:// URL"),
+    ],
+)
+def test_a_redis_url_the_service_cannot_use_is_refused_at_start(url: str, said: str):
+    with pytest.raises(SystemExit) as refused:
+        Settings.from_env({"SESSIOND_REDIS_URL": url})
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/2", "rediss://h:6380", "unix:///r.sock"])
+def test_single_node_urls_are_accepted(url: str):
+    assert Settings.from_env({"SESSIOND_REDIS_URL": url}).redis_url == url

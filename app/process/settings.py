@@ -194,6 +194,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
         if self.idp_intent_lifetime_ms <= 0 or not 0 < self.idp_timeout_s <= 120:
             raise ValueError("idp_intent_lifetime must be > 0 and idp_timeout_s in (0, 120]")
+        self._validate_redis_url()
+
+    def _validate_redis_url(self) -> None:
+        scheme = self.redis_url.partition("://")[0] if "://" in self.redis_url else ""
+        if scheme in ("redis+cluster", "rediss+cluster"):
+            # refused, not ignored: the client exists (storage/cluster.py), but the stores'
+            # scripts still write keys of several slots at once
+            raise ValueError(
+                "redis_url: Redis Cluster mode is not available yet; use one Redis node"
+            )
+        if self.redis_url and scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
 
     def _validate_activity(self) -> None:
         spans = (self.default_idle_timeout_ms, self.activity_granularity_ms)
