@@ -34,6 +34,9 @@ class Row(msgspec.Struct, kw_only=True):
     ratio_redis: float | None = None
     ratio_bare: float | None = None
     ratio_target: float | None = None
+    #: A twin measured in alternating rounds with its target's base: the median of the
+    #: per-round ratios, which is what it is judged by (both saw the same moments).
+    paired_ratio: float | None = None
     target_text: str = ""
     verdict: str = ""
     #: Service (or baseline server) CPU time per 2xx response, microseconds.
@@ -95,7 +98,7 @@ def judge(rows: list[Row]) -> None:
         if not base_rps:
             row.verdict = "NO BASE"
             continue
-        row.ratio_target = rps / base_rps
+        row.ratio_target = row.paired_ratio if row.paired_ratio is not None else rps / base_rps
         reasons = []
         if row.ratio_target < row.target.ratio:
             reasons.append("rate")

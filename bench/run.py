@@ -606,6 +606,7 @@ class Bench:
                     for (a, _, _, _), (b, _, _, _) in zip(samples[names[0]], runs, strict=True)
                     if a.ok_rps
                 ]
+                row.paired_ratio = statistics.median(paired) if paired else None
                 row.notes.append(
                     "per-round ratio to "
                     f"{names[0]}: {', '.join(f'{x:.0%}' for x in paired)}"
