@@ -130,6 +130,15 @@ async def link(api: Api, user_id: str, idp_id: str, sub: str) -> None:
     assert reply.status == 200, reply.body
 
 
+async def linked_sign_in(
+    iapi: Api, http: aiohttp.ClientSession, idp_id: str, sub: str
+) -> tuple[str, dict[str, str]]:
+    """A new user linked to the provider's ``sub``, and a succeeded intent of ``sub``."""
+    user = await iapi.human()
+    await link(iapi, user, idp_id, sub)
+    return user, await signed_in(iapi, http, idp_id, sub)
+
+
 def intent_check(found: dict[str, str]) -> dict[str, Any]:
     return {"idpIntent": {"idpIntentId": found["id"], "idpIntentToken": found["token"]}}
 
@@ -241,9 +250,7 @@ async def test_a_generic_oauth_provider_signs_in_through_its_user_endpoint(
 async def test_a_linked_user_is_named_in_the_success_redirect_and_by_retrieve(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
-    user = await iapi.human()
-    await link(iapi, user, idp, "linked-sub")
-    found = await signed_in(iapi, http, idp, "linked-sub")
+    user, found = await linked_sign_in(iapi, http, idp, "linked-sub")
     assert found["user"] == user
     reply = await iapi.call(
         "POST", f"/v2/idp_intents/{found['id']}", body={"idpIntentToken": found["token"]}
@@ -403,9 +410,7 @@ async def test_a_provider_that_hangs_at_the_token_exchange_fails_the_intent_in_t
 async def test_16_11_set_session_with_a_succeeded_intent_of_the_linked_user(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
-    user = await iapi.human()
-    await link(iapi, user, idp, "item-11")
-    found = await signed_in(iapi, http, idp, "item-11")
+    user, found = await linked_sign_in(iapi, http, idp, "item-11")
     created = await iapi.create({"checks": {"user": {"userId": user}}})
     assert created.status == 201
     sid = created.body["sessionId"]
@@ -419,9 +424,7 @@ async def test_16_11_set_session_with_a_succeeded_intent_of_the_linked_user(
 async def test_16_12_user_and_intent_in_one_create(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
-    user = await iapi.human()
-    await link(iapi, user, idp, "item-12")
-    found = await signed_in(iapi, http, idp, "item-12")
+    user, found = await linked_sign_in(iapi, http, idp, "item-12")
     reply = await iapi.create({"checks": {"user": {"userId": user}, **intent_check(found)}})
     assert reply.status == 201, reply.body
     factors = (await iapi.get(reply.body["sessionId"])).body["session"]["factors"]
@@ -462,9 +465,7 @@ async def test_a_started_intent_with_its_own_token_has_not_succeeded(iapi: Api, 
 async def test_16_15_a_consumed_intent_fails_even_on_the_same_session(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
-    user = await iapi.human()
-    await link(iapi, user, idp, "item-15")
-    found = await signed_in(iapi, http, idp, "item-15")
+    user, found = await linked_sign_in(iapi, http, idp, "item-15")
     created = await iapi.create({"checks": {"user": {"userId": user}, **intent_check(found)}})
     assert created.status == 201
     again = await iapi.set(created.body["sessionId"], {"checks": intent_check(found)})
@@ -476,9 +477,7 @@ async def test_16_15_a_consumed_intent_fails_even_on_the_same_session(
 @pytest.mark.slow
 @pytest.mark.settings(idp_intent_lifetime="1s")
 async def test_16_16_an_expired_intent_fails(iapi: Api, idp: str, http: aiohttp.ClientSession):
-    user = await iapi.human()
-    await link(iapi, user, idp, "item-16")
-    found = await signed_in(iapi, http, idp, "item-16")
+    user, found = await linked_sign_in(iapi, http, idp, "item-16")
     await asyncio.sleep(2)
     reply = await iapi.create({"checks": {"user": {"userId": user}, **intent_check(found)}})
     assert (reply.status, reply.error_id) == (400, "COMMAND-SAf42")
@@ -523,9 +522,7 @@ async def test_the_token_of_one_intent_does_not_open_another(
 async def test_sessions_racing_for_one_intent_exactly_one_wins(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
-    user = await iapi.human()
-    await link(iapi, user, idp, "race")
-    found = await signed_in(iapi, http, idp, "race")
+    user, found = await linked_sign_in(iapi, http, idp, "race")
     sessions = [
         (await iapi.create({"checks": {"user": {"userId": user}}})).body["sessionId"]
         for _ in range(12)
@@ -542,9 +539,7 @@ async def test_sessions_racing_for_one_intent_exactly_one_wins(
 
 
 async def test_an_intent_session_is_a_full_bearer(iapi: Api, idp: str, http: aiohttp.ClientSession):
-    user = await iapi.human()
-    await link(iapi, user, idp, "bearer")
-    found = await signed_in(iapi, http, idp, "bearer")
+    user, found = await linked_sign_in(iapi, http, idp, "bearer")
     created = await iapi.create({"checks": {"user": {"userId": user}, **intent_check(found)}})
     sid, token = created.body["sessionId"], created.body["sessionToken"]
     own = await iapi.get(sid, token=token)
