@@ -57,6 +57,21 @@ def remove_link(user: User | None, idp_id: str, idp_user_id: str, now_ms: int) -
     )
 
 
+def remove_provider_links(user: User | None, idp_id: str, now_ms: int) -> Change:
+    """Every link of ``user`` to a provider that was deleted (ZITADEL's cascade).
+
+    NotFound when there is none left (another cascade, or the user removed it meanwhile).
+    """
+    user = existing(user, "COMMAND-1M9xR")
+    human = user.human
+    gone = tuple(link for link in links_of(user) if link.idp_id == idp_id)
+    if human is None or not gone:
+        raise NotFound("COMMAND-1M9xR", "Errors.User.ExternalIDP.NotFound")
+    kept = tuple(link for link in human.idp_links if link.idp_id != idp_id)
+    events = tuple(link_event("cascade.removed", link) for link in gone)
+    return changed(user, now_ms, events, human=replace(human, idp_links=kept))
+
+
 def links_of(user: User) -> tuple[IdpLink, ...]:
     return user.human.idp_links if user.human is not None else ()
 

@@ -258,7 +258,7 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             lifetime_ms=settings.idp_intent_lifetime_ms,
         )
         registry = _registry(settings, stores, passwords, second_factors, intents)
-        idp_args = (stores.idps, keyring, CLOCK, IDS)
+        idp_args = (stores.idps, keyring, CLOCK, IDS, stores.users)
         app[SERVICES] = Services(
             sessions=SessionService(
                 registry,

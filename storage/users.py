@@ -125,6 +125,21 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             )
         return text(owner) or None
 
+    async def idp_link_owners(self, idp_id: str) -> set[str]:
+        """Every user linked to an account of the provider ``idp_id`` (an HSCAN by prefix)."""
+        pattern = _glob_escape(keys.idp_link_field(idp_id, "")) + "*"
+        owners: set[str] = set()
+        cursor: str = "0"
+        with mapped_errors():
+            while True:
+                cursor_raw, flat = await self._redis.execute(
+                    "HSCAN", keys.IDP_LINKS, cursor, "MATCH", pattern, "COUNT", 1000
+                )
+                owners.update(text(owner) for owner in flat[1::2])
+                cursor = text(cursor_raw)
+                if cursor == "0":
+                    return owners
+
     async def login_names(self, user: User) -> list[str]:
         org = await self.get_org(user.org_id)
         return rules.login_names(user, org.domain) if org else [user.username]
@@ -371,3 +386,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             if found is None:
                 raise
             return found
+
+
+def _glob_escape(literal: str) -> str:
+    """``literal`` as a MATCH pattern that matches only itself."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in literal)

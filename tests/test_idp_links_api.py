@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support import ADMIN_TOKEN, PASSWORD, Api
+from tests.support import ADMIN_TOKEN, PASSWORD, Api, session_history
 
 
 async def configured_idp(api: Api) -> str:
@@ -171,3 +171,28 @@ async def test_the_link_rpcs_are_served_over_connect(api: Api, idp: str):
         headers=headers,
     )
     assert removed.status == 200
+
+
+async def test_deleting_a_provider_removes_every_link_to_it(
+    api: Api, idp: str, redis: aioredis.Redis
+):
+    """ZITADEL's cascade: each user's links to the provider go, links elsewhere stay."""
+    other = await configured_idp(api)
+    users = [await api.human() for _ in range(3)]
+    for index, user in enumerate(users):
+        for sub in (f"a{index}", f"b{index}"):
+            added = await api.call("POST", f"/v2/users/{user}/links", body=link_body(idp, sub))
+            assert added.status == 200, added.body
+    kept = await api.call("POST", f"/v2/users/{users[0]}/links", body=link_body(other, "x"))
+    assert kept.status == 200, kept.body
+    deleted = await api.call("DELETE", f"/admin/v1/idps/{idp}")
+    assert deleted.status == 200, deleted.body
+    assert [link["idpId"] for link in await links_of(api, users[0])] == [other]
+    for user in users[1:]:
+        assert await links_of(api, user) == []
+    assert await redis.hkeys("users:idplinks") == [f"{other}:x".encode()]
+    history = await session_history(redis, users[1])
+    cascaded = [e for e in history if e[b"type"] == b"user.human.externalidp.cascade.removed"]
+    assert len(cascaded) == 2
+    again = await api.call("POST", f"/v2/users/{users[1]}/links", body=link_body(idp, "a1"))
+    assert (again.status, again.error_id) == (404, "COMMAND-0x0idp")

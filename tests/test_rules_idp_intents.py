@@ -223,3 +223,16 @@ def test_links_per_user_are_bounded():
         user = user_links.add_link(user, replace(LINK, user_id=f"ext-{n}"), NOW).user
     with pytest.raises(FailedPrecondition):
         user_links.add_link(user, replace(LINK, user_id="one-more"), NOW)
+
+
+def test_a_deleted_providers_links_are_all_removed_and_the_others_kept():
+    user = ALICE_USER
+    for idp_id, sub in (("gone", "1"), ("gone", "2"), ("kept", "3")):
+        user = user_links.add_link(user, IdpLink(idp_id=idp_id, user_id=sub), NOW).user
+    change = user_links.remove_provider_links(user, "gone", NOW)
+    assert [(link.idp_id, link.user_id) for link in user_links.links_of(change.user)] == [
+        ("kept", "3")
+    ]
+    assert [event.type for event in change.events] == ["user.human.externalidp.cascade.removed"] * 2
+    with pytest.raises(NotFound):
+        user_links.remove_provider_links(change.user, "gone", NOW)

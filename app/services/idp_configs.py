@@ -11,17 +11,21 @@ The client secret is sealed under the master key as soon as it arrives and never
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Protocol
 
 from msgspec.structs import replace
 
 from actors import idp_configs as rules
-from actors.errors import InvalidArgument
+from actors import user_links as links_rules
+from actors.errors import InvalidArgument, NotFound
 from actors.idp_configs import IdpConfig, IdpFields, ProviderOptions
 from actors.permissions import Caller
 from actors.ports import Clock, IdSource
 from actors.timefmt import rfc3339_ms
+from actors.user_records import Change, User
 from app.services import idp_config_wire as wire
+from app.services.ports import UserMutations
 from app.services.sealing import Keyring
 from app.services.user_common import require
 
@@ -49,6 +53,12 @@ class IdpConfigStore(Protocol):
     async def search(self, org_id: str) -> list[IdpConfig]: ...
 
 
+class LinkedUsers(UserMutations, Protocol):
+    """The users linked to a provider's accounts (``storage.users``), for the cascade."""
+
+    async def idp_link_owners(self, idp_id: str) -> set[str]: ...
+
+
 class IdpConfigService:
     """The RPCs, for one kind of owner (``_org``: the instance, or the caller's org)."""
 
@@ -61,10 +71,12 @@ class IdpConfigService:
         keyring: Keyring,
         clock: Clock,
         ids: IdSource,
+        linked: LinkedUsers,
         *,
         instance_id: str,
     ) -> None:
         self._store = store
+        self._linked = linked
         self._keyring = keyring
         self._clock = clock
         self._ids = ids
@@ -138,6 +150,7 @@ class IdpConfigService:
         org = self._owner(caller, "write")
         config = self._visible(await self._store.get(request.id), org, writing=True)
         sequence = await self._store.remove(config, creator_id=caller.user_id)
+        await self._drop_links(config.id, caller)
         return wire.DetailsOnlyResponse(
             details=wire.ObjectDetails(
                 sequence=str(sequence),
@@ -147,6 +160,20 @@ class IdpConfigService:
         )
 
     # -- steps -------------------------------------------------------------------------------
+    async def _drop_links(self, idp_id: str, caller: Caller) -> None:
+        """ZITADEL's cascade: the users' links to a deleted provider go with it.
+
+        After the removal, so no new link to it can be added meanwhile (AddIDPLink checks
+        the provider exists); each user's write is its own, one at a time.
+        """
+
+        def transition(user: User | None, now_ms: int) -> Change:
+            return links_rules.remove_provider_links(user, idp_id, now_ms)
+
+        for user_id in sorted(await self._linked.idp_link_owners(idp_id)):
+            with suppress(NotFound):  # unlinked or deleted meanwhile: nothing left to drop
+                await self._linked.mutate(user_id, transition, creator_id=caller.user_id)
+
     async def _add(
         self, caller: Caller, kind: str, request: AddRequest
     ) -> wire.AddProviderResponse:
