@@ -247,6 +247,20 @@ async def test_a_generic_oauth_provider_signs_in_through_its_user_endpoint(
     assert "intent" in got.body["session"]["factors"]
 
 
+async def test_the_success_url_keeps_its_own_query_but_not_a_planted_id_or_token(
+    iapi: Api, idp: str, http: aiohttp.ClientSession
+):
+    planted = f"{SUCCESS}?flow=42&id=planted&token=planted"
+    intent_id, auth_url = await start(iapi, idp, successUrl=planted)
+    answer = await callback(iapi.client, await sign_in(http, auth_url, "query-user"))
+    assert answer.status == 302
+    found = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert found["flow"] == ["42"]
+    assert found["id"] == [intent_id]
+    assert found["token"] != ["planted"]
+    assert len(found["token"]) == 1
+
+
 async def test_a_linked_user_is_named_in_the_success_redirect_and_by_retrieve(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):
