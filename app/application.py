@@ -99,6 +99,8 @@ async def open_stores(settings: Settings) -> Stores:
         circuit_open_s=settings.redis_circuit_open_ms / 1000,
         observe=RECORD.redis,
         trace=tracing.redis_span if tracing.enabled() else None,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
     try:
         instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()

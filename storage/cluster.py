@@ -101,6 +101,8 @@ class ClusterRedis:
         circuit_open_s: float = CIRCUIT_OPEN_S,
         observe: Callable[[str, float], None] | None = None,
         trace: Callable[[str], AbstractContextManager[None]] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 200,
     ) -> None:
         self._scheme, self._seeds, self._credentials = parse_cluster_url(url)
         self._node_options: dict[str, Any] = {
@@ -109,6 +111,8 @@ class ClusterRedis:
             "circuit_open_s": circuit_open_s,
             "observe": observe,
             "trace": trace,
+            "wait_replicas": wait_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
         }
         self._nodes: dict[NodeAddress, MultiplexedRedis] = {}
         self._slots: list[NodeAddress | None] = [None] * SLOTS

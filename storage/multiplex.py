@@ -46,6 +46,14 @@ class CircuitOpenError(RedisConnectionError):
     """Raised without trying while Redis recently stopped answering (see module docstring)."""
 
 
+class NotReplicatedError(RedisTimeoutError):
+    """A write ran on the primary, but fewer replicas than asked confirmed it in time."""
+
+
+#: The first line of a script that writes nothing: no WAIT after it.
+READ_ONLY_MARK = "--#read-only"
+
+
 class _Circuit:
     """Consecutive timeouts open it; the first answer after ``open_s`` closes it."""
 
@@ -136,8 +144,12 @@ class MultiplexedRedis:
         circuit_open_s: float = CIRCUIT_OPEN_S,
         observe: Callable[[str, float], None] | None = None,
         trace: Callable[[str], AbstractContextManager[None]] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 200,
     ) -> None:
         self._options = parse_url(url)
+        #: > 0: every write script is followed, in the same write, by ``WAIT n timeout``
+        self._wait = ("WAIT", wait_replicas, wait_timeout_ms) if wait_replicas > 0 else None
         #: Told each command's name and seconds from send to reply (the metrics' hook).
         self._observe = observe
         #: Wraps each command or batch, given its name (the tracing hook; None: off).
@@ -215,6 +227,8 @@ class MultiplexedRedis:
 
     async def eval_script(self, source: str, keys: list[str], args: list[Arg]) -> Any:
         """EVALSHA, falling back to EVAL (which caches the script) after a server restart."""
+        if self._wait is not None and not source.startswith(READ_ONLY_MARK):
+            return (await self.eval_many(source, [(keys, args)]))[0]
         sha = _sha1(source)
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
@@ -224,19 +238,32 @@ class MultiplexedRedis:
             return await self.execute("EVAL", source, len(keys), *keys, *args)
 
     async def eval_many(self, source: str, calls: list[tuple[list[str], list[Arg]]]) -> list[Any]:
-        """One script, several calls, one round trip; replies in order."""
+        """One script, several calls, one round trip; replies in order.
+
+        With ``wait_replicas``, a ``WAIT`` follows a write script in the same write: the
+        replies come once that many replicas have the writes, or NotReplicatedError.
+        """
         sha = _sha1(source)
+        commands = [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]
+        wait = self._wait if not source.startswith(READ_ONLY_MARK) else None
+        if wait is not None:
+            commands.append(wait)
         try:
-            return await self.execute_many(
-                *(("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls)
-            )
+            replies = await self.execute_many(*commands)
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             await self.execute("SCRIPT", "LOAD", source)
-            return await self.execute_many(
-                *(("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls)
+            replies = await self.execute_many(*commands)
+        if wait is None:
+            return replies
+        acknowledged = int(replies.pop())
+        if acknowledged < int(wait[1]):
+            raise NotReplicatedError(
+                f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
+                f"confirmed it within {wait[2]} ms"
             )
+        return replies
 
     async def _connect(self) -> _Protocol:
         async with self._connecting:

@@ -113,6 +113,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_timeout_ms: int = 2000
     redis_circuit_failures: int = 3
     redis_circuit_open_ms: int = 1000
+    #: > 0: every write script waits (``WAIT``) until this many replicas have it, at most
+    #: ``redis_wait_timeout_ms``; fewer in time → 503 (the write did run on the primary).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 200
     #: SIGTERM: stop accepting, let in-flight requests finish within this, then exit.
     shutdown_grace_s: float = 30.0
     #: Slow clients: the request line and headers must arrive within ``http_header_timeout_s``,
@@ -194,9 +198,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("sms_webhook_url needs sms_webhook_secret (the signature key)")
         if self.idp_intent_lifetime_ms <= 0 or not 0 < self.idp_timeout_s <= 120:
             raise ValueError("idp_intent_lifetime must be > 0 and idp_timeout_s in (0, 120]")
-        self._validate_redis_url()
+        self._validate_redis()
 
-    def _validate_redis_url(self) -> None:
+    def _validate_redis(self) -> None:
+        if self.redis_wait_replicas < 0 or not (
+            1 <= self.redis_wait_timeout_ms < self.redis_timeout_ms
+        ):
+            raise ValueError(
+                "redis_wait_replicas must be >= 0 and redis_wait_timeout_ms in "
+                "[1, redis_timeout_ms)"
+            )
         scheme = self.redis_url.partition("://")[0] if "://" in self.redis_url else ""
         if scheme in ("redis+cluster", "rediss+cluster"):
             # refused, not ignored: the client exists (storage/cluster.py), but the stores'

@@ -1,3 +1,4 @@
+--#read-only
 -- fetch: the summary rows of many sessions in one round trip (listing).
 -- KEYS[1..n] sess:{S} of each session.
 -- Reply: one ``row`` per key, in KEYS order (nil where the session is gone or terminated).

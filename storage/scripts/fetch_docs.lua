@@ -1,3 +1,4 @@
+--#read-only
 -- fetch_docs: the full state of many sessions in one round trip (PingOne's user listing).
 -- KEYS[1..n] sess:{S} of each session.
 -- Reply: {doc, tok} per key, in KEYS order (nil where the session is gone or terminated).

@@ -1,3 +1,4 @@
+--#read-only
 -- st_read: a session by its PingOne token (``/sessions/me``) in one round trip.
 -- KEYS[1] st:{sha256(T)}
 -- Reply: {session id, doc, tok} or nil. The session's key is derived here, so this script is
