@@ -183,6 +183,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="use this Redis instead of a throw-away one (never flushed)",
     )
     parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="SESSIOND_NAME=VALUE",
+        help="an extra setting of the service (repeatable), e.g. SESSIOND_REDIS_WAIT_REPLICAS=1",
+    )
+    parser.add_argument(
         "--service-cmd",
         default="python -m app",
         help="how to start the service (a leading 'python' is this interpreter)",
@@ -368,6 +375,12 @@ class Bench:
                 "SESSIOND_WEBAUTHN_ORIGINS": webauthn_seed.ORIGIN,
             }
         )
+        for setting in self.args.service_env:
+            name, equals, value = setting.partition("=")
+            if not equals or not name.startswith("SESSIOND_"):
+                raise ValueError(f"--service-env wants SESSIOND_NAME=VALUE, not {setting!r}")
+            env[name] = value
+            self.notes.append(f"service setting {name}={value}")
         if self.sink is not None:  # outbox_delivery: e-mail jobs for the sink
             env.update(
                 {
