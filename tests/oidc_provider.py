@@ -7,7 +7,8 @@ or set with ``set_user``. ``sign_in`` drives its authorization page the way a br
 
 The variants sit in front of it as a small aiohttp proxy that rewrites what a hostile or
 broken provider would: ``foreign_key_provider`` re-signs every ID token with a key the
-provider does not publish; ``hanging_token_provider`` never answers the token request.
+provider does not publish; ``hanging_token_provider`` never answers the token request;
+``rotating_provider`` rotates its signing key when told.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class OidcProvider:
         self.issuer = issuer
         self._upstream = upstream or issuer
         self.jwks_fetches = 0
+        #: the rotating variant: True once it signs with a new key and publishes only that
+        self.rotated = False
 
     def set_user(self, sub: str, claims: dict[str, Any]) -> None:
         """The claims the provider reports for ``sub`` (userinfo and ID token)."""
@@ -94,6 +97,8 @@ class _Proxy:
         self.issuer = ""
         self.provider: OidcProvider | None = None
         self.foreign_key = RSAKey.generate_key(2048, parameters={"kid": "not-published"})
+        self.old_key = RSAKey.generate_key(2048, parameters={"kid": "rotating-0", "use": "sig"})
+        self.new_key = RSAKey.generate_key(2048, parameters={"kid": "rotating-1", "use": "sig"})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.path_qs
@@ -122,18 +127,24 @@ class _Proxy:
                 for k, v in answer.headers.items()
                 if k.lower() in ("location", "content-type", "set-cookie")
             }
+        rotated = self.provider is not None and self.provider.rotated
         if request.path == "/.well-known/openid-configuration":
             payload = payload.replace(self.upstream.encode(), self.issuer.encode())
-        elif request.path.endswith("/token") and status == 200:
-            payload = self._resigned(payload)
+        elif request.path == "/jwks" and self.mode == "rotating":
+            signing = self.new_key if rotated else self.old_key
+            payload = json.dumps({"keys": [signing.as_dict(private=False)]}).encode()
+        elif request.path.endswith("/token") and status == 200 and self.mode == "foreign-key":
+            payload = self._resigned(payload, self.foreign_key)
+        elif request.path.endswith("/token") and status == 200 and self.mode == "rotating":
+            payload = self._resigned(payload, self.new_key if rotated else self.old_key)
         return web.Response(status=status, body=payload, headers=kept)
 
-    def _resigned(self, payload: bytes) -> bytes:
+    def _resigned(self, payload: bytes, key: RSAKey) -> bytes:
         tokens = json.loads(payload)
         claims = json.loads(extract_compact(tokens["id_token"].encode()).payload)
         claims["iss"] = self.issuer
-        header = {"alg": "RS256", "kid": "not-published"}
-        tokens["id_token"] = jwt.encode(header, claims, self.foreign_key)
+        header = {"alg": "RS256", "kid": key.kid}
+        tokens["id_token"] = jwt.encode(header, claims, key)
         return json.dumps(tokens).encode()
 
 
@@ -158,6 +169,13 @@ async def _proxy_provider(upstream: OidcProvider, mode: str) -> AsyncIterator[Oi
 @pytest.fixture(name="foreign_key_provider")
 async def _foreign_key_provider(oidc_provider: OidcProvider) -> AsyncIterator[OidcProvider]:
     async for provider in _proxy_provider(oidc_provider, "foreign-key"):
+        yield provider
+
+
+@pytest.fixture(name="rotating_provider")
+async def _rotating_provider(oidc_provider: OidcProvider) -> AsyncIterator[OidcProvider]:
+    """Signs with its own key; once ``rotated`` is set, with a new one, and publishes only it."""
+    async for provider in _proxy_provider(oidc_provider, "rotating"):
         yield provider
 
 

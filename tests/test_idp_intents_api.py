@@ -390,6 +390,20 @@ async def test_an_id_token_signed_by_an_unknown_key_fails_the_intent(
     assert 1 <= foreign_key_provider.jwks_fetches <= 2  # the unknown key: one refetch at most
 
 
+async def test_a_provider_that_rotates_its_signing_key_is_followed_once(
+    iapi: Api, http: aiohttp.ClientSession, rotating_provider: OidcProvider
+):
+    """The key set is cached; an unknown kid (a rotation) refetches it, once."""
+    idp = await add_oidc_idp(iapi, rotating_provider.issuer)
+    await signed_in(iapi, http, idp, "before-rotation")
+    await signed_in(iapi, http, idp, "still-cached")
+    assert rotating_provider.jwks_fetches == 1
+    rotating_provider.rotated = True
+    await signed_in(iapi, http, idp, "after-rotation")
+    await signed_in(iapi, http, idp, "new-key-cached")
+    assert rotating_provider.jwks_fetches == 2
+
+
 async def test_a_provider_that_is_down_is_a_clear_503_and_nothing_is_started(
     iapi: Api, redis: aioredis.Redis
 ):
