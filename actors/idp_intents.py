@@ -66,6 +66,11 @@ def not_succeeded() -> FailedPrecondition:
     return FailedPrecondition("COMMAND-Df4bw", "Errors.Intent.NotSucceeded")
 
 
+def provider_removed() -> FailedPrecondition:
+    """The intent's provider was deleted after it succeeded: it no longer signs anyone in."""
+    return FailedPrecondition("IDP-removed", "Errors.IDPConfig.NotExisting")
+
+
 def expired() -> FailedPrecondition:
     return FailedPrecondition("COMMAND-SAf42", "Errors.Intent.Expired")
 

@@ -511,6 +511,16 @@ async def test_16_16_an_expired_intent_fails(iapi: Api, idp: str, http: aiohttp.
     assert (reply.status, reply.error_id) == (400, "COMMAND-SAf42")
 
 
+async def test_an_intent_of_a_provider_deleted_since_signs_nobody_in(
+    iapi: Api, idp: str, http: aiohttp.ClientSession
+):
+    user, found = await linked_sign_in(iapi, http, idp, "deleted-provider")
+    assert found["user"] == user  # the linked user was named at success
+    assert (await iapi.call("DELETE", f"/admin/v1/idps/{idp}")).status == 200
+    reply = await iapi.create({"checks": {"user": {"userId": user}, **intent_check(found)}})
+    assert (reply.status, reply.error_id) == (400, "IDP-removed")
+
+
 async def test_an_intent_of_another_user_is_refused(
     iapi: Api, idp: str, http: aiohttp.ClientSession
 ):

@@ -260,6 +260,9 @@ class IntentService:
         error = rules.check_for_session(intent, user_id, owner, self._clock.now_ms())
         if error is not None:
             raise error
+        assert intent is not None  # noqa: S101 - check_for_session refuses None
+        if await self._idps.get(intent.idp_id) is None:  # deleted since: it signs nobody in
+            raise rules.provider_removed()
         return VerifiedFactor(kind="idp_intent", user_id=user_id, attempt_id="", token_id=intent_id)
 
     async def consume(self, factor: VerifiedFactor, session_id: str) -> None:
