@@ -41,8 +41,10 @@ from storage.multiplex import (
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SLOTS = 16384
 MAX_REDIRECTS = 8
-#: Pause before retrying a TRYAGAIN / CLUSTERDOWN / unreachable node, doubled per attempt.
+#: Pause before retrying a TRYAGAIN / CLUSTERDOWN / unreachable node, doubled per attempt up
+#: to RETRY_PAUSE_MAX_S: a command gives up after about 1.3 s (a 503), not after a failover.
 RETRY_PAUSE_S = 0.02
+RETRY_PAUSE_MAX_S = 0.25
 #: Commands that name no key: sent to any one primary.
 KEYLESS = frozenset(
     {"PING", "INFO", "SCRIPT", "DBSIZE", "TIME", "CONFIG", "CLUSTER", "CLIENT", "FLUSHALL",
@@ -199,7 +201,7 @@ class ClusterRedis:
                 elif kind == "ASK":
                     address, asking = _target(rest), True
                 elif kind in ("TRYAGAIN", "CLUSTERDOWN"):
-                    await asyncio.sleep(RETRY_PAUSE_S * 2**attempt)
+                    await asyncio.sleep(_pause(attempt))
                     if kind == "CLUSTERDOWN":
                         await self._refresh()
                         address = self._owner(slot)
@@ -209,7 +211,7 @@ class ClusterRedis:
                 if isinstance(exc, RedisTimeoutError):
                     raise  # the command may have run: never send it twice
                 last = exc
-                await asyncio.sleep(RETRY_PAUSE_S * 2**attempt)
+                await asyncio.sleep(_pause(attempt))
                 await self._refresh(avoid=address)
                 address, asking = self._owner(slot), False
         assert last is not None  # noqa: S101 - the loop ran at least once
@@ -266,6 +268,10 @@ class ClusterRedis:
                 slots[slot] = address
         self._slots = slots
         self._loaded.set()
+
+
+def _pause(attempt: int) -> float:
+    return float(min(RETRY_PAUSE_S * 2**attempt, RETRY_PAUSE_MAX_S))
 
 
 def _target(rest: str) -> NodeAddress:

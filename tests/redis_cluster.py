@@ -44,6 +44,10 @@ class TestRedisCluster:
     kind: str
     ports: list[int]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: primary port → its replica's port (``start_test_cluster(replicas=True)``)
+    replicas: dict[int, int] = field(default_factory=dict)
+    #: port → its server process
+    by_port: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     tmpdir: Path | None = field(default=None, repr=False)
     version: str = "unknown"
 
@@ -55,7 +59,7 @@ class TestRedisCluster:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
 
     def flush(self) -> None:
-        for port in self.ports:
+        for port in self.ports:  # the primaries; replicas follow
             with self.client(port) as node:
                 node.flushall()
 
@@ -101,6 +105,7 @@ def _spawn_node(binary: Path, directory: Path, port: int) -> subprocess.Popen[by
         "--cluster-enabled", "yes",
         "--cluster-config-file", str(directory / "nodes.conf"),
         "--cluster-node-timeout", "2000",
+        "--repl-diskless-sync-delay", "0",  # a replica syncs at once, not after 5 s
         "--save", "",
         "--appendonly", "no",
         "--dir", str(directory),
@@ -129,18 +134,27 @@ def _wait(what: str, ready: object, timeout_s: float = 30.0) -> None:
     raise TestRedisError(f"the test cluster did not become ready: {what}")
 
 
-def start_test_cluster(kind: str = "valkey") -> TestRedisCluster:
+def _replicate(cluster: TestRedisCluster, replica: int, primary: int) -> bool:
+    with cluster.client(replica) as node:
+        node.execute_command("CLUSTER", "REPLICATE", node_id(cluster, primary))
+    return True
+
+
+def start_test_cluster(kind: str = "valkey", *, replicas: bool = False) -> TestRedisCluster:
     binary = find_binary(kind)
     directory = Path(tempfile.mkdtemp(prefix=f"sessiond-cluster-{kind}-"))
-    cluster = TestRedisCluster(kind=kind, ports=_free_ports(PRIMARIES), tmpdir=directory)
+    ports = _free_ports(PRIMARIES * (2 if replicas else 1))
+    cluster = TestRedisCluster(kind=kind, ports=ports[:PRIMARIES], tmpdir=directory)
     try:
-        for port in cluster.ports:
-            cluster.procs.append(_spawn_node(binary, directory / str(port), port))
-        nodes = [cluster.client(port) for port in cluster.ports]
+        for port in ports:
+            proc = _spawn_node(binary, directory / str(port), port)
+            cluster.procs.append(proc)
+            cluster.by_port[port] = proc
+        nodes = [cluster.client(port) for port in ports]
         for node in nodes:
             _wait("ping", node.ping)
         share = SLOTS // PRIMARIES
-        for index, node in enumerate(nodes):
+        for index, node in enumerate(nodes[:PRIMARIES]):
             last = SLOTS - 1 if index == PRIMARIES - 1 else (index + 1) * share - 1
             node.execute_command("CLUSTER", "ADDSLOTSRANGE", index * share, last)
         for node in nodes[1:]:
@@ -153,6 +167,18 @@ def start_test_cluster(kind: str = "valkey") -> TestRedisCluster:
                 "every node knows every primary",
                 lambda node=node: len(node.cluster("slots")) == PRIMARIES,
             )
+        for primary, replica in zip(cluster.ports, ports[PRIMARIES:], strict=False):
+            _wait(
+                "the replica knows its primary",
+                lambda replica=replica, primary=primary: _replicate(cluster, replica, primary),
+            )
+            cluster.replicas[primary] = replica
+        for replica in cluster.replicas.values():
+            with cluster.client(replica) as node:
+                _wait(
+                    "the replica is in sync",
+                    lambda node=node: node.info("replication").get("master_link_status") == "up",
+                )
         cluster.version = server_version(f"redis://127.0.0.1:{cluster.ports[0]}")
         for node in nodes:
             node.close()
@@ -160,13 +186,6 @@ def start_test_cluster(kind: str = "valkey") -> TestRedisCluster:
         cluster.stop()
         raise
     return cluster
-
-
-if __name__ == "__main__":
-    started = time.monotonic()
-    test_cluster = start_test_cluster(sys.argv[1] if len(sys.argv) > 1 else "valkey")
-    print(f"{test_cluster.url} ({test_cluster.version}) in {time.monotonic() - started:.2f}s")
-    test_cluster.stop()
 
 
 # -- pytest fixtures (a plugin of tests/conftest.py) -------------------------------------------
@@ -228,3 +247,10 @@ def redis_cluster() -> Iterator[TestRedisCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    test_cluster = start_test_cluster(sys.argv[1] if len(sys.argv) > 1 else "valkey")
+    print(f"{test_cluster.url} ({test_cluster.version}) in {time.monotonic() - started:.2f}s")
+    test_cluster.stop()
