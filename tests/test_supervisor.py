@@ -155,7 +155,8 @@ async def _refused_after(port: int, timeout_s: float) -> float:
     while time.monotonic() - started < timeout_s:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # reset: the listener closed with this connection still in its accept queue
             return time.monotonic() - started
         writer.close()
         await asyncio.sleep(0.02)

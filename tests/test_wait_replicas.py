@@ -72,6 +72,9 @@ def primary_and_replica() -> Iterator[tuple[int, int, subprocess.Popen[bytes]]]:
             time.sleep(0.05)
         else:
             raise AssertionError("the replica did not connect")
+        with redis.Redis(port=primary_port) as node:  # the replica acknowledges writes now
+            node.set("warm-up", "1")
+            assert node.execute_command("WAIT", 1, 10_000) == 1
         yield primary_port, replica_port, replica
     finally:
         for proc in (replica, primary):
