@@ -121,7 +121,7 @@ TARGETS = {
     "connect_get": report.Target(base="get", ratio=0.95),
     "totp_set": report.Target(base="redis", ratio=0.40),
     "webauthn_set": report.Target(base="redis", ratio=0.30),
-    # otp_email, idp_intent_start: no target in their issues; their rates are recorded only
+    # otp_email, idp_intent_start: no target set; their rates are recorded only
     "outbox_delivery": report.Target(base="smtp_raw", ratio=0.70),
 }
 #: Pairs measured in alternating rounds (REST twin, Connect twin) so both see the same moments.
