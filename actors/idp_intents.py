@@ -25,7 +25,6 @@ CONSUMED = "consumed"
 START_TTL_MS = 600_000
 #: How long a failed or consumed intent stays readable, so a late caller gets a clear error.
 AFTER_USE_TTL_MS = 3_600_000
-#: URLs of StartIdentityProviderIntent (ZITADEL: 1..2048, URI references).
 
 
 class Intent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

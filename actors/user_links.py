@@ -23,6 +23,11 @@ def link_event(kind: str, link: IdpLink) -> UserEvent:
     )
 
 
+def link_taken() -> AlreadyExists:
+    """The link is held already: by this user (AddIDPLink twice) or by another one."""
+    return AlreadyExists("COMMAND-39nf2", "Errors.User.ExternalIDP.AlreadyExists")
+
+
 def add_link(user: User | None, link: IdpLink, now_ms: int) -> Change:
     """Link ``user`` (a human) to the provider's account; the same link twice is refused."""
     user = existing(user, "COMMAND-2M0fs")
@@ -30,7 +35,7 @@ def add_link(user: User | None, link: IdpLink, now_ms: int) -> Change:
     if human is None:
         raise FailedPrecondition("COMMAND-4M9ds", "Errors.User.NotHuman")
     if any(_same(held, link) for held in human.idp_links):
-        raise AlreadyExists("COMMAND-39nf2", "Errors.User.ExternalIDP.AlreadyExists")
+        raise link_taken()
     if len(human.idp_links) >= MAX_LINKS:
         raise FailedPrecondition("COMMAND-linkMax", "Errors.User.ExternalIDP.TooMany")
     return changed(

@@ -25,7 +25,7 @@ from actors.errors import Aborted, AlreadyExists, Internal, ServiceError
 from actors.model import UserRef
 from actors.permissions import Grant
 from actors.tokens import IssuedToken
-from actors.user_links import links_of
+from actors.user_links import link_taken, links_of
 from actors.user_records import Change, User, org_not_found
 from actors.views import UserView
 from storage import keys
@@ -61,10 +61,6 @@ ADMIN_USERNAME = "admin"
 LOGIN_CLIENT_USERNAME = "login-client"
 
 Transition = Callable[[User | None, int], Change]
-
-
-def link_taken() -> AlreadyExists:
-    return AlreadyExists("COMMAND-39nf2", "Errors.User.ExternalIDP.AlreadyExists")
 
 
 def _link_fields(having: User | None, without: User | None) -> list[str]:

@@ -29,6 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from actors.http_urls import is_http_url
 from actors.idp_configs import ProviderEndpoints
 
 #: Signature algorithms an ID token may use: asymmetric ones only (never ``none`` or HMAC).
@@ -86,6 +87,13 @@ class _Endpoints(msgspec.Struct, frozen=True, kw_only=True):
     basic_auth: bool = False
 
 
+def with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` added to its query; its own parameters of those names go."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*kept, *params.items()])))
+
+
 def new_pkce() -> tuple[str, str]:
     """A fresh PKCE pair: (code_verifier, its S256 code_challenge)."""
     verifier = secrets.token_urlsafe(48)
@@ -130,9 +138,7 @@ class IdpClient:
         if code_challenge is not None:
             params["code_challenge"] = code_challenge
             params["code_challenge_method"] = "S256"
-        parts = urlsplit(endpoints.authorization)
-        kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
-        return urlunsplit(parts._replace(query=urlencode([*kept, *params.items()])))
+        return with_query(endpoints.authorization, params)
 
     async def complete(
         self,
@@ -234,8 +240,8 @@ class IdpClient:
         keys = await self._key_set(endpoints.jwks_uri, refresh=False)
         try:
             token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
-        except JoseError as first:
-            if not self._may_refetch(endpoints.jwks_uri, first):
+        except JoseError:
+            if not self._may_refetch(endpoints.jwks_uri):
                 raise IdpError("invalid_id_token", "the ID token does not verify") from None
             keys = await self._key_set(endpoints.jwks_uri, refresh=True)
             try:
@@ -269,9 +275,8 @@ class IdpClient:
             raise IdpError("invalid_id_token", "the ID token's azp is not this client")
         return claims
 
-    def _may_refetch(self, jwks_uri: str, error: Exception) -> bool:
+    def _may_refetch(self, jwks_uri: str) -> bool:
         """An unknown key may be a rotation: refetch, but at most once per JWKS_REFETCH_S."""
-        del error
         now = self._now()
         if self._refetched.get(jwks_uri, 0.0) > now - JWKS_REFETCH_S:
             return False
@@ -344,8 +349,9 @@ def _scopes(provider: ProviderSettings) -> list[str]:
 
 
 def _url(value: object) -> str:
+    """An endpoint of a discovery document: "" (absent) or an ``actors.http_urls`` URL."""
     text = str(value)
-    if text and urlsplit(text).scheme not in ("http", "https"):
+    if text and not is_http_url(text):
         raise ValueError(text)
     return text
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from contextlib import suppress
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -35,7 +34,7 @@ from actors.idp_intents import Intent
 from actors.permissions import Caller
 from actors.ports import Clock, VerifiedFactor
 from actors.timefmt import rfc3339_ms
-from app.idp.client import Identity, IdpError, ProviderSettings, new_pkce
+from app.idp.client import Identity, IdpError, ProviderSettings, new_pkce, with_query
 from app.services import intent_wire as wire
 from app.services.idp_configs import IdpConfigStore
 from app.services.intent_ports import (
@@ -232,7 +231,7 @@ class IntentService:
         query = {"id": intent.id, "token": self._token(intent.id)}
         if linked:
             query["user"] = linked
-        return _with_query(intent.success_url, query)
+        return with_query(intent.success_url, query)
 
     async def _fail(self, intent: Intent, error: str, description: str) -> str:
         error = error[:200]
@@ -247,7 +246,7 @@ class IntentService:
         payload: dict[str, object] = {"reason": error}
         await self._save(rules.STARTED, failed, rules.AFTER_USE_TTL_MS, "idpintent.failed", payload)
         query = {"id": intent.id, "error": error, "error_description": description}
-        return _with_query(intent.failure_url, query)
+        return with_query(intent.failure_url, query)
 
     # -- the session check (``actors.ports.IntentVerifier``) ---------------------------------
     async def verify_intent(self, user_id: str, intent_id: str, token: str) -> VerifiedFactor:
@@ -357,17 +356,8 @@ class IntentService:
 def _provider(config: IdpConfig, client_secret: str) -> ProviderSettings:
     shared = msgspec.structs.fields(ProviderEndpoints)
     endpoints = {field.name: getattr(config, field.name) for field in shared}
-    # PKCE on every request, whatever usePkce says (docs/compat.md)
-    endpoints["use_pkce"] = True
     return ProviderSettings(kind=config.kind, client_secret=client_secret, **endpoints)
 
 
 def _unreachable(failure: IdpError) -> Unavailable:
     return Unavailable("IDP-unreachable", "Errors.IDP.Unreachable", extra={"reason": failure.error})
-
-
-def _with_query(url: str, params: dict[str, str]) -> str:
-    """``url`` with ``params`` added to its query (kept parameters of the same name go)."""
-    parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    return urlunsplit(parts._replace(query=urlencode([*kept, *params.items()])))

@@ -10,8 +10,8 @@
 -- ARGV[5] MAXLEN ~ of the partition stream
 -- ARGV[6..] five counted lists (n, items...): login names to claim (lower-cased), login
 --   names to release, field/value pairs to set, fields to delete, envelope field/value pairs,
---   IdP links to claim, IdP links to release; then nevents and per event: type, payload JSON; then njobs and per job: npairs,
---   field/value pairs.
+--   IdP links to claim, IdP links to release; then nevents and per event: type, payload JSON;
+--   then njobs and per job: npairs, field/value pairs.
 -- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | LINK_TAKEN | NO_ORG | GONE |
 -- CONFLICT.
 --#include _emit
