@@ -36,6 +36,7 @@ from app.services.messages import MessageComposer
 from app.services.organizations import OrganizationService
 from app.services.passwords import CheckRates, PasswordService
 from app.services.pingone_sessions import PingOneSessionService
+from app.services.relay_repair import repair_forever
 from app.services.sealing import Keyring
 from app.services.second_factors import SecondFactorService
 from app.services.session_reads import SessionViews
@@ -67,6 +68,7 @@ from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
 from storage.outbox import outbox_depth
 from storage.rate_limits import RedisRateLimiter
+from storage.relay import REPAIR_INTERVAL_S
 from storage.sessions import RedisSessionStore
 from storage.users import RedisUserStore
 
@@ -317,11 +319,14 @@ def _services(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             ),
             name="session-sweeper",
         )
+        relay_repair = asyncio.create_task(
+            repair_forever(stores.sessions, CLOCK, REPAIR_INTERVAL_S), name="relay-repair"
+        )
         try:
             yield
         finally:
             await registry.close()
-            for task in (sweeper, gauges):
+            for task in (sweeper, relay_repair, gauges):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -132,20 +132,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         "the configured lockout limit is ignored: lockout is off everywhere",
     ),
-    # -- session indexes (storage/scripts/_write.lua, storage/index_plan.py) ----------------
+    # -- session indexes (storage/scripts/relay_apply.lua, storage/index_plan.py) -----------
     Mutation(
         "index-zadd-skipped",
-        "storage/scripts/_write.lua",
-        "      redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 3])\n",
-        "      local _ = key\n",
-        ("tests/test_sessions_store.py::test_create_writes_state_indexes_and_both_streams",),
+        "storage/scripts/relay_apply.lua",
+        "    redis.call('ZADD', k, score, member)\n  elseif op == 'zrem' then\n",
+        "    local _ = k\n  elseif op == 'zrem' then\n",
+        ("tests/test_sessions_store.py::test_create_writes_state_indexes_and_the_partition_stream",),
         "a written session is in no index: ListSessions and the purge never find it",
     ),
     Mutation(
         "index-zrem-skipped",
-        "storage/scripts/_write.lua",
-        "      redis.call('ZREM', key, ARGV[i + 3])\n",
-        "      local _ = key\n",
+        "storage/scripts/relay_apply.lua",
+        "    redis.call('ZREM', k, member)\n",
+        "    local _ = k\n",
         (
             "tests/test_sessions_store.py::"
             "test_termination_leaves_a_tombstone_and_clears_every_index",
@@ -193,6 +193,45 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/test_rules_tokens.py::test_a_token_verifies_only_for_the_session_it_was_issued_for",
         ),
         "one session's token, re-addressed, authenticates against another session id",
+    ),
+    # -- the relay (storage/scripts/relay_apply.lua, storage/relay.py) -----------------------
+    Mutation(
+        "relay-repair-republishes",
+        "storage/scripts/relay_apply.lua",
+        "      if id == sid and seq == first_seq then publish = false; break end\n",
+        "",
+        ("tests/test_relay.py::test_a_writer_that_published_then_died_is_not_published_twice",),
+        "a commit whose writer published its events, then died, has them published twice",
+    ),
+    Mutation(
+        "relay-writer-ignores-repair",
+        "storage/scripts/relay_apply.lua",
+        "  elseif redis.call('ZSCORE', key(k_replayed), sid .. ':' .. first_seq) then\n",
+        "  elseif false then\n",
+        (
+            "tests/test_relay.py::"
+            "test_a_stalled_writer_resuming_after_the_repair_publishes_nothing_again",
+        ),
+        "a stalled writer resuming after the repair publishes the same events a second time",
+    ),
+    Mutation(
+        "relay-repair-not-old-enough",
+        "storage/relay.py",
+        "            args = [now_ms - CLAIM_MS, _REPAIR_BATCH, *pending_keys]\n",
+        "            args = [0, _REPAIR_BATCH, *pending_keys]\n",
+        ("tests/test_relay.py::test_a_create_whose_writer_died_is_relayed_by_the_repair_once",),
+        "nothing is ever repaired: a crashed writer's commit stays out of every index",
+    ),
+    Mutation(
+        "relay-next-writer-skips-recorded",
+        "storage/sessions.py",
+        "            if recorded > 1:\n",
+        "            if False:\n",
+        (
+            "tests/test_relay.py::"
+            "test_the_next_writer_finishes_a_dead_writers_commit_before_its_own",
+        ),
+        "a session's next commit publishes its events before a dead writer's earlier ones",
     ),
     # -- retention (actors/queries.py, storage/scripts/purge.lua) ---------------------------
     Mutation(
@@ -365,9 +404,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- PingOne's facade: the per-user cap and the ST token ---------------------------------
     Mutation(
         "cap-never-evicts",
-        "storage/scripts/_write.lua",
-        "      local over = redis.call('ZCARD', key) - limit\n",
-        "      local over = 0\n",
+        "storage/scripts/relay_apply.lua",
+        "    local over = redis.call('ZCARD', k) - limit\n",
+        "    local over = 0\n",
         (
             "tests/test_session_cap.py::test_forty_racing_creates_leave_exactly_the_cap",
             "tests/test_pingone_processes.py::"
@@ -377,10 +416,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "st-token-taken-ignored",
-        "storage/scripts/_write.lua",
-        "      if holder and holder ~= ARGV[j + 3] then return redis.error_reply('ST_TAKEN') end\n",
+        "storage/scripts/claim.lua",
+        "if holder and holder ~= ARGV[1] and holder ~= ARGV[3] then return holder end\n",
         "",
-        ("tests/test_pingone_api.py::test_a_token_in_use_by_another_session_is_refused",),
+        (
+            "tests/test_pingone_api.py::test_a_token_in_use_by_another_session_is_refused",
+            "tests/test_relay.py::test_racing_creates_for_one_pingone_token_leave_exactly_one_owner",
+        ),
         "a second session takes over a live session's ST token, and with it that session",
     ),
     Mutation(

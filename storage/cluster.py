@@ -94,6 +94,9 @@ def slot_of(key: Arg) -> int:
 class ClusterRedis:
     """Routes each command to its slot's primary; follows MOVED and ASK (module docstring)."""
 
+    #: Scripts may touch one hash slot per call: the relay splits its work by slot.
+    splits_by_slot = True
+
     def __init__(
         self,
         url: str,
@@ -164,6 +167,15 @@ class ClusterRedis:
         owners = sorted({owner for owner in self._slots if owner is not None})
         replies = await asyncio.gather(*(self._node(owner).execute(*args) for owner in owners))
         return dict(zip(owners, replies, strict=True))
+
+    async def slots_by_primary(self) -> list[list[int]]:
+        """The hash slots each primary serves now (the relay's repair asks each once)."""
+        await self._ensure_map()
+        by_owner: dict[NodeAddress, list[int]] = {}
+        for slot, owner in enumerate(self._slots):
+            if owner is not None:
+                by_owner.setdefault(owner, []).append(slot)
+        return list(by_owner.values())
 
     async def close(self) -> None:
         if self._refreshing is not None:

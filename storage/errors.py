@@ -62,8 +62,6 @@ def _reply_error(reason: str) -> Exception | None:
         return ResourceExhausted("STORAGE-full", "Errors.Storage.Full")
     if reason == "EXISTS":
         return AlreadyExists("SESSION-exists", "Errors.Session.Exists")
-    if reason == "ST_TAKEN":
-        return AlreadyExists("SESSION-stTaken", "the session token is in use by another session")
     if reason in ("LEASE_LOST", "STALE_FENCE", "STALE"):
         return ScriptRefused(reason)
     # Inside a script an ACL refusal carries no NOPERM word (Redis 7.0 and Valkey 9 texts)

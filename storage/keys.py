@@ -1,26 +1,29 @@
 """The Redis key schema. Every key is built here and nowhere else.
 
-All keys of one session share the hash tag ``{<sessionId>}``, so every per-session script is
-legal on Redis Cluster. Index keys live in other slots: on a single node the commit script
-updates them in the same atomic step; in cluster mode they would be maintained in a second,
-idempotent step (ZADD/ZREM of a member are idempotent).
+All keys of one session share the hash tag ``{<sessionId>}``, and a session's write scripts
+touch only that slot: the commit records its effects (events, index changes, delivery jobs)
+in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the relay
+(``storage.relay``) then applies them to the other slots, idempotently, and clears them.
 
 | key                               | type   | TTL                                  | written by              |
 |-----------------------------------|--------|--------------------------------------|-------------------------|
 | ``sess:{S}``                      | hash   | expiration + retention + grace; none | create/commit/purge.lua |
 | ``sess:{S}:lease``                | string | lease TTL                            | acquire/commit/release  |
 | ``sess:{S}:fence``                | string | like ``sess:{S}``                    | acquire.lua (INCR)      |
-| ``idx:sessions:created``          | zset   | none (members removed by purge)      | create/commit/purge.lua |
-| ``idx:sessions:purge``            | zset   | none; score = expiration + retention | create/commit/purge.lua |
-| ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | create/commit/purge.lua |
-| ``idx:org:{O}:sessions``          | zset   | none; score = creation ms            | create/commit/purge.lua |
-| ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | create/purge.lua        |
-| ``idx:fp:{sha256(F)}:sessions``   | zset   | none; score = creation ms            | create/purge.lua        |
-| ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | every committing script |
+| ``sess:{S}:relay``                | hash   | none; field per unrelayed commit     | create/commit/purge.lua |
+| ``relay:{t}``                     | zset   | none; sessions with unrelayed commits| create/commit/purge.lua |
+| ``sessiond:events:{P}:replayed``  | zset   | none; trimmed after a day            | relay_apply.lua (repair)|
+| ``idx:sessions:created``          | zset   | none (members removed by purge)      | relay_apply.lua         |
+| ``idx:sessions:purge``            | zset   | none; score = expiration + retention | relay_apply.lua, sweeper|
+| ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | relay_apply.lua         |
+| ``idx:org:{O}:sessions``          | zset   | none; score = creation ms            | relay_apply.lua         |
+| ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | relay_apply.lua         |
+| ``idx:fp:{sha256(F)}:sessions``   | zset   | none; score = creation ms            | relay_apply.lua         |
+| ``sessiond:events:{P}``           | stream | none; MAXLEN ~ N                     | relay_apply, user/org/… |
 | ``user:{U}``                      | hash   | none (deleted users stay, tombstoned)| user_write/password_*   |
 | ``user:{U}:attempts``             | zset   | latest deadline; in-flight checks    | password_begin/finish   |
 | ``user:{U}:otp_attempts``         | zset   | like attempts, second-factor checks  | otp_begin/finish        |
-| ``sessiond:outbox``               | stream | none; acknowledged jobs trimmed      | commit/user_write.lua   |
+| ``sessiond:outbox``               | stream | none; acknowledged jobs trimmed      | relay_apply/user_write  |
 | ``sessiond:outbox:dead``          | stream | none; MAXLEN ~ N                     | the delivery worker     |
 | ``sessiond:outbox:retry``         | zset   | none; entry id → when it is due     | the delivery worker     |
 | ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
@@ -37,10 +40,12 @@ idempotent step (ZADD/ZREM of a member are idempotent).
 | ``sessiond:instance``             | hash   | none; ``id``, ``default_org``        | bootstrap (HSETNX)      |
 | ``sessiond:ready``                | string | 10 s; the readiness write probe      | /readyz                 |
 | ``rl:{K:sha256(X)}``              | string | until the subject's budget is full   | rate_limit.lua          |
+| ``st:{T}``                        | string | the session's expiry; T's one owner  | claim/relay_apply.lua   |
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import zlib
 from functools import lru_cache
@@ -57,6 +62,54 @@ def session_lease(session_id: str) -> str:
 def session_fence(session_id: str) -> str:
     return f"sess:{{{session_id}}}:fence"
 
+
+def session_relay(session_id: str) -> str:
+    """The session's commits whose effects are not applied yet (field → encoded entry)."""
+    return f"sess:{{{session_id}}}:relay"
+
+
+def relay_pending(slot: int) -> str:
+    """The sessions of one hash slot with unrelayed commits, scored by the oldest's time."""
+    return f"relay:{{{slot_tag(slot)}}}"
+
+
+def replayed_entries(partition_key: str) -> str:
+    """Entries the relay's repair appended to a partition stream (its own slot)."""
+    return f"{partition_key}:replayed"
+
+
+@lru_cache(maxsize=1)
+def _slot_tags() -> tuple[str, ...]:
+    """For every hash slot, a short hash tag that lands in it (found once, ~0.1 s)."""
+    tags: list[str | None] = [None] * SLOTS
+    missing = SLOTS
+    candidate = 0
+    while missing:
+        tag = format(candidate, "x")
+        slot = binascii.crc_hqx(tag.encode(), 0) % SLOTS
+        if tags[slot] is None:
+            tags[slot] = tag
+            missing -= 1
+        candidate += 1
+    return tuple(tag or "" for tag in tags)
+
+
+def slot_tag(slot: int) -> str:
+    return _slot_tags()[slot]
+
+
+def slot_of(key: str) -> int:
+    """Redis Cluster's hash slot of a key (CRC16 of its hash tag, else of the whole key)."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start > -1:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return binascii.crc_hqx(raw, 0) % SLOTS
+
+
+SLOTS = 16384
 
 SESSIONS_BY_CREATION = "idx:sessions:created"
 SESSIONS_BY_PURGE = "idx:sessions:purge"

@@ -227,7 +227,7 @@ class MultiplexedRedis:
 
     async def eval_script(self, source: str, keys: list[str], args: list[Arg]) -> Any:
         """EVALSHA, falling back to EVAL (which caches the script) after a server restart."""
-        if self._wait is not None and not source.startswith(READ_ONLY_MARK):
+        if self._wait is not None and not _read_only(source):
             return (await self.eval_many(source, [(keys, args)]))[0]
         sha = _sha1(source)
         try:
@@ -245,7 +245,7 @@ class MultiplexedRedis:
         """
         sha = _sha1(source)
         commands = [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]
-        wait = self._wait if not source.startswith(READ_ONLY_MARK) else None
+        wait = self._wait if not _read_only(source) else None
         if wait is not None:
             commands.append(wait)
         try:
@@ -324,6 +324,12 @@ def _pack(args: tuple[Arg, ...]) -> bytes:
 
 
 @cache
+def _read_only(source: str) -> bool:
+    """Marked read-only: the comment mark, or Redis's own ``no-writes`` script flag."""
+    first = source.split("\n", 1)[0]
+    return first.startswith(READ_ONLY_MARK) or (first.startswith("#!") and "no-writes" in first)
+
+
 def _sha1(source: str) -> str:
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 

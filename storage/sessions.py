@@ -1,17 +1,22 @@
 """RedisSessionStore: the session side of storage (implements ``actors.ports.SessionStore``).
 
-Writes go through one Lua script each (create/commit/purge), reads are single HMGETs or one
-``fetch`` call for many sessions. Index keys are passed as KEYS so every script declares what
-it touches; on a single node they are updated in the same atomic step as the session.
+Writes go through one Lua script each (create/commit/purge) that touches only the session's
+own hash slot; the commit's effects elsewhere (events, indexes, delivery jobs) are recorded
+with it and applied by ``storage.relay`` right after. Reads are single HMGETs or one ``fetch``
+call for many sessions, and check each session's own state, never trusting an index alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
+from redis.exceptions import RedisError
+
 from actors.delivery import DeliveryJob
-from actors.errors import LeaseLost
+from actors.errors import AlreadyExists, LeaseLost, ServiceError
 from actors.events import Event
 from actors.model import SessionState
 from actors.permissions import Caller
@@ -22,12 +27,14 @@ from storage import codec, index_plan, keys, session_search
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
-from storage.outbox import job_args
+from storage.outbox import job_fields
+from storage.relay import Relay, RelayEntry, encode
 from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
 #: moment and reads hide them, so this is only the backstop when no sweeper ran.
 PURGE_GRACE_MS = 600_000
+log = structlog.get_logger("sessiond.relay")
 FETCH_CHUNK = 500
 
 
@@ -48,8 +55,12 @@ class RedisSessionStore:
         self._lease_ttl_ms = lease_ttl_ms
         self.instance_id = instance_id
         self.retention_ms = retention_ms
-        self._partitions = partitions
-        self._stream_maxlen = stream_maxlen
+        self.relay = Relay(
+            redis,
+            partitions=partitions,
+            stream_maxlen=stream_maxlen,
+            split_by_slot=getattr(redis, "splits_by_slot", False),
+        )
 
     async def ping(self) -> None:
         """Raise unless a write would succeed now (one SET of a tiny key, short expiry).
@@ -94,17 +105,17 @@ class RedisSessionStore:
     ) -> list[str]:
         """Write a new session; returns the sessions it pushed over the per-user cap."""
         sid = state.id
-        args, index_keys = self._write_args(None, state, events, at_ms, creator_id, jobs)
+        args, entry = self._write_args(None, state, events, at_ms, creator_id, jobs, "")
+        await self._claim_token(None, state, entry)
         keys_ = [
             keys.session(sid),
             keys.session_fence(sid),
-            self._partition_key(sid),
-            keys.OUTBOX,
-            *index_keys,
+            keys.session_relay(sid),
+            keys.relay_pending(keys.slot_of(keys.session(sid))),
         ]
         with mapped_errors():
             reply = await self._redis.eval_script(source("create"), keys_, args)
-        return _evicted(reply)
+        return await self._relay_now(entry, int(reply[1]))
 
     async def commit(
         self,
@@ -120,25 +131,78 @@ class RedisSessionStore:
     ) -> list[str]:
         """Write a change under the lease; returns the sessions pushed over the cap."""
         sid = lease.session_id
-        args, index_keys = self._write_args(before, after, events, at_ms, creator_id, jobs)
+        owner = lease.owner if release else ""
+        args, entry = self._write_args(before, after, events, at_ms, creator_id, jobs, owner)
+        await self._claim_token(before, after, entry)
         keys_ = [
             keys.session_lease(sid),
             keys.session(sid),
             keys.session_fence(sid),
-            self._partition_key(sid),
-            keys.OUTBOX,
-            *index_keys,
+            keys.session_relay(sid),
+            keys.relay_pending(keys.slot_of(keys.session(sid))),
         ]
-        lease_args: list[Any] = [lease.owner, lease.fence, 1 if release else 0, self._lease_ttl_ms]
+        lease_args: list[Any] = [lease.owner, lease.fence, self._lease_ttl_ms]
         try:
             with mapped_errors():
                 reply = await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
         except ScriptRefused as exc:
             raise LeaseLost(sid) from exc
-        return _evicted(reply)
+        return await self._relay_now(entry, int(reply[1]))
 
-    def _partition_key(self, session_id: str) -> str:
-        return keys.event_stream(keys.event_partition(session_id, self._partitions))
+    async def _relay_now(self, entry: RelayEntry, recorded: int) -> list[str]:
+        """The writer's own relay pass; a failure leaves the entry to the repair.
+
+        The commit stands (stored, with its entry), so the write is answered, not failed.
+        ``recorded`` > 1: an earlier commit's entry is still there (its writer died, or its
+        relay failed); the entries are applied oldest first, so the events keep their order.
+        """
+        sid = entry.session_id
+        try:
+            if recorded > 1:
+                with mapped_errors():
+                    found = await self._redis.execute("HGETALL", keys.session_relay(sid))
+                return await self.relay.apply_recorded(found, own=entry.field)
+            return await self.relay.apply(entry)
+        except (ServiceError, RedisError) as exc:
+            _deferred(sid, exc)
+        if entry.release_owner:  # the clearing step would have released it
+            with contextlib.suppress(ServiceError, RedisError), mapped_errors():
+                await self._redis.eval_script(
+                    source("release"), [keys.session_lease(sid)], [entry.release_owner]
+                )
+        return []
+
+    async def _claim_token(
+        self, before: SessionState | None, after: SessionState, entry: RelayEntry
+    ) -> None:
+        """Claim a new PingOne token's key before the commit: one token, one session.
+
+        The key lives in its own slot, so it is claimed first (and refreshed by the relay).
+        A claim whose owner does not hold the token (a writer died before its commit, or the
+        owner ended) is taken over; a live owner's is refused.
+        """
+        token = after.st_token_hash
+        if not token or after.terminated or (before is not None and before.st_token_hash == token):
+            return
+        key = keys.session_by_st_token(token)
+        expire_at = next((op.score for op in entry.ops if op.key == key), 0)
+        stale = ""
+        for _ in range(3):
+            with mapped_errors():
+                holder = as_text(
+                    await self._redis.eval_script(
+                        source("claim"), [key], [after.id, expire_at, stale]
+                    )
+                )
+            if not holder:
+                return
+            owner = await self.read_state(holder)
+            if owner is not None and not owner.terminated and owner.st_token_hash == token:
+                raise AlreadyExists(
+                    "SESSION-stTaken", "the session token is in use by another session"
+                )
+            stale = holder
+        raise AlreadyExists("SESSION-stTaken", "the session token is in use by another session")
 
     def _expire_at(self, state: SessionState, at_ms: int) -> int:
         if state.terminated:
@@ -154,7 +218,9 @@ class RedisSessionStore:
         at_ms: int,
         creator_id: str,
         jobs: Sequence[DeliveryJob],
-    ) -> tuple[list[Any], list[str]]:
+        release_owner: str,
+    ) -> tuple[list[Any], RelayEntry]:
+        """The write script's arguments, and the relay entry they record."""
         fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
         first_seq = (before.sequence if before else 0) + 1
         entries = codec.stream_entries(
@@ -167,27 +233,28 @@ class RedisSessionStore:
         ops = codec.index_ops(
             before, after, self.retention_ms, cap=self._cap, expire_at_ms=expire_at
         )
-        index_keys = sorted({op.key for op in ops})
-        if any(op.op == "cap" for op in ops):
-            index_keys.append(keys.SESSIONS_TO_EVICT)
+        # the commit's last sequence names its entry; a commit without events cannot clash
+        # with the previous one's still-recorded entry
+        field = str(first_seq + len(entries) - 1) if entries else f"{first_seq - 1}+{at_ms}"
+        entry = RelayEntry(
+            session_id=after.id,
+            field=field,
+            at_ms=at_ms,
+            events=[[part for pair in e.items() for part in pair] for e in entries],
+            ops=ops,
+            jobs=[job_fields(job) for job in jobs],
+            release_owner=release_owner,
+        )
         args: list[Any] = [
             str(before.sequence) if before else "",
             1 if after.terminated else 0,
             expire_at,
-            self._stream_maxlen,
             len(fields),
         ]
         for name, value in fields.items():
             args += [name, value]
-        args.append(len(entries))
-        for entry in entries:
-            args.append(len(entry))
-            for name, text in entry.items():
-                args += [name, text]
-        args.append(len(ops))
-        args += _op_args(ops, index_keys, at_ms)
-        args += job_args(jobs)
-        return args, index_keys
+        args += [entry.field, encode(entry), at_ms, after.id]
+        return args, entry
 
     # -- reads -------------------------------------------------------------------------
     async def read_meta(self, session_id: str) -> tuple[SessionMeta | None, str]:
@@ -320,35 +387,46 @@ class RedisSessionStore:
         metas = await self.fetch_metas([session_id])
         meta = metas[0]
         index_keys = index_plan.all_of_summary(meta) if meta else [keys.SESSIONS_BY_CREATION]
-        others = [key for key in index_keys if key != keys.SESSIONS_BY_PURGE]
+        if keys.SESSIONS_BY_PURGE not in index_keys:
+            index_keys.append(keys.SESSIONS_BY_PURGE)
+        entry = RelayEntry(
+            session_id=session_id,
+            field="purge",
+            at_ms=now_ms,
+            events=[],
+            ops=[IndexOp("zrem", key, 0, session_id) for key in index_keys],
+            jobs=[],
+        )
         keys_ = [
             keys.session(session_id),
             keys.session_fence(session_id),
-            keys.SESSIONS_BY_PURGE,
-            *others,
+            keys.session_relay(session_id),
+            keys.relay_pending(keys.slot_of(keys.session(session_id))),
         ]
+        args: list[Any] = [now_ms, self.retention_ms, session_id, entry.field, encode(entry)]
         with mapped_errors():
-            done = await self._redis.eval_script(
-                source("purge"), keys_, [now_ms, self.retention_ms, session_id]
-            )
-        return int(done)
+            done = await self._redis.eval_script(source("purge"), keys_, args)
+        if done == 1:
+            await self._relay_now(entry, 1)
+            return 1
+        with mapped_errors():  # not due: the schedule follows the session's own expiry
+            if isinstance(done, list):
+                await self._redis.execute("ZADD", keys.SESSIONS_BY_PURGE, done[0], session_id)
+            else:
+                await self._redis.execute("ZREM", keys.SESSIONS_BY_PURGE, session_id)
+        return 0
+
+    async def repair_relay(self, now_ms: int) -> int:
+        """Apply the commits a crashed writer left unrelayed; how many sessions had some."""
+        return await self.relay.repair(now_ms)
 
 
-def _op_args(ops: list[IndexOp], index_keys: list[str], at_ms: int) -> list[Any]:
-    position = {key: number for number, key in enumerate(index_keys, start=1)}
-    out: list[Any] = []
-    for op in ops:
-        out += [op.op, position[op.key], op.score, op.member]
-        if op.op == "cap":
-            out += [op.limit, position[keys.SESSIONS_TO_EVICT], at_ms]
-    return out
-
-
-def _evicted(reply: object) -> list[str]:
-    """The session ids after the previous sequence in a write script's reply."""
-    if not isinstance(reply, list):
-        return []
-    return [as_text(member) for member in reply[1:]]
+def _deferred(session_id: str, exc: Exception) -> None:
+    log.warning(
+        "relay deferred to the repair",
+        session_id=session_id,
+        error=getattr(exc, "error_id", None) or type(exc).__name__,
+    )
 
 
 def _score(value: float) -> str | int:

@@ -48,6 +48,9 @@ class SessionReads(Protocol):
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
         """Purge sessions past expiration + retention; how many were purged."""
 
+    async def repair_relay(self, now_ms: int) -> int:
+        """Apply the commits a crashed writer left unrelayed; how many sessions had some."""
+
 
 class PasswordCheckStart(Protocol):
     @property

@@ -1,0 +1,16 @@
+#!lua flags=no-writes,allow-cross-slot-keys
+-- relay_pending: sessions with commits the relay has not applied since before a cutoff
+-- (left by a crashed or stalled writer), over the relay:{t} keys of slots one node serves.
+-- KEYS[1] one of them (it routes the call to that node; a cluster wants one slot declared)
+-- ARGV[1] cutoff ms  ARGV[2] at most this many  ARGV[3..] every relay:{t} key to look at
+-- (read as undeclared keys of the same node, which the allow-cross-slot-keys flag permits)
+-- Reply: session ids.
+local found = {}
+local limit = tonumber(ARGV[2])
+for n = 3, #ARGV do
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', ARGV[n], '-inf', ARGV[1], 'LIMIT', 0, limit)) do
+    found[#found + 1] = sid
+    if #found >= limit then return found end
+  end
+end
+return found
