@@ -118,6 +118,7 @@ async def open_stores(settings: Settings) -> Stores:
         stream_maxlen=settings.event_stream_maxlen,
         lease_ttl_ms=settings.lease_ttl_ms,
         max_sessions_per_user=settings.max_sessions_per_user,
+        observe_relay=RECORD.relay,
     )
     intents = RedisIntentStore(redis, settings, instance_id=instance.id, clock=CLOCK, ids=IDS)
     idps = RedisIdpStore(redis, settings, instance_id=instance.id, clock=CLOCK, ids=IDS)

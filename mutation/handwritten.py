@@ -138,7 +138,9 @@ MUTATIONS: tuple[Mutation, ...] = (
         "storage/scripts/relay_apply.lua",
         "    redis.call('ZADD', k, score, member)\n  elseif op == 'zrem' then\n",
         "    local _ = k\n  elseif op == 'zrem' then\n",
-        ("tests/test_sessions_store.py::test_create_writes_state_indexes_and_the_partition_stream",),
+        (
+            "tests/test_sessions_store.py::test_create_writes_state_indexes_and_the_partition_stream",
+        ),
         "a written session is in no index: ListSessions and the purge never find it",
     ),
     Mutation(
@@ -217,8 +219,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "relay-repair-not-old-enough",
         "storage/relay.py",
-        "            args = [now_ms - CLAIM_MS, _REPAIR_BATCH, *pending_keys]\n",
-        "            args = [0, _REPAIR_BATCH, *pending_keys]\n",
+        "            args = [now_ms - CLAIM_MS, _REPAIR_BATCH, batch, *pending_keys]\n",
+        "            args = [0, _REPAIR_BATCH, batch, *pending_keys]\n",
         ("tests/test_relay.py::test_a_create_whose_writer_died_is_relayed_by_the_repair_once",),
         "nothing is ever repaired: a crashed writer's commit stays out of every index",
     ),

@@ -21,6 +21,7 @@ again, the first success closes the circuit and another timeout opens it at once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 from collections import deque
@@ -196,24 +197,8 @@ class MultiplexedRedis:
             return await self._execute_many(commands)
 
     async def _execute_many(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        self._circuit.check(started)
-        protocol: _Protocol | None = None
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                protocol = self._protocol
-                if protocol is None or protocol.lost is not None:
-                    protocol = await self._connect()
-                futures = [protocol.send(_pack(command)) for command in commands]
-                # every reply is collected, so a failed one never leaves the others unread
-                replies = await asyncio.gather(*futures, return_exceptions=True)
-        except TimeoutError:
-            self._timed_out(loop, protocol)
-        self._circuit.succeeded()
-        if self._observe is not None and commands:  # one round trip, named by its first
-            self._observe(str(commands[0][0]), loop.time() - started)
-        for reply in replies:
+        replies = await self._send_all(commands)
+        for reply in replies:  # every reply was collected, so none is left unread
             if isinstance(reply, BaseException):
                 raise reply
         return replies
@@ -263,6 +248,63 @@ class MultiplexedRedis:
                 f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
                 f"confirmed it within {wait[2]} ms"
             )
+        return replies
+
+    async def eval_chain(self, calls: list[tuple[str, list[str], list[Arg]]]) -> list[Any]:
+        """Several scripts in one write, run in order; each reply, or its error as a value.
+
+        A call that met NOSCRIPT (a restarted server) did not run; from the first such call
+        on, each call is run again in order (EVALSHA with EVAL's fallback). The calls after
+        it ran without it, so they must guard themselves (the relay's pass does).
+        With ``wait_replicas`` a ``WAIT`` follows when any call may write.
+        """
+        commands: list[tuple[Arg, ...]] = [
+            ("EVALSHA", _sha1(source), len(keys), *keys, *args) for source, keys, args in calls
+        ]
+        wait = None
+        if self._wait is not None and not all(_read_only(call[0]) for call in calls):
+            wait = self._wait
+            commands.append(wait)
+        with self._trace("EVALSHA") if self._trace is not None else contextlib.nullcontext():
+            replies = list(await self._send_all(tuple(commands)))
+        acknowledged = int(replies.pop()) if wait is not None else 0
+        for at, reply in enumerate(replies):
+            if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+                for later in range(at, len(calls)):
+                    source, keys, args = calls[later]
+                    try:
+                        replies[later] = await self.eval_script(source, keys, args)
+                    except ResponseError as exc:
+                        replies[later] = exc
+                break
+        if wait is not None and acknowledged < int(wait[1]):
+            raise NotReplicatedError(
+                f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
+                f"confirmed it within {wait[2]} ms"
+            )
+        return replies
+
+    async def _send_all(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+        """``_execute_many`` that hands back error replies instead of raising them."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._circuit.check(started)
+        protocol: _Protocol | None = None
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                protocol = self._protocol
+                if protocol is None or protocol.lost is not None:
+                    protocol = await self._connect()
+                futures = [protocol.send(_pack(command)) for command in commands]
+                replies = await asyncio.gather(*futures, return_exceptions=True)
+        except TimeoutError:
+            self._timed_out(loop, protocol)
+        self._circuit.succeeded()
+        if self._observe is not None and commands:
+            self._observe(str(commands[0][0]), loop.time() - started)
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(reply, ResponseError):
+                raise reply
         return replies
 
     async def _connect(self) -> _Protocol:

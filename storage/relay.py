@@ -20,7 +20,9 @@ runs once per slot the entry touches, the session's own slot (the clearing step)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, Protocol
 
 import msgspec
@@ -51,14 +53,6 @@ class RelayEntry(msgspec.Struct, frozen=True, array_like=True):
     #: the writer's lease owner, released by the clearing step ("" = none)
     release_owner: str = ""
 
-    @property
-    def first_sequence(self) -> str:
-        for pairs in self.events:
-            for name, value in zip(pairs[::2], pairs[1::2], strict=True):
-                if name == "sequence":
-                    return value
-        return ""
-
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(RelayEntry)
@@ -80,28 +74,21 @@ class ScriptClient(Protocol):
     async def execute(self, *args: Any) -> Any: ...
 
 
-class _Call:
-    """One script call's keys: numbered in the order first named."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self._numbers: dict[str, int] = {}
-
-    def number(self, key: str) -> int:
-        found = self._numbers.get(key)
-        if found is None:
-            self.keys.append(key)
-            found = self._numbers[key] = len(self.keys)
-        return found
-
-
 class Relay:
     """Applies relay entries (the writer's pass and the repair) and finds stale ones."""
 
     def __init__(
-        self, redis: ScriptClient, *, partitions: int, stream_maxlen: int, split_by_slot: bool
+        self,
+        redis: ScriptClient,
+        *,
+        partitions: int,
+        stream_maxlen: int,
+        split_by_slot: bool,
+        observe_lag: Callable[[str, float], None] | None = None,
     ) -> None:
         self._redis = redis
+        #: told "writer" or "repair" and the seconds from the commit to its clearing
+        self._observe_lag = observe_lag
         self._partitions = partitions
         self._maxlen = stream_maxlen
         self._split = split_by_slot
@@ -109,17 +96,22 @@ class Relay:
     def partition_key(self, session_id: str) -> str:
         return keys.event_stream(keys.event_partition(session_id, self._partitions))
 
-    async def apply(self, entry: RelayEntry, *, repair: bool = False) -> list[str]:
+    async def apply(
+        self, entry: RelayEntry, *, repair: bool = False, raw: bytes | None = None
+    ) -> list[str]:
         """Apply the entry and clear it; the sessions a cap op found over the limit.
 
         The writer's own pass (not ``repair``) also releases the writer's lease if asked; a
         repair never does: the lease may be a newer writer's by then, under the same owner.
         """
+        blob = raw if raw is not None else encode(entry)
         if not self._split:
-            return await self._run(entry, repair, None, effects=True, ack=True)
+            whole = await self._run(entry, blob, repair, None, effects=True, ack=True)
+            self._lag(entry, repair)
+            return whole
         slots = {keys.slot_of(key) for key in self._effect_keys(entry)}
         victims: list[str] = []
-        calls = (self._run(entry, repair, s, effects=True, ack=False) for s in slots)
+        calls = (self._run(entry, blob, repair, s, effects=True, ack=False) for s in slots)
         for found in await asyncio.gather(*calls):
             victims += found
         if victims:  # recorded before the entry is cleared, so a crash cannot lose them
@@ -127,8 +119,14 @@ class Relay:
             with mapped_errors():
                 await self._redis.execute("ZADD", keys.SESSIONS_TO_EVICT, "NX", *pairs)
         own = keys.slot_of(keys.session(entry.session_id))
-        await self._run(entry, repair, own, effects=False, ack=True)
+        await self._run(entry, blob, repair, own, effects=False, ack=True)
+        self._lag(entry, repair)
         return victims
+
+    def _lag(self, entry: RelayEntry, repair: bool) -> None:
+        if self._observe_lag is not None:
+            lag_ms = max(0, time.time_ns() // 1_000_000 - entry.at_ms)
+            self._observe_lag("repair" if repair else "writer", lag_ms / 1000)
 
     def _effect_keys(self, entry: RelayEntry) -> Iterable[str]:
         if entry.events:
@@ -141,70 +139,95 @@ class Relay:
             yield keys.OUTBOX
 
     async def _run(
-        self, entry: RelayEntry, repair: bool, slot: int | None, *, effects: bool, ack: bool
+        self,
+        entry: RelayEntry,
+        blob: bytes,
+        repair: bool,
+        slot: int | None,
+        *,
+        effects: bool,
+        ack: bool,
     ) -> list[str]:
         """One script call: the entry's effects in ``slot`` (None: all), then its clearing."""
+        call = self._call(entry, blob, repair, slot, effects=effects, ack=ack)
+        if call is None:
+            return []
+        with mapped_errors():
+            reply = await self._redis.eval_script(source("relay_apply"), *call)
+        return victims_of(reply) or []
+
+    def writer_call(self, entry: RelayEntry, blob: bytes) -> tuple[list[str], list[Any]] | None:
+        """The writer's whole pass as one call (one node only), to send with its commit."""
+        if self._split:
+            return None
+        return self._call(entry, blob, False, None, effects=True, ack=True)
+
+    def observe(self, entry: RelayEntry) -> None:
+        """Count a writer's pass sent with its commit (``writer_call``) once it applied."""
+        self._lag(entry, False)
+
+    def _call(
+        self,
+        entry: RelayEntry,
+        blob: bytes,
+        repair: bool,
+        slot: int | None,
+        *,
+        effects: bool,
+        ack: bool,
+    ) -> tuple[list[str], list[Any]] | None:
 
         def here(key: str) -> bool:
             return effects and (slot is None or keys.slot_of(key) == slot)
 
-        call = _Call()
         sid = entry.session_id
-        args: list[Any] = [
-            sid,
-            entry.first_sequence,
-            "r" if repair else "w",
-            self._maxlen,
-            entry.at_ms,
-            entry.at_ms,
-        ]
-        stream = self.partition_key(sid)
-        if entry.events and here(stream):
-            args += [call.number(stream), call.number(keys.replayed_entries(stream))]
-            args.append(len(entry.events))
-            for pairs in entry.events:
-                args += [len(pairs) // 2, *pairs]
+        touched = [op.key for op in entry.ops if here(op.key)]
+        stream = self.partition_key(sid) if entry.events else ""
+        if stream and here(stream):
+            touched += [stream, keys.replayed_entries(stream)]
         else:
-            args += [0, 0, 0]
-        ops = [op for op in entry.ops if here(op.key)]
-        args.append(len(ops))
-        for op in ops:
-            args += [op.op, call.number(op.key), op.score, op.member]
-            if op.op == "cap":
-                evict = keys.SESSIONS_TO_EVICT
-                args += [op.limit, call.number(evict) if slot is None else 0]
-        if entry.jobs and here(keys.OUTBOX):
-            args += [call.number(keys.OUTBOX), len(entry.jobs)]
-            for pairs in entry.jobs:
-                args += [len(pairs) // 2, *pairs]
-        else:
-            args += [0, 0]
+            stream = ""
+        outbox = keys.OUTBOX if entry.jobs and here(keys.OUTBOX) else ""
+        evict = ""
+        if slot is None and any(op.op == "cap" for op in entry.ops):
+            evict = keys.SESSIONS_TO_EVICT
+        clearing = ["", "", "", ""]
         if ack:
-            args += [
-                call.number(keys.session_relay(sid)),
-                call.number(keys.relay_pending(keys.slot_of(keys.session(sid)))),
-                call.number(keys.session_lease(sid)),
-                entry.field,
+            own = keys.relay_pending(keys.slot_of(keys.session(sid)))
+            clearing = [
+                keys.session_relay(sid),
+                own,
+                keys.session_lease(sid),
                 "" if repair else entry.release_owner,
             ]
-        else:
-            args += [0, 0, 0, "", ""]
-        if not call.keys:
-            return []
-        with mapped_errors():
-            reply = await self._redis.eval_script(source("relay_apply"), call.keys, args)
-        return [as_text(member) for member in reply or []]
+            touched += clearing[:3]
+        touched += [key for key in (outbox, evict) if key]
+        if not touched:
+            return None
+        args: list[Any] = [
+            blob,
+            "r" if repair else "w",
+            self._maxlen,
+            time.time_ns() // 1_000_000 if repair else entry.at_ms,
+            stream,
+            outbox,
+            evict,
+            *clearing,
+        ]
+        return list(dict.fromkeys(touched)), args
 
     async def apply_recorded(self, raw: Iterable[Any], own: str = "") -> list[str]:
         """Apply a session's recorded entries (HGETALL's flat reply), oldest commit first.
 
         ``own``: the field of the caller's own commit among them, applied as its writer's pass.
         """
-        flat = list(raw)
-        entries = [decode(as_bytes(value) or b"") for value in flat[1::2]]
+        blobs = [as_bytes(value) or b"" for value in list(raw)[1::2]]
+        entries = sorted(
+            ((decode(b), b) for b in blobs), key=lambda e: (_seq(e[0].field), e[0].at_ms)
+        )
         victims: list[str] = []
-        for entry in sorted(entries, key=lambda e: (_seq(e.field), e.at_ms)):
-            victims += await self.apply(entry, repair=entry.field != own)
+        for entry, blob in entries:
+            victims += await self.apply(entry, repair=entry.field != own, raw=blob)
         return victims
 
     async def repair(self, now_ms: int) -> int:
@@ -216,10 +239,11 @@ class Relay:
         groups: list[Iterable[int]] = await by_node() if by_node else [range(keys.SLOTS)]
         repaired = 0
         for group in groups:
-            pending_keys = [keys.relay_pending(slot) for slot in group]
+            pending_keys = _pending_keys(tuple(group))
             if not pending_keys:
                 continue
-            args = [now_ms - CLAIM_MS, _REPAIR_BATCH, *pending_keys]
+            batch = "" if self._split else "batch"
+            args = [now_ms - CLAIM_MS, _REPAIR_BATCH, batch, *pending_keys]
             with mapped_errors():
                 found = await self._redis.eval_script(
                     source("relay_pending"), pending_keys[:1], args
@@ -236,6 +260,18 @@ class Relay:
                 await self.apply_recorded(recorded)
                 repaired += 1
         return repaired
+
+
+@lru_cache(maxsize=8)
+def _pending_keys(slots: tuple[int, ...]) -> list[str]:
+    return [keys.relay_pending(slot) for slot in slots]
+
+
+def victims_of(reply: Any) -> list[str] | None:
+    """A relay_apply reply: the cap's victims, or None when the pass did not apply."""
+    if not reply or int(reply[0]) != 1:
+        return None
+    return [as_text(member) for member in reply[1:]]
 
 
 def _seq(field: str) -> int:

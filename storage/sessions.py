@@ -9,7 +9,7 @@ call for many sessions, and check each session's own state, never trusting an in
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -28,7 +28,7 @@ from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
 from storage.outbox import job_fields
-from storage.relay import Relay, RelayEntry, encode
+from storage.relay import Relay, RelayEntry, encode, victims_of
 from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
@@ -49,6 +49,7 @@ class RedisSessionStore:
         stream_maxlen: int,
         lease_ttl_ms: int,
         max_sessions_per_user: int = 0,
+        observe_relay: Callable[[str, float], None] | None = None,
     ) -> None:
         self._redis = redis
         self._cap = max_sessions_per_user
@@ -60,6 +61,7 @@ class RedisSessionStore:
             partitions=partitions,
             stream_maxlen=stream_maxlen,
             split_by_slot=getattr(redis, "splits_by_slot", False),
+            observe_lag=observe_relay,
         )
 
     async def ping(self) -> None:
@@ -105,7 +107,7 @@ class RedisSessionStore:
     ) -> list[str]:
         """Write a new session; returns the sessions it pushed over the per-user cap."""
         sid = state.id
-        args, entry = self._write_args(None, state, events, at_ms, creator_id, jobs, "")
+        args, entry, blob = self._write_args(None, state, events, at_ms, creator_id, jobs, "")
         await self._claim_token(None, state, entry)
         keys_ = [
             keys.session(sid),
@@ -113,9 +115,7 @@ class RedisSessionStore:
             keys.session_relay(sid),
             keys.relay_pending(keys.slot_of(keys.session(sid))),
         ]
-        with mapped_errors():
-            reply = await self._redis.eval_script(source("create"), keys_, args)
-        return await self._relay_now(entry, int(reply[1]))
+        return await self._write("create", keys_, args, entry, blob)
 
     async def commit(
         self,
@@ -132,7 +132,7 @@ class RedisSessionStore:
         """Write a change under the lease; returns the sessions pushed over the cap."""
         sid = lease.session_id
         owner = lease.owner if release else ""
-        args, entry = self._write_args(before, after, events, at_ms, creator_id, jobs, owner)
+        args, entry, blob = self._write_args(before, after, events, at_ms, creator_id, jobs, owner)
         await self._claim_token(before, after, entry)
         keys_ = [
             keys.session_lease(sid),
@@ -147,9 +147,34 @@ class RedisSessionStore:
                 reply = await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
         except ScriptRefused as exc:
             raise LeaseLost(sid) from exc
-        return await self._relay_now(entry, int(reply[1]))
+        return await self._relay_now(entry, blob, int(reply[1]))
 
-    async def _relay_now(self, entry: RelayEntry, recorded: int) -> list[str]:
+    async def _write(
+        self, script: str, keys_: list[str], args: list[Any], entry: RelayEntry, blob: bytes
+    ) -> list[str]:
+        """The write script, then the writer's relay pass; on one node both in one write.
+
+        The pass sent with the script applies only if the script recorded exactly its entry
+        (relay_apply.lua checks), so a refused write changes nothing there either.
+        """
+        relay_call = self.relay.writer_call(entry, blob)
+        if relay_call is None:
+            with mapped_errors():
+                reply = await self._redis.eval_script(source(script), keys_, args)
+            return await self._relay_now(entry, blob, int(reply[1]))
+        calls = [(source(script), keys_, args), (source("relay_apply"), *relay_call)]
+        with mapped_errors():
+            written, relayed = await self._redis.eval_chain(calls)
+            if isinstance(written, BaseException):
+                raise written
+        if not isinstance(relayed, BaseException):
+            victims = victims_of(relayed)
+            if victims is not None:
+                self.relay.observe(entry)
+                return victims
+        return await self._relay_now(entry, blob, int(written[1]))
+
+    async def _relay_now(self, entry: RelayEntry, blob: bytes, recorded: int) -> list[str]:
         """The writer's own relay pass; a failure leaves the entry to the repair.
 
         The commit stands (stored, with its entry), so the write is answered, not failed.
@@ -162,7 +187,7 @@ class RedisSessionStore:
                 with mapped_errors():
                     found = await self._redis.execute("HGETALL", keys.session_relay(sid))
                 return await self.relay.apply_recorded(found, own=entry.field)
-            return await self.relay.apply(entry)
+            return await self.relay.apply(entry, raw=blob)
         except (ServiceError, RedisError) as exc:
             _deferred(sid, exc)
         if entry.release_owner:  # the clearing step would have released it
@@ -219,8 +244,8 @@ class RedisSessionStore:
         creator_id: str,
         jobs: Sequence[DeliveryJob],
         release_owner: str,
-    ) -> tuple[list[Any], RelayEntry]:
-        """The write script's arguments, and the relay entry they record."""
+    ) -> tuple[list[Any], RelayEntry, bytes]:
+        """The write script's arguments, the relay entry they record, and its encoding."""
         fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
         first_seq = (before.sequence if before else 0) + 1
         entries = codec.stream_entries(
@@ -253,8 +278,9 @@ class RedisSessionStore:
         ]
         for name, value in fields.items():
             args += [name, value]
-        args += [entry.field, encode(entry), at_ms, after.id]
-        return args, entry
+        blob = encode(entry)
+        args += [entry.field, blob, at_ms, after.id]
+        return args, entry, blob
 
     # -- reads -------------------------------------------------------------------------
     async def read_meta(self, session_id: str) -> tuple[SessionMeta | None, str]:
@@ -403,11 +429,12 @@ class RedisSessionStore:
             keys.session_relay(session_id),
             keys.relay_pending(keys.slot_of(keys.session(session_id))),
         ]
-        args: list[Any] = [now_ms, self.retention_ms, session_id, entry.field, encode(entry)]
+        blob = encode(entry)
+        args: list[Any] = [now_ms, self.retention_ms, session_id, entry.field, blob]
         with mapped_errors():
             done = await self._redis.eval_script(source("purge"), keys_, args)
         if done == 1:
-            await self._relay_now(entry, 1)
+            await self._relay_now(entry, blob, 1)
             return 1
         with mapped_errors():  # not due: the schedule follows the session's own expiry
             if isinstance(done, list):

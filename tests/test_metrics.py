@@ -97,6 +97,8 @@ async def test_requests_rejections_actors_and_redis_are_counted(
     # the first call of a script on a fresh Redis is EVAL (EVALSHA answered NOSCRIPT)
     assert grew(scripts, command="EVAL") + grew(scripts, command="EVALSHA") >= 1
     assert grew(scripts, command="HMGET") >= 1  # the GetSession
+    # the create's events and index entries, applied by its own writer right after
+    assert grew("sessiond_relay_lag_seconds_count", path="writer") == 1
     assert "sessiond_live_actors" in after
     assert "sessiond_outbox_depth 0.0" in after  # nothing queued in this test
 

@@ -67,6 +67,13 @@ REDIS_LATENCY = Histogram(
     ["command"],
     buckets=_REDIS_BUCKETS,
 )
+RELAY_LAG = Histogram(
+    "sessiond_relay_lag_seconds",
+    "From a session commit to its events and index changes applied, by who applied them "
+    "(writer: right after the commit; repair: after the writer died or its relay failed)",
+    ["path"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0),
+)
 
 #: Error ids whose reason is more specific than their gRPC code.
 _REASON_BY_ID = {
@@ -111,6 +118,7 @@ class _Children:
         self._latency: dict[tuple[str, str], Any] = {}
         self._rejections: dict[str, Any] = {}
         self._redis: dict[str, Any] = {}
+        self._relay: dict[str, Any] = {}
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -134,6 +142,12 @@ class _Children:
         histogram = self._redis.get(command)
         if histogram is None:
             histogram = self._redis[command] = REDIS_LATENCY.labels(command)
+        histogram.observe(seconds)
+
+    def relay(self, path: str, seconds: float) -> None:
+        histogram = self._relay.get(path)
+        if histogram is None:
+            histogram = self._relay[path] = RELAY_LAG.labels(path)
         histogram.observe(seconds)
 
 

@@ -2,37 +2,51 @@
 -- (storage.relay splits an entry by hash slot on a cluster; a single node takes it whole).
 -- Every step is idempotent, so an entry applied twice (the repair after a crash) changes
 -- nothing more; its events are appended once (see "events").
--- ARGV[1] session id  ARGV[2] the entry's first event sequence  ARGV[3] "r" = repair, else
--- the committing writer's own pass  ARGV[4] MAXLEN ~ of the partition stream
--- ARGV[5] the commit's time ms (the repair looks for its events from 5 s before)  ARGV[6] now
--- then sections, each led by key numbers (0 = not in this call):
---   events: stream key, replayed key, nevents, per event: npairs, field/value pairs
---   ops: nops, per op: "zadd"|"zrem"|"set"|"del"|"cap", key number, score, member;
---        "cap" adds: limit, the evict index's key number (0: the caller records victims)
---   jobs: outbox key, njobs, per job: npairs, field/value pairs
---   ack: relay hash key, pending key, lease key, the entry's field, lease owner to release
--- Reply: the sessions a "cap" op found over the limit (the caller ends them).
-local sid, first_seq, repair = ARGV[1], ARGV[2], ARGV[3] == 'r'
-local now = ARGV[6]
-local i = 7
+-- KEYS: every key this call touches (an op whose key is not among them is another call's).
+-- ARGV[1] the entry (msgpack, storage.relay.RelayEntry: session id, field, time ms, events
+-- as field/value lists, ops as {op, key, score, member, limit}, jobs, lease owner)
+-- ARGV[2] "r" = repair, else the committing writer's own pass  ARGV[3] MAXLEN ~ of the
+-- partition stream  ARGV[4] now ms  ARGV[5] the partition stream, if this call publishes
+-- ARGV[6] the outbox, if this call queues the jobs  ARGV[7] the evict index, if this call
+-- records a cap's victims  ARGV[8] the relay hash sess:{S}:relay, if this call clears the
+-- entry; then ARGV[9] relay:{t}  ARGV[10] the lease  ARGV[11] the lease owner to release
+-- ("" = none).
+-- Reply: {1, the sessions a "cap" op found over the limit (the caller ends them)...}, or {0}
+-- when a writer's pass that clears the entry found it not recorded as given (its commit was
+-- refused, or the repair cleared it) or found older entries (the caller applies them all).
+local e = cmsgpack.unpack(ARGV[1])
+local sid, field, at_ms, events, ops, jobs = e[1], e[2], e[3], e[4], e[5], e[6]
+local repair, now = ARGV[2] == 'r', ARGV[4]
+local k_stream, k_outbox, k_evict, k_relay = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 
-local function key(n) return KEYS[tonumber(n)] end
+-- the writer's pass that clears the entry in the same call (a single node; it may be sent
+-- with the commit, before its outcome is known) applies only what its commit recorded, and
+-- only when no older entry waits (those go first: the caller applies them all, in order)
+local whole = k_relay ~= '' and not repair
+if whole then
+  if redis.call('HGET', k_relay, field) ~= ARGV[1] or redis.call('HLEN', k_relay) > 1 then
+    return {0}
+  end
+end
 
 -- events: the writer's pass skips an entry the repair already took; the repair marks the
 -- entry first, then appends unless the stream already holds it (the writer got there).
-local k_stream, k_replayed = ARGV[i], ARGV[i + 1]
-local nevents = tonumber(ARGV[i + 2]); i = i + 3
-local publish = k_stream ~= '0' and nevents > 0
-if publish then
-  local kind = redis.call('TYPE', key(k_stream))['ok']
+if k_stream ~= '' and #events > 0 then
+  local kind = redis.call('TYPE', k_stream)['ok']
   if kind ~= 'none' and kind ~= 'stream' then
-    return redis.error_reply('WRONGTYPE_KEY ' .. key(k_stream))
+    return redis.error_reply('WRONGTYPE_KEY ' .. k_stream)
   end
+  local first_seq = ''
+  for f = 1, #events[1], 2 do
+    if events[1][f] == 'sequence' then first_seq = events[1][f + 1] end
+  end
+  local mark = sid .. ':' .. first_seq
+  local k_replayed = k_stream .. ':replayed'
+  local publish = true
   if repair then
-    redis.call('ZADD', key(k_replayed), now, sid .. ':' .. first_seq)
-    redis.call('ZREMRANGEBYSCORE', key(k_replayed), '-inf', tonumber(now) - 86400000)
-    local from = math.max(0, tonumber(ARGV[5]) - 5000)
-    for _, entry in ipairs(redis.call('XRANGE', key(k_stream), from, '+')) do
+    redis.call('ZADD', k_replayed, now, mark)
+    redis.call('ZREMRANGEBYSCORE', k_replayed, '-inf', tonumber(now) - 86400000)
+    for _, entry in ipairs(redis.call('XRANGE', k_stream, math.max(0, at_ms - 5000), '+')) do
       local fields, id, seq = entry[2], nil, nil
       for f = 1, #fields, 2 do
         if fields[f] == 'aggregateId' then id = fields[f + 1] end
@@ -40,74 +54,66 @@ if publish then
       end
       if id == sid and seq == first_seq then publish = false; break end
     end
-  elseif redis.call('ZSCORE', key(k_replayed), sid .. ':' .. first_seq) then
+  elseif not whole and redis.call('ZSCORE', k_replayed, mark) then
+    -- (a whole pass found its entry recorded: the repair, which clears it, has not run)
     publish = false
   end
-end
-for _ = 1, nevents do
-  local npairs = tonumber(ARGV[i]); i = i + 1
-  local last = i + npairs * 2 - 1
   if publish then
-    redis.call('XADD', key(k_stream), 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i, last))
+    for _, pairs in ipairs(events) do
+      redis.call('XADD', k_stream, 'MAXLEN', '~', ARGV[3], '*', unpack(pairs))
+    end
   end
-  i = last + 1
 end
 
-local victims = {}
-local nops = tonumber(ARGV[i]); i = i + 1
-for _ = 1, nops do
-  local op, k, score, member = ARGV[i], key(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  if op == 'zadd' then
-    redis.call('ZADD', k, score, member)
-  elseif op == 'zrem' then
-    redis.call('ZREM', k, member)
-  elseif op == 'set' then
-    -- a token key names one session: never taken over from another (reads check the owner)
-    local holder = redis.call('GET', k)
-    if not holder or holder == member then
-      if tonumber(score) > 0 then
-        redis.call('SET', k, member, 'PXAT', score)
-      else
-        redis.call('SET', k, member)
+local here = {}
+for _, k in ipairs(KEYS) do here[k] = true end
+local victims = {1}
+for _, op in ipairs(ops) do
+  local kind, k, score, member = op[1], op[2], op[3], op[4]
+  if here[k] then
+    if kind == 'zadd' then
+      redis.call('ZADD', k, score, member)
+    elseif kind == 'zrem' then
+      redis.call('ZREM', k, member)
+    elseif kind == 'set' then
+      -- a token key names one session: never taken over from another (reads check the owner)
+      local holder = redis.call('GET', k)
+      if not holder or holder == member then
+        if score > 0 then
+          redis.call('SET', k, member, 'PXAT', score)
+        else
+          redis.call('SET', k, member)
+        end
       end
-    end
-  elseif op == 'del' then
-    if redis.call('GET', k) == member then redis.call('DEL', k) end
-  else -- cap: never more than limit members; the least recently active others are ended
-    local limit, evict = tonumber(ARGV[i]), ARGV[i + 1]
-    i = i + 2
-    redis.call('ZADD', k, score, member)
-    -- victims stay members until their own termination removes them, so a repeated pass
-    -- (the repair) finds the same ones again
-    local over = redis.call('ZCARD', k) - limit
-    if over > 0 then
-      for _, other in ipairs(redis.call('ZRANGE', k, 0, over)) do
-        if over > 0 and other ~= member then
-          if evict ~= '0' then redis.call('ZADD', key(evict), 'NX', now, other) end
-          victims[#victims + 1] = other
-          over = over - 1
+    elseif kind == 'del' then
+      if redis.call('GET', k) == member then redis.call('DEL', k) end
+    else -- cap: never more than limit members; the least recently active others are ended
+      redis.call('ZADD', k, score, member)
+      -- victims stay members until their own termination removes them, so a repeated pass
+      -- (the repair) finds the same ones again
+      local over = redis.call('ZCARD', k) - op[5]
+      if over > 0 then
+        for _, other in ipairs(redis.call('ZRANGE', k, 0, over)) do
+          if over > 0 and other ~= member then
+            if k_evict ~= '' then redis.call('ZADD', k_evict, 'NX', now, other) end
+            victims[#victims + 1] = other
+            over = over - 1
+          end
         end
       end
     end
   end
 end
 
-local k_outbox = ARGV[i]
-local njobs = tonumber(ARGV[i + 1]); i = i + 2
-for _ = 1, njobs do
-  local npairs = tonumber(ARGV[i]); i = i + 1
-  local last = i + npairs * 2 - 1
-  redis.call('XADD', key(k_outbox), '*', unpack(ARGV, i, last))
-  i = last + 1
+if k_outbox ~= '' then
+  for _, pairs in ipairs(jobs) do redis.call('XADD', k_outbox, '*', unpack(pairs)) end
 end
 
-local k_relay, k_pending, k_lease = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-if k_relay ~= '0' then
-  redis.call('HDEL', key(k_relay), ARGV[i + 3])
-  if redis.call('EXISTS', key(k_relay)) == 0 then redis.call('ZREM', key(k_pending), sid) end
-  if k_lease ~= '0' and ARGV[i + 4] ~= '' and redis.call('GET', key(k_lease)) == ARGV[i + 4] then
-    redis.call('DEL', key(k_lease))
+if k_relay ~= '' then
+  redis.call('HDEL', k_relay, field)
+  if redis.call('EXISTS', k_relay) == 0 then redis.call('ZREM', ARGV[9], sid) end
+  if ARGV[11] ~= '' and redis.call('GET', ARGV[10]) == ARGV[11] then
+    redis.call('DEL', ARGV[10])
   end
 end
 return victims
