@@ -50,6 +50,8 @@ import hashlib
 import zlib
 from functools import lru_cache
 
+from redis.crc import key_slot
+
 
 def session(session_id: str) -> str:
     return f"sess:{{{session_id}}}"
@@ -99,14 +101,8 @@ def slot_tag(slot: int) -> str:
 
 
 def slot_of(key: str) -> int:
-    """Redis Cluster's hash slot of a key (CRC16 of its hash tag, else of the whole key)."""
-    raw = key.encode()
-    start = raw.find(b"{")
-    if start > -1:
-        end = raw.find(b"}", start + 1)
-        if end > start + 1:
-            raw = raw[start + 1 : end]
-    return binascii.crc_hqx(raw, 0) % SLOTS
+    """Redis Cluster's hash slot of a key (redis-py's CRC16 of its hash tag)."""
+    return int(key_slot(key.encode()))
 
 
 SLOTS = 16384

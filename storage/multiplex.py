@@ -243,11 +243,7 @@ class MultiplexedRedis:
         if wait is None:
             return replies
         acknowledged = int(replies.pop())
-        if acknowledged < int(wait[1]):
-            raise NotReplicatedError(
-                f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
-                f"confirmed it within {wait[2]} ms"
-            )
+        _check_replicated(acknowledged, wait)
         return replies
 
     async def eval_chain(self, calls: list[tuple[str, list[str], list[Arg]]]) -> list[Any]:
@@ -277,11 +273,8 @@ class MultiplexedRedis:
                     except ResponseError as exc:
                         replies[later] = exc
                 break
-        if wait is not None and acknowledged < int(wait[1]):
-            raise NotReplicatedError(
-                f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
-                f"confirmed it within {wait[2]} ms"
-            )
+        if wait is not None:
+            _check_replicated(acknowledged, wait)
         return replies
 
     async def _send_all(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
@@ -366,6 +359,14 @@ def _pack(args: tuple[Arg, ...]) -> bytes:
 
 
 @cache
+def _check_replicated(acknowledged: int, wait: tuple[str, int, int]) -> None:
+    if acknowledged < int(wait[1]):
+        raise NotReplicatedError(
+            f"the write ran on the primary; {acknowledged} of {wait[1]} replicas "
+            f"confirmed it within {wait[2]} ms"
+        )
+
+
 def _read_only(source: str) -> bool:
     """Marked read-only: the comment mark, or Redis's own ``no-writes`` script flag."""
     first = source.split("\n", 1)[0]
