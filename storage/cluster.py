@@ -87,6 +87,7 @@ def command_key(args: tuple[Arg, ...]) -> Arg | None:
 
 
 def slot_of(key: Arg) -> int:
+    """Redis Cluster's hash slot of a key (CRC16 of its hash tag, as redis-py computes it)."""
     raw = key if isinstance(key, bytes) else str(key).encode()
     return int(key_slot(raw))
 

@@ -50,8 +50,6 @@ import hashlib
 import zlib
 from functools import lru_cache
 
-from redis.crc import key_slot
-
 
 def session(session_id: str) -> str:
     return f"sess:{{{session_id}}}"
@@ -98,11 +96,6 @@ def _slot_tags() -> tuple[str, ...]:
 
 def slot_tag(slot: int) -> str:
     return _slot_tags()[slot]
-
-
-def slot_of(key: str) -> int:
-    """Redis Cluster's hash slot of a key (redis-py's CRC16 of its hash tag)."""
-    return int(key_slot(key.encode()))
 
 
 SLOTS = 16384

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import msgspec
 
 from storage import keys
+from storage.cluster import slot_of
 from storage.codec import IndexOp, as_bytes, as_text
 from storage.errors import mapped_errors
 from storage.scripts import source
@@ -109,7 +110,7 @@ class Relay:
             whole = await self._run(entry, blob, repair, None, effects=True, ack=True)
             self._lag(entry, repair)
             return whole
-        slots = {keys.slot_of(key) for key in self._effect_keys(entry)}
+        slots = {slot_of(key) for key in self._effect_keys(entry)}
         victims: list[str] = []
         calls = (self._run(entry, blob, repair, s, effects=True, ack=False) for s in slots)
         for found in await asyncio.gather(*calls):
@@ -118,7 +119,7 @@ class Relay:
             pairs = (part for sid in victims for part in (entry.at_ms, sid))
             with mapped_errors():
                 await self._redis.execute("ZADD", keys.SESSIONS_TO_EVICT, "NX", *pairs)
-        own = keys.slot_of(keys.session(entry.session_id))
+        own = slot_of(keys.session(entry.session_id))
         await self._run(entry, blob, repair, own, effects=False, ack=True)
         self._lag(entry, repair)
         return victims
@@ -178,7 +179,7 @@ class Relay:
     ) -> tuple[list[str], list[Any]] | None:
 
         def here(key: str) -> bool:
-            return effects and (slot is None or keys.slot_of(key) == slot)
+            return effects and (slot is None or slot_of(key) == slot)
 
         sid = entry.session_id
         touched = [op.key for op in entry.ops if here(op.key)]
@@ -193,7 +194,7 @@ class Relay:
             evict = keys.SESSIONS_TO_EVICT
         clearing = ["", "", "", ""]
         if ack:
-            own = keys.relay_pending(keys.slot_of(keys.session(sid)))
+            own = keys.relay_pending(slot_of(keys.session(sid)))
             clearing = [
                 keys.session_relay(sid),
                 own,
@@ -254,7 +255,7 @@ class Relay:
                 if not recorded:  # applied meanwhile; a stray registration is dropped
                     with mapped_errors():
                         await self._redis.execute(
-                            "ZREM", keys.relay_pending(keys.slot_of(keys.session(sid))), sid
+                            "ZREM", keys.relay_pending(slot_of(keys.session(sid))), sid
                         )
                     continue
                 await self.apply_recorded(recorded)

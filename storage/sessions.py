@@ -24,6 +24,7 @@ from actors.ports import Acquired, Lease
 from actors.queries import Page, SessionFilter
 from actors.queries import SessionSummary as SessionMeta
 from storage import codec, index_plan, keys, session_search
+from storage.cluster import slot_of
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.multiplex import MultiplexedRedis
@@ -113,7 +114,7 @@ class RedisSessionStore:
             keys.session(sid),
             keys.session_fence(sid),
             keys.session_relay(sid),
-            keys.relay_pending(keys.slot_of(keys.session(sid))),
+            keys.relay_pending(slot_of(keys.session(sid))),
         ]
         return await self._write("create", keys_, args, entry, blob)
 
@@ -139,7 +140,7 @@ class RedisSessionStore:
             keys.session(sid),
             keys.session_fence(sid),
             keys.session_relay(sid),
-            keys.relay_pending(keys.slot_of(keys.session(sid))),
+            keys.relay_pending(slot_of(keys.session(sid))),
         ]
         lease_args: list[Any] = [lease.owner, lease.fence, self._lease_ttl_ms]
         try:
@@ -427,7 +428,7 @@ class RedisSessionStore:
             keys.session(session_id),
             keys.session_fence(session_id),
             keys.session_relay(session_id),
-            keys.relay_pending(keys.slot_of(keys.session(session_id))),
+            keys.relay_pending(slot_of(keys.session(session_id))),
         ]
         blob = encode(entry)
         args: list[Any] = [now_ms, self.retention_ms, session_id, entry.field, blob]

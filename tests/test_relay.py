@@ -24,7 +24,7 @@ from actors.registry import SessionRegistry
 from app.services.clock import SystemClock
 from app.services.ids import SecretsMinter
 from storage import keys, relay
-from storage.cluster import ClusterRedis
+from storage.cluster import ClusterRedis, slot_of
 from storage.relay import RelayEntry
 from storage.sessions import RedisSessionStore
 from tests.redis_cluster import TestRedisCluster
@@ -116,7 +116,7 @@ async def in_user_index(redis: Any, session_id: str) -> bool:
 
 
 async def nothing_pending(redis: Any, session_id: str) -> bool:
-    pending = keys.relay_pending(keys.slot_of(keys.session(session_id)))
+    pending = keys.relay_pending(slot_of(keys.session(session_id)))
     return not await redis.exists(keys.session_relay(session_id), pending)
 
 
