@@ -55,13 +55,15 @@ class RedisSessionStore:
         self._redis = redis
         self._cap = max_sessions_per_user
         self._lease_ttl_ms = lease_ttl_ms
+        #: a cluster: a script reads one slot, so many-key reads go one script per key
+        self._split = bool(getattr(redis, "splits_by_slot", False))
         self.instance_id = instance_id
         self.retention_ms = retention_ms
         self.relay = Relay(
             redis,
             partitions=partitions,
             stream_maxlen=stream_maxlen,
-            split_by_slot=getattr(redis, "splits_by_slot", False),
+            split_by_slot=self._split,
             observe_lag=observe_relay,
         )
 
@@ -302,11 +304,16 @@ class RedisSessionStore:
 
     async def read_by_st_token(self, token_hash: str) -> SessionState | None:
         """The session a PingOne token names, if its own state still holds that token."""
+        token_key = keys.session_by_st_token(token_hash)
+        found: list[Any] | None = None
         with mapped_errors():
-            found = await self._redis.eval_script(
-                source("st_read"), [keys.session_by_st_token(token_hash)], []
-            )
-        if not found:
+            if not self._split:
+                found = await self._redis.eval_script(source("st_read"), [token_key], [])
+            elif sid := as_text(await self._redis.execute("GET", token_key)):
+                # the token's key and the session's are in different slots: two reads
+                doc_tok = await self._redis.execute("HMGET", keys.session(sid), "doc", "tok")
+                found = [sid, *doc_tok]
+        if not found or not found[1]:
             return None
         state = codec.decode_state(as_bytes(found[1]) or b"", found[2])
         return state if state.st_token_hash == token_hash and not state.terminated else None
@@ -316,10 +323,7 @@ class RedisSessionStore:
         found: list[SessionState | None] = []
         for start in range(0, len(session_ids), FETCH_CHUNK):
             chunk = session_ids[start : start + FETCH_CHUNK]
-            with mapped_errors():
-                docs = await self._redis.eval_script(
-                    source("fetch_docs"), [keys.session(sid) for sid in chunk], []
-                )
+            docs = await self._fetch("fetch_docs", chunk)
             found += [
                 codec.decode_state(as_bytes(pair[0]) or b"", pair[1]) if pair else None
                 for pair in docs
@@ -342,12 +346,18 @@ class RedisSessionStore:
         found: list[SessionMeta | None] = []
         for start in range(0, len(session_ids), FETCH_CHUNK):
             chunk = session_ids[start : start + FETCH_CHUNK]
-            with mapped_errors():
-                rows = await self._redis.eval_script(
-                    source("fetch"), [keys.session(sid) for sid in chunk], []
-                )
+            rows = await self._fetch("fetch", chunk)
             found += codec.summaries_from_rows(rows)
         return found
+
+    async def _fetch(self, script: str, session_ids: list[str]) -> list[Any]:
+        """A read script over many sessions: one call, or one per session on a cluster."""
+        session_keys = [keys.session(sid) for sid in session_ids]
+        with mapped_errors():
+            if not self._split:
+                return list(await self._redis.eval_script(source(script), session_keys, []))
+            calls: list[tuple[list[str], list[Any]]] = [([key], []) for key in session_keys]
+            return [reply[0] for reply in await self._redis.eval_many(source(script), calls)]
 
     async def index_range(
         self, index_key: str, min_ms: float, max_ms: float, *, descending: bool

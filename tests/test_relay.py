@@ -19,6 +19,7 @@ import pytest
 from actors.actor import ActorConfig
 from actors.commands import Checks, CreateSession, DeleteSession, SetSession, UserCheck
 from actors.errors import AlreadyExists
+from actors.queries import Page, SessionFilter
 from actors.execute import Deps
 from actors.registry import SessionRegistry
 from app.services.clock import SystemClock
@@ -296,3 +297,26 @@ async def test_a_sessions_life_on_a_cluster_touches_one_slot_per_script(cluster_
     assert await cluster_writer.store.purge_due(now_ms() + 86_400_000) == 1
     assert not await client.execute("EXISTS", keys.session(short.state.id))
     assert await client.execute("ZSCORE", keys.sessions_of_user("alice"), short.state.id) is None
+
+
+async def test_reads_over_many_sessions_on_a_cluster_gather_one_slot_at_a_time(cluster_writer):
+    store = cluster_writer.store
+    sids = [await cluster_writer.create() for _ in range(9)]
+    await cluster_writer.registry.ask(sids[0], DeleteSession(), user=None, caller=OWNER)
+    slots = {slot_of(keys.session(sid)) for sid in sids}
+    assert len(slots) == len(sids)  # a single script over them would be refused
+    metas = await store.fetch_metas([*sids, "gone"])
+    assert [meta is not None for meta in metas] == [False] + [True] * 8 + [False]
+    states = await store.read_states(sids)
+    assert [state.id if state else None for state in states] == [None, *sids[1:]]
+    page = Page(offset=0, limit=100, descending=False)
+    total, found = await store.search(SessionFilter(user_id="alice"), OWNER, page, now_ms())
+    assert total == 8 and {meta.session_id for meta in found} == set(sids[1:])
+
+    created = await cluster_writer.registry.create(
+        pingone_create("tok-hash"), user=ALICE, caller=OWNER
+    )
+    assert created.state is not None
+    by_token = await store.read_by_st_token("tok-hash")
+    assert by_token is not None and by_token.id == created.state.id
+    assert await store.read_by_st_token("another") is None
