@@ -28,7 +28,8 @@ def _gcra_args(rate: Rate) -> tuple[Arg, Arg]:
 class RedisRateLimiter:
     def __init__(self, redis: MultiplexedRedis, *, per_key: bool = False) -> None:
         self._redis = redis
-        self._per_key = per_key
+        #: a cluster client splits by slot: then always one call per key
+        self._per_key = per_key or bool(getattr(redis, "splits_by_slot", False))
 
     async def admit(self, subjects: list[tuple[str, str, Rate]]) -> int:
         """0 if every ``(kind, subject, rate)`` may check now, else ms until one may."""

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from actors.limits import UNLIMITED, Rate, parse_rate
+from storage import keys
+from storage.cluster import ClusterRedis, slot_of
 from storage.multiplex import MultiplexedRedis
 from storage.rate_limits import RedisRateLimiter
+from tests.redis_cluster import TestRedisCluster
 from tests.support import ADMIN_TOKEN, PASSWORD, Api
 
 
@@ -131,6 +135,21 @@ async def test_each_subject_gets_its_count_then_waits(fast_redis: MultiplexedRed
     waits = [await limiter.admit(subjects) for _ in range(4)]
     assert waits[:3] == [0, 0, 0]
     assert 15_000 <= waits[3] <= 20_000  # one interval of 20 s, less the time the test took
+
+
+async def test_on_a_cluster_each_subject_is_its_own_call(redis_cluster: TestRedisCluster):
+    redis_cluster.flush()
+    client: Any = ClusterRedis(redis_cluster.url)  # the stores take either client
+    try:
+        limiter = RedisRateLimiter(client)  # the cluster client makes it one call per key
+        rate = parse_rate("2/1m")
+        subjects = [("user", "u1", rate), ("ip", "10.0.0.1", rate), ("caller", "c1", rate)]
+        assert len({slot_of(keys.rate_limit(k, s)) for k, s, _ in subjects}) == 3
+        waits = [await limiter.admit(subjects) for _ in range(3)]
+        assert waits[:2] == [0, 0]
+        assert waits[2] > 0
+    finally:
+        await client.close()
 
 
 async def test_on_one_redis_a_refused_check_uses_up_no_other_subjects_budget(

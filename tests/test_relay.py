@@ -19,8 +19,8 @@ import pytest
 from actors.actor import ActorConfig
 from actors.commands import Checks, CreateSession, DeleteSession, SetSession, UserCheck
 from actors.errors import AlreadyExists
-from actors.queries import Page, SessionFilter
 from actors.execute import Deps
+from actors.queries import Page, SessionFilter
 from actors.registry import SessionRegistry
 from app.services.clock import SystemClock
 from app.services.ids import SecretsMinter
@@ -311,12 +311,14 @@ async def test_reads_over_many_sessions_on_a_cluster_gather_one_slot_at_a_time(c
     assert [state.id if state else None for state in states] == [None, *sids[1:]]
     page = Page(offset=0, limit=100, descending=False)
     total, found = await store.search(SessionFilter(user_id="alice"), OWNER, page, now_ms())
-    assert total == 8 and {meta.session_id for meta in found} == set(sids[1:])
+    assert total == 8
+    assert {meta.session_id for meta in found} == set(sids[1:])
 
     created = await cluster_writer.registry.create(
         pingone_create("tok-hash"), user=ALICE, caller=OWNER
     )
     assert created.state is not None
     by_token = await store.read_by_st_token("tok-hash")
-    assert by_token is not None and by_token.id == created.state.id
+    assert by_token is not None
+    assert by_token.id == created.state.id
     assert await store.read_by_st_token("another") is None
