@@ -36,6 +36,7 @@ from storage.multiplex import (
     COMMAND_TIMEOUT_S,
     Arg,
     MultiplexedRedis,
+    ReplyLostError,
 )
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -221,7 +222,7 @@ class ClusterRedis:
                 else:
                     raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if isinstance(exc, RedisTimeoutError):
+                if isinstance(exc, RedisTimeoutError | ReplyLostError):
                     raise  # the command may have run: never send it twice
                 last = exc
                 await asyncio.sleep(_pause(attempt))

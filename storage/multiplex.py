@@ -47,6 +47,10 @@ class CircuitOpenError(RedisConnectionError):
     """Raised without trying while Redis recently stopped answering (see module docstring)."""
 
 
+class ReplyLostError(RedisConnectionError):
+    """The connection was lost after the command was queued: it may have run (never resend)."""
+
+
 class NotReplicatedError(RedisTimeoutError):
     """A write ran on the primary, but fewer replicas than asked confirmed it in time."""
 
@@ -130,7 +134,7 @@ class _Protocol(asyncio.Protocol):
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(RedisConnectionError(f"connection lost: {self.lost}"))
+                future.set_exception(ReplyLostError(f"connection lost: {self.lost}"))
 
 
 class MultiplexedRedis:

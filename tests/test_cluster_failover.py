@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.cluster import ClusterRedis, slot_of
+from storage.multiplex import ReplyLostError
 from tests.redis_cluster import TestRedisCluster, slot_owner, start_test_cluster
 from tests.redis_server import requested_kind
 
@@ -50,6 +51,7 @@ async def test_a_killed_primary_is_replaced_and_the_client_recovers_without_rest
     victim = owners[keys[0]]
     replica = cluster.replicas[victim]
     acknowledged = dict.fromkeys(keys, 0)
+    maybe_ran = dict.fromkeys(keys, 0)
     after_promotion = dict.fromkeys(keys, 0)
     errors: list[str] = []
     promoted = asyncio.Event()
@@ -70,6 +72,8 @@ async def test_a_killed_primary_is_replaced_and_the_client_recovers_without_rest
                     if isinstance(exc, ResponseError)
                     else type(exc).__name__
                 )
+                if isinstance(exc, RedisTimeoutError | ReplyLostError):
+                    maybe_ran[key] += 1  # sent, its reply lost: it may have been applied
                 await asyncio.sleep(0.05)
                 continue
             acknowledged[key] += 1
@@ -97,7 +101,9 @@ async def test_a_killed_primary_is_replaced_and_the_client_recovers_without_rest
     took = outcomes[0]
     assert took is not None
     assert took < 15
-    assert set(errors) <= {"ConnectionError", "TimeoutError", "CircuitOpenError", "CLUSTERDOWN"}
+    assert set(errors) <= {
+        "ConnectionError", "ReplyLostError", "TimeoutError", "CircuitOpenError", "CLUSTERDOWN"
+    }  # fmt: skip
     victims = [key for key in keys if owners[key] == victim]
     assert all(after_promotion[key] > 0 for key in keys), after_promotion
     reader = ClusterRedis(cluster.url)
@@ -106,10 +112,12 @@ async def test_a_killed_primary_is_replaced_and_the_client_recovers_without_rest
             stored = await reader.execute("LLEN", key)
             if key in victims:
                 # asynchronous replication: the last writes before the kill may be lost,
-                # never more than the writers could send in one replication lag (here < 50)
-                assert acknowledged[key] - 50 <= stored <= acknowledged[key], (key, stored)
+                # never more than the writers could send in one replication lag (here < 50);
+                # a write whose reply was lost may have run, and none was sent twice
+                top = acknowledged[key] + maybe_ran[key]
+                assert acknowledged[key] - 50 <= stored <= top, (key, stored, maybe_ran[key])
             else:
-                assert stored == acknowledged[key], key
+                assert acknowledged[key] <= stored <= acknowledged[key] + maybe_ran[key], key
     finally:
         await reader.close()
 
