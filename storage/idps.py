@@ -96,18 +96,22 @@ class RedisIdpStore(UserStoreBase):
         envelope = self._envelope("idp", config.id, creator_id, config.change_ms)
         reply = await self._run(
             "idp_write",
-            [keys.idp(config.id), keys.idps_of(config.org_id), self._stream(config.id)],
+            [
+                keys.idp(config.id),
+                keys.idps_of(config.org_id),
+                keys.aggregate_relay(keys.idp(config.id)),
+            ],
             [
                 mode,
                 config.id,
                 rev,
                 _ENCODER.encode(msgspec.structs.replace(config, sequence=0)),
-                self._settings.event_stream_maxlen,
                 event,
                 to_json(rules.event_payload(config)),
                 config.org_id or self.instance_id,
                 *envelope,
             ],
+            relayed=keys.idp(config.id),
         )
         return str(reply[0]), str(reply[1])
 

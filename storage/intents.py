@@ -45,17 +45,17 @@ class RedisIntentStore(UserStoreBase):
         envelope = self._envelope("idpintent", intent.id, creator_id, self._clock.now_ms())
         status, _ = await self._run(
             "intent_write",
-            [keys.idp_intent(intent.id), self._stream(intent.id)],
+            [keys.idp_intent(intent.id), keys.aggregate_relay(keys.idp_intent(intent.id))],
             [
                 expected_state,
                 intent.state,
                 _ENCODER.encode(intent),
                 max(ttl_ms, 1),
-                self._settings.event_stream_maxlen,
                 event_type,
                 to_json(payload),
                 self.instance_id,
                 *envelope,
             ],
+            relayed=keys.idp_intent(intent.id),
         )
         return bool(status == "OK")

@@ -11,7 +11,8 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``sess:{S}:lease``                | string | lease TTL                            | acquire/commit/release  |
 | ``sess:{S}:fence``                | string | like ``sess:{S}``                    | acquire.lua (INCR)      |
 | ``sess:{S}:relay``                | hash   | none; field per unrelayed commit     | create/commit/purge.lua |
-| ``relay:{t}``                     | zset   | none; sessions with unrelayed commits| create/commit/purge.lua |
+| ``relay:{t}``                     | zset   | none; aggregates with unrelayed writes| create/commit/purge.lua, _emit.lua |
+| ``user:{U}:relay`` (org, idp, intent alike) | hash | none; field per unrelayed write | _emit.lua |
 | ``sessiond:events:{P}:replayed``  | zset   | none; trimmed after a day            | relay_apply.lua (repair)|
 | ``idx:sessions:created``          | zset   | none (members removed by purge)      | relay_apply.lua         |
 | ``idx:sessions:purge``            | zset   | none; score = expiration + retention | relay_apply.lua, sweeper|
@@ -68,8 +69,22 @@ def session_relay(session_id: str) -> str:
     return f"sess:{{{session_id}}}:relay"
 
 
+def aggregate_relay(aggregate_key: str) -> str:
+    """A user's, org's, PAT owner's, IdP's or intent's writes whose events are not applied."""
+    return f"{aggregate_key}:relay"
+
+
+def relay_hash(member: str) -> str:
+    """The relay hash a ``relay:{t}`` member names: a session id, or the hash's own name.
+
+    Sessions, the most numerous, register their bare id; other aggregates register the
+    key (``user:{U}:relay``), told apart by its hash tag.
+    """
+    return member if "{" in member else session_relay(member)
+
+
 def relay_pending(slot: int) -> str:
-    """The sessions of one hash slot with unrelayed commits, scored by the oldest's time."""
+    """The aggregates of one hash slot with unrelayed writes, scored by the oldest's time."""
     return f"relay:{{{slot_tag(slot)}}}"
 
 

@@ -81,16 +81,21 @@ class OrgStore(UserStoreBase):
         )
         status, seq = await self._run(
             "org_create",
-            [keys.org(org.id), keys.ORG_NAMES, keys.ORG_DOMAINS, self._stream(org.id)],
+            [
+                keys.org(org.id),
+                keys.ORG_NAMES,
+                keys.ORG_DOMAINS,
+                keys.aggregate_relay(keys.org(org.id)),
+            ],
             [
                 org.id,
                 name.lower(),
                 org.domain,
-                self._settings.event_stream_maxlen,
                 to_json(event.payload),
                 *counted(pairs(org_fields(org))),
                 *counted(self._envelope("org", org.id, creator_id, now)),
             ],
+            relayed=keys.org(org.id),
         )
         if status != "OK":
             raise AlreadyExists("COMMAND-GOUP3", "Errors.Org.AlreadyExists")

@@ -98,13 +98,16 @@ class OtpCheckStore(UserStoreBase):
         succeeded, failed_event = CHECK_EVENTS[kind]
         status, failed, locked_now = await self._run(
             "otp_finish",
-            [keys.user(user_id), keys.user_otp_attempts(user_id), self._stream(user_id)],
+            [
+                keys.user(user_id),
+                keys.user_otp_attempts(user_id),
+                keys.aggregate_relay(keys.user(user_id)),
+            ],
             [
                 attempt_id,
                 1 if ok else 0,
                 max_attempts,
                 now_ms,
-                self._settings.event_stream_maxlen,
                 kind,
                 totp_step,
                 succeeded,
@@ -113,6 +116,7 @@ class OtpCheckStore(UserStoreBase):
                 *counted(self._envelope("user", user_id, user_id, now_ms)),
                 *counted(list(reseal or ())),
             ],
+            relayed=keys.user(user_id),
         )
         return OtpCheckEnd(status=status, failed=int(failed), locked_now=bool(locked_now))
 

@@ -51,15 +51,19 @@ class PasswordCheckStore(UserStoreBase):
         """Record the outcome, lock at ``max_attempts`` failures, emit the check events."""
         status, failed, locked_now = await self._run(
             "password_finish",
-            [keys.user(user_id), keys.user_attempts(user_id), self._stream(user_id)],
+            [
+                keys.user(user_id),
+                keys.user_attempts(user_id),
+                keys.aggregate_relay(keys.user(user_id)),
+            ],
             [
                 attempt_id,
                 1 if ok else 0,
                 max_attempts,
                 now_ms,
-                self._settings.event_stream_maxlen,
                 *counted(self._envelope("user", user_id, user_id, now_ms)),
             ],
+            relayed=keys.user(user_id),
         )
         return PasswordCheckEnd(status=status, failed=int(failed), locked_now=bool(locked_now))
 

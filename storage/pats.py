@@ -43,17 +43,21 @@ class PatStore(UserStoreBase):
         event = rules.pat_added_event(issued.token_id, expiration_ms)
         status, seq = await self._run(
             "pat_add",
-            [keys.pat(issued.token_id), keys.user(user_id), self._stream(user_id)],
+            [
+                keys.pat(issued.token_id),
+                keys.user(user_id),
+                keys.aggregate_relay(keys.user(user_id)),
+            ],
             [
                 user_id,
                 issued.token_hash,
                 expiration_ms or 0,
                 now,
-                self._settings.event_stream_maxlen,
                 to_json(event.payload),
                 1 if replace else 0,
                 *counted(self._envelope("user", user_id, creator_id, now)),
             ],
+            relayed=keys.user(user_id),
         )
         return _pat_status(status, int(seq))
 

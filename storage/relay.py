@@ -26,7 +26,10 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import msgspec
+import structlog
+from redis.exceptions import RedisError
 
+from actors.errors import ServiceError
 from storage import keys
 from storage.cluster import slot_of
 from storage.codec import IndexOp, as_bytes, as_text
@@ -38,11 +41,17 @@ CLAIM_MS = 5_000
 #: How often the repair pass looks (so an index lags a commit by at most about 7.5 s).
 REPAIR_INTERVAL_S = 2.5
 _REPAIR_BATCH = 200
+log = structlog.get_logger("sessiond.relay")
 
 
 class RelayEntry(msgspec.Struct, frozen=True, array_like=True):
-    """One commit's effects outside the session's slot, as recorded beside its state."""
+    """One write's effects outside its aggregate's slot, as recorded beside its state.
 
+    A session's commit records one (encoded here); a user's, org's, IdP's or intent's write
+    records one in Lua (``_emit.lua``), with its events only.
+    """
+
+    #: the aggregate whose write this is (the events' aggregateId, their partition)
     session_id: str
     field: str
     at_ms: int
@@ -53,6 +62,17 @@ class RelayEntry(msgspec.Struct, frozen=True, array_like=True):
     jobs: list[list[str]]
     #: the writer's lease owner, released by the clearing step ("" = none)
     release_owner: str = ""
+    #: where the entry is recorded when it is not a session's (``user:{U}:relay``)
+    relay_key: str = ""
+
+    @property
+    def recorded_in(self) -> str:
+        return self.relay_key or keys.session_relay(self.session_id)
+
+    @property
+    def member(self) -> str:
+        """How ``relay:{t}`` names the aggregate (``keys.relay_hash`` reads it back)."""
+        return self.relay_key or self.session_id
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -119,7 +139,7 @@ class Relay:
             pairs = (part for sid in victims for part in (entry.at_ms, sid))
             with mapped_errors():
                 await self._redis.execute("ZADD", keys.SESSIONS_TO_EVICT, "NX", *pairs)
-        own = slot_of(keys.session(entry.session_id))
+        own = slot_of(entry.recorded_in)
         await self._run(entry, blob, repair, own, effects=False, ack=True)
         self._lag(entry, repair)
         return victims
@@ -192,16 +212,17 @@ class Relay:
         evict = ""
         if slot is None and any(op.op == "cap" for op in entry.ops):
             evict = keys.SESSIONS_TO_EVICT
-        clearing = ["", "", "", ""]
+        clearing = ["", "", "", "", ""]
         if ack:
-            own = keys.relay_pending(slot_of(keys.session(sid)))
+            releases = "" if repair else entry.release_owner
             clearing = [
-                keys.session_relay(sid),
-                own,
-                keys.session_lease(sid),
-                "" if repair else entry.release_owner,
+                entry.recorded_in,
+                keys.relay_pending(slot_of(entry.recorded_in)),
+                keys.session_lease(sid) if releases else "",
+                releases,
+                entry.member,
             ]
-            touched += clearing[:3]
+            touched += [key for key in clearing[:3] if key]
         touched += [key for key in (outbox, evict) if key]
         if not touched:
             return None
@@ -216,6 +237,27 @@ class Relay:
             *clearing,
         ]
         return list(dict.fromkeys(touched)), args
+
+    async def settle(self, entry: RelayEntry, blob: bytes, recorded: int) -> list[str] | None:
+        """The writer's own pass after its write; None if it failed (the repair takes it).
+
+        The write stands (stored, with its entry), so it is answered, not failed.
+        ``recorded`` > 1: an earlier write's entry is still there (its writer died, or its
+        relay failed); the entries are applied oldest first, so the events keep their order.
+        """
+        try:
+            if recorded > 1:
+                with mapped_errors():
+                    found = await self._redis.execute("HGETALL", entry.recorded_in)
+                return await self.apply_recorded(found, own=entry.field)
+            return await self.apply(entry, raw=blob)
+        except (ServiceError, RedisError) as exc:
+            log.warning(
+                "relay deferred to the repair",
+                aggregate_id=entry.session_id,
+                error=getattr(exc, "error_id", None) or type(exc).__name__,
+            )
+            return None
 
     async def apply_recorded(self, raw: Iterable[Any], own: str = "") -> list[str]:
         """Apply a session's recorded entries (HGETALL's flat reply), oldest commit first.
@@ -249,13 +291,14 @@ class Relay:
                 found = await self._redis.eval_script(
                     source("relay_pending"), pending_keys[:1], args
                 )
-            for sid in (as_text(member) for member in found):
+            for member in (as_text(m) for m in found):
+                relay_hash = keys.relay_hash(member)
                 with mapped_errors():
-                    recorded = await self._redis.execute("HGETALL", keys.session_relay(sid))
+                    recorded = await self._redis.execute("HGETALL", relay_hash)
                 if not recorded:  # applied meanwhile; a stray registration is dropped
                     with mapped_errors():
                         await self._redis.execute(
-                            "ZREM", keys.relay_pending(slot_of(keys.session(sid))), sid
+                            "ZREM", keys.relay_pending(slot_of(relay_hash)), member
                         )
                     continue
                 await self.apply_recorded(recorded)

@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
 from redis.exceptions import RedisError
 
 from actors.delivery import DeliveryJob
@@ -35,7 +34,6 @@ from storage.scripts import source
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
 #: moment and reads hide them, so this is only the backstop when no sweeper ran.
 PURGE_GRACE_MS = 600_000
-log = structlog.get_logger("sessiond.relay")
 FETCH_CHUNK = 500
 
 
@@ -178,25 +176,14 @@ class RedisSessionStore:
         return await self._relay_now(entry, blob, int(written[1]))
 
     async def _relay_now(self, entry: RelayEntry, blob: bytes, recorded: int) -> list[str]:
-        """The writer's own relay pass; a failure leaves the entry to the repair.
-
-        The commit stands (stored, with its entry), so the write is answered, not failed.
-        ``recorded`` > 1: an earlier commit's entry is still there (its writer died, or its
-        relay failed); the entries are applied oldest first, so the events keep their order.
-        """
-        sid = entry.session_id
-        try:
-            if recorded > 1:
-                with mapped_errors():
-                    found = await self._redis.execute("HGETALL", keys.session_relay(sid))
-                return await self.relay.apply_recorded(found, own=entry.field)
-            return await self.relay.apply(entry, raw=blob)
-        except (ServiceError, RedisError) as exc:
-            _deferred(sid, exc)
+        """The writer's own relay pass; a failure leaves the entry to the repair."""
+        victims = await self.relay.settle(entry, blob, recorded)
+        if victims is not None:
+            return victims
         if entry.release_owner:  # the clearing step would have released it
             with contextlib.suppress(ServiceError, RedisError), mapped_errors():
                 await self._redis.eval_script(
-                    source("release"), [keys.session_lease(sid)], [entry.release_owner]
+                    source("release"), [keys.session_lease(entry.session_id)], [entry.release_owner]
                 )
         return []
 
@@ -457,14 +444,6 @@ class RedisSessionStore:
     async def repair_relay(self, now_ms: int) -> int:
         """Apply the commits a crashed writer left unrelayed; how many sessions had some."""
         return await self.relay.repair(now_ms)
-
-
-def _deferred(session_id: str, exc: Exception) -> None:
-    log.warning(
-        "relay deferred to the repair",
-        session_id=session_id,
-        error=getattr(exc, "error_id", None) or type(exc).__name__,
-    )
 
 
 def _score(value: float) -> str | int:

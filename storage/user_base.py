@@ -1,7 +1,8 @@
 """What the user-side stores share: the client, the scripts, clock, ids and event envelopes.
 
-Every write of a user, organization or PAT runs one Lua script that also appends its events
-to the partitioned stream; ``_envelope`` is the part of each event that is not its payload.
+Every write of a user, organization, PAT, IdP or intent runs one Lua script that records its
+events beside the aggregate (its own hash slot); the relay (``storage.relay``) appends them
+to the partitioned stream. ``_envelope`` is the part of each event that is not its payload.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from typing import Any, Protocol
 from actors.ports import Clock, IdSource
 from actors.timefmt import rfc3339_ms
 from storage import keys
+from storage.cluster import slot_of
+from storage.codec import as_bytes
 from storage.errors import mapped_errors
 from storage.multiplex import MultiplexedRedis
+from storage.relay import Relay, decode
 from storage.scripts import source
 from storage.user_codec import text
 
@@ -50,10 +54,12 @@ class UserStoreBase:
         self._clock = clock
         self._ids = ids
         self.instance_id = instance_id
-
-    def _stream(self, aggregate_id: str) -> str:
-        partition = keys.event_partition(aggregate_id, self._settings.event_partitions)
-        return keys.event_stream(partition)
+        self._relay = Relay(
+            redis,
+            partitions=settings.event_partitions,
+            stream_maxlen=settings.event_stream_maxlen,
+            split_by_slot=bool(getattr(redis, "splits_by_slot", False)),
+        )
 
     def _envelope(
         self, aggregate_type: str, aggregate_id: str, creator_id: str, at_ms: int
@@ -73,7 +79,22 @@ class UserStoreBase:
             rfc3339_ms(at_ms),
         ]
 
-    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> list[Any]:
+    async def _run(
+        self, script: str, keys_: list[str], args: list[Any], *, relayed: str = ""
+    ) -> list[Any]:
+        """Run a write script; ``relayed``: the aggregate whose events it records.
+
+        Such a script ends its reply with the relay entry it recorded ("" for none) and how
+        many its aggregate has waiting; the relay appends the events to the partition stream
+        now (or the repair does, if this pass fails).
+        """
+        if relayed:
+            keys_ = [*keys_, keys.relay_pending(slot_of(relayed))]
         with mapped_errors():
-            reply = await self._redis.eval_script(source(script), keys_, args)
+            reply = list(await self._redis.eval_script(source(script), keys_, args))
+        if relayed:
+            blob, recorded = as_bytes(reply[-2]), int(reply[-1])
+            reply = reply[:-2]
+            if blob:
+                await self._relay.settle(decode(blob), blob, recorded)
         return [text(item) if isinstance(item, bytes) else item for item in reply]

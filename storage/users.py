@@ -237,7 +237,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             [
                 keys.user(user.id),
                 keys.LOGIN_NAMES,
-                self._stream(user.id),
+                keys.aggregate_relay(keys.user(user.id)),
                 keys.org(user.org_id),
                 keys.OUTBOX,
                 keys.IDP_LINKS,
@@ -246,7 +246,6 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 mode,
                 user.id,
                 *guard,
-                self._settings.event_stream_maxlen,
                 *counted(claim),
                 *counted(release),
                 *counted(pairs(changed)),
@@ -257,6 +256,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 *event_args(change.events),
                 *job_args(jobs),
             ],
+            relayed=keys.user(user.id),
         )
 
     async def delete_user(self, user_id: str, *, creator_id: str = "") -> User:

@@ -1,16 +1,47 @@
--- Shared by the user, org, PAT and credential-check scripts (spliced in where a script says
--- "--#include _emit").
+-- Shared by the user, org, PAT, IdP, intent and credential-check scripts (spliced in where a
+-- script says "--#include _emit").
 --
--- emit(k_agg, k_stream, maxlen, owner, envelope, etype, payload) appends one ZITADEL event to
--- the partition stream, numbered with the aggregate's next sequence (HINCRBY seq on k_agg),
--- and returns that sequence. ``envelope`` is the flat field/value list all events of one
--- write share (aggregateType, aggregateId, aggregateVersion, instanceId, creator, createdAt).
-local function emit(k_agg, k_stream, maxlen, owner, envelope, etype, payload)
+-- emit(k_agg, k_relay, owner, envelope, etype, payload) numbers one ZITADEL event with the
+-- aggregate's next sequence (HINCRBY seq on k_agg) and keeps it for the relay entry that
+-- ``done`` records in k_relay (the aggregate's own slot: ``user:{U}:relay``); storage.relay
+-- appends it to the partition stream. ``envelope`` is the flat field/value list all events of
+-- one write share (aggregateType, aggregateId, aggregateVersion, instanceId, creator,
+-- createdAt). Returns the sequence.
+local relay = {events = {}}
+local function emit(k_agg, k_relay, owner, envelope, etype, payload)
   local seq = redis.call('HINCRBY', k_agg, 'seq', 1)
-  redis.call('XADD', k_stream, 'MAXLEN', '~', maxlen, '*', 'type', etype,
-             'sequence', tostring(seq), 'resourceOwner', owner, 'payload', payload,
-             unpack(envelope))
+  local event = {'type', etype, 'sequence', tostring(seq), 'resourceOwner', owner,
+                 'payload', payload}
+  for f = 1, #envelope, 2 do
+    event[#event + 1] = envelope[f]
+    event[#event + 1] = envelope[f + 1]
+    if envelope[f] == 'aggregateId' then relay.aggregate = envelope[f + 1] end
+  end
+  relay.events[#relay.events + 1] = event
+  relay.k_relay, relay.seq = k_relay, seq
   return seq
+end
+
+-- done(reply): records the events emitted as one relay entry (storage.relay.RelayEntry,
+-- msgpack) and registers the aggregate in its slot's relay:{t}, the script's last key; then
+-- appends the entry and the number of entries the aggregate has waiting to the reply
+-- ('' and 0 when nothing was emitted). Every return of a script that emits goes through it.
+local function done(reply)
+  if #relay.events == 0 then
+    reply[#reply + 1] = ''
+    reply[#reply + 1] = 0
+    return reply
+  end
+  local now = redis.call('TIME')
+  local at_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local field = tostring(relay.seq)
+  local entry = cmsgpack.pack({relay.aggregate, field, at_ms, relay.events, {}, {}, '',
+                               relay.k_relay})
+  redis.call('HSET', relay.k_relay, field, entry)
+  redis.call('ZADD', KEYS[#KEYS], 'NX', at_ms, relay.k_relay)
+  reply[#reply + 1] = entry
+  reply[#reply + 1] = redis.call('HLEN', relay.k_relay)
+  return reply
 end
 
 -- read_list(i): ARGV[i] is a count n; returns ARGV[i+1..i+n] as a table and the next index.
@@ -21,17 +52,17 @@ local function read_list(i)
   return out, i + n + 1
 end
 
--- record_failure(k_user, k_stream, maxlen, owner, envelope, counter, now, etype, max): one
+-- record_failure(k_user, k_relay, owner, envelope, counter, now, etype, max): one
 -- failed credential check: counter += 1 and its event; at ``max`` (max > 0) the user is
 -- locked in the same step (user.locked). Returns the new count and 1 if this locked the user.
-local function record_failure(k_user, k_stream, maxlen, owner, envelope, counter, now, etype, max)
+local function record_failure(k_user, k_relay, owner, envelope, counter, now, etype, max)
   local failed = redis.call('HINCRBY', k_user, counter, 1)
   redis.call('HSET', k_user, 'mtime', now)
-  emit(k_user, k_stream, maxlen, owner, envelope, etype, '{}')
+  emit(k_user, k_relay, owner, envelope, etype, '{}')
   if max > 0 and failed >= max then
     redis.call('HSET', k_user, 'state', 'USER_STATE_LOCKED')
     redis.call('HINCRBY', k_user, 'vv', 1)
-    emit(k_user, k_stream, maxlen, owner, envelope, 'user.locked', '{}')
+    emit(k_user, k_relay, owner, envelope, 'user.locked', '{}')
     return failed, 1
   end
   return failed, 0

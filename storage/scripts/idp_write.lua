@@ -1,32 +1,31 @@
 -- idp_write: add, update or remove one identity provider configuration, with its event.
 -- An update or removal names the revision it read: a writer working from an older read gets
 -- CONFLICT and retries from a fresh read (no lost update). The document is opaque here.
--- KEYS[1] idp:{I}  KEYS[2] idps:instance | idps:org:{O}  KEYS[3] sessiond:events:{P}
+-- KEYS[1] idp:{I}  KEYS[2] idps:instance | idps:org:{O}  KEYS[3] idp:{I}:relay
+-- KEYS[4] its relay:{t}
 -- ARGV[1] "add" | "update" | "remove"  ARGV[2] idp id  ARGV[3] expected rev (update/remove)
--- ARGV[4] document  ARGV[5] MAXLEN ~  ARGV[6] event type  ARGV[7] payload JSON
--- ARGV[8] resource owner  ARGV[9..] envelope field/value pairs
--- Reply: {status, sequence}; status OK | EXISTS | GONE | CONFLICT.
+-- ARGV[4] document  ARGV[5] event type  ARGV[6] payload JSON
+-- ARGV[7] resource owner  ARGV[8..] envelope field/value pairs
+-- Reply: {status, sequence, relay entry, entries}; status OK | EXISTS | GONE | CONFLICT.
 --#include _emit
-local k_idp, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3]
+local k_idp, k_index, k_relay = KEYS[1], KEYS[2], KEYS[3]
 local mode = ARGV[1]
-local kind = redis.call('TYPE', k_stream)['ok']
-if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. k_stream) end
 local exists = redis.call('EXISTS', k_idp) == 1
 if mode == 'add' then
-  if exists then return {'EXISTS', 0} end
+  if exists then return done({'EXISTS', 0}) end
 else
-  if not exists then return {'GONE', 0} end
-  if redis.call('HGET', k_idp, 'rev') ~= ARGV[3] then return {'CONFLICT', 0} end
+  if not exists then return done({'GONE', 0}) end
+  if redis.call('HGET', k_idp, 'rev') ~= ARGV[3] then return done({'CONFLICT', 0}) end
 end
 local envelope = {}
-for j = 9, #ARGV do envelope[#envelope + 1] = ARGV[j] end
-local seq = emit(k_idp, k_stream, ARGV[5], ARGV[8], envelope, ARGV[6], ARGV[7])
+for j = 8, #ARGV do envelope[#envelope + 1] = ARGV[j] end
+local seq = emit(k_idp, k_relay, ARGV[7], envelope, ARGV[5], ARGV[6])
 if mode == 'remove' then
   redis.call('DEL', k_idp)
   redis.call('SREM', k_index, ARGV[2])
-  return {'OK', seq}
+  return done({'OK', seq})
 end
 redis.call('HSET', k_idp, 'doc', ARGV[4])
 redis.call('HINCRBY', k_idp, 'rev', 1)
 redis.call('SADD', k_index, ARGV[2])
-return {'OK', seq}
+return done({'OK', seq})

@@ -7,36 +7,36 @@
 -- wrong: failed_otp += 1 and the failure event; at max (max > 0) the user is locked in the
 --   same step (user.locked).
 -- A user locked (by someone else) while the code was being verified gets neither: LOCKED.
--- KEYS[1] user:{U}  KEYS[2] user:{U}:otp_attempts  KEYS[3] sessiond:events:{P}
+-- KEYS[1] user:{U}  KEYS[2] user:{U}:otp_attempts  KEYS[3] user:{U}:relay  KEYS[4] relay:{t}
 -- ARGV[1] attempt id  ARGV[2] "1" right / "0" wrong  ARGV[3] max attempts  ARGV[4] now ms
--- ARGV[5] MAXLEN ~  ARGV[6] kind  ARGV[7] TOTP step of the code ("0" if not TOTP)
--- ARGV[8] success event type  ARGV[9] failure event type
--- ARGV[10..] counted list of the recovery code's candidate hashes (one per key), then the
+-- ARGV[5] kind  ARGV[6] TOTP step of the code ("0" if not TOTP)
+-- ARGV[7] success event type  ARGV[8] failure event type
+-- ARGV[9..] counted list of the recovery code's candidate hashes (one per key), then the
 --   envelope as a counted list, then a counted list of 0 or 2 items: the TOTP seed as sealed
 --   under a previous master key and as re-sealed under the current one (replaced on a
 --   success if still the stored one, so a key rotation completes as users sign in).
--- Reply: {status, failed attempts, "1" if this outcome locked the user}
+-- Reply: {status, failed attempts, "1" if this outcome locked the user, relay entry, entries}
 --   status OK | WRONG | REUSED | LOCKED | NOTFOUND.
 --#include _emit
-local k_user, k_attempts, k_stream = KEYS[1], KEYS[2], KEYS[3]
-local max, maxlen, kind = tonumber(ARGV[3]), ARGV[5], ARGV[6]
+local k_user, k_attempts, k_relay = KEYS[1], KEYS[2], KEYS[3]
+local max, kind = tonumber(ARGV[3]), ARGV[5]
 if max > 0 then redis.call('ZREM', k_attempts, ARGV[1]) end
 local f = redis.call('HMGET', k_user, 'state', 'failed_otp', 'org', 'totp_step', 'rc')
 local state = f[1]
-if not state or state == 'USER_STATE_DELETED' then return {'NOTFOUND', 0, 0} end
+if not state or state == 'USER_STATE_DELETED' then return done({'NOTFOUND', 0, 0}) end
 local failed = tonumber(f[2] or '0')
-if state == 'USER_STATE_LOCKED' then return {'LOCKED', failed, 0} end
-local candidates, i = read_list(10)
+if state == 'USER_STATE_LOCKED' then return done({'LOCKED', failed, 0}) end
+local candidates, i = read_list(9)
 local envelope, j = read_list(i)
 local reseal = read_list(j)
 local owner = f[3]
 local status = ARGV[2] == '1' and 'OK' or 'WRONG'
 if status == 'OK' and kind == 'totp' then
-  local step = tonumber(ARGV[7])
+  local step = tonumber(ARGV[6])
   if step <= tonumber(f[4] or '0') then
-    return {'REUSED', failed, 0}  -- a replay of a seen code, not a guess: nothing counted
+    return done({'REUSED', failed, 0})  -- a replay of a seen code, not a guess: nothing counted
   else
-    redis.call('HSET', k_user, 'totp_step', ARGV[7])
+    redis.call('HSET', k_user, 'totp_step', ARGV[6])
   end
 elseif status == 'OK' and kind == 'recovery_code' then
   local codes = ' ' .. (f[5] or '') .. ' '
@@ -64,10 +64,10 @@ if status == 'OK' then
   if failed > 0 then redis.call('HSET', k_user, 'failed_otp', 0) end
   failed = 0
   redis.call('HSET', k_user, 'mtime', ARGV[4])
-  emit(k_user, k_stream, maxlen, owner, envelope, ARGV[8], '{}')
+  emit(k_user, k_relay, owner, envelope, ARGV[7], '{}')
 else
-  failed, locked_now = record_failure(k_user, k_stream, maxlen, owner, envelope, 'failed_otp',
-                                      ARGV[4], ARGV[9], max)
+  failed, locked_now = record_failure(k_user, k_relay, owner, envelope, 'failed_otp',
+                                      ARGV[4], ARGV[8], max)
 end
 redis.call('HINCRBY', k_user, 'rev', 1)
-return {status, failed, locked_now}
+return done({status, failed, locked_now})

@@ -1,16 +1,17 @@
--- relay_apply: apply one recorded session commit's effects that live in this call's keys
+-- relay_apply: apply one recorded write's effects (a session's commit, a user's write...) that live in this call's keys
 -- (storage.relay splits an entry by hash slot on a cluster; a single node takes it whole).
 -- Every step is idempotent, so an entry applied twice (the repair after a crash) changes
 -- nothing more; its events are appended once (see "events").
 -- KEYS: every key this call touches (an op whose key is not among them is another call's).
--- ARGV[1] the entry (msgpack, storage.relay.RelayEntry: session id, field, time ms, events
--- as field/value lists, ops as {op, key, score, member, limit}, jobs, lease owner)
+-- ARGV[1] the entry (msgpack, storage.relay.RelayEntry: aggregate id, field, time ms, events
+-- as field/value lists, ops as {op, key, score, member, limit}, jobs, lease owner, and where
+-- it is recorded unless it is a session's)
 -- ARGV[2] "r" = repair, else the committing writer's own pass  ARGV[3] MAXLEN ~ of the
 -- partition stream  ARGV[4] now ms  ARGV[5] the partition stream, if this call publishes
 -- ARGV[6] the outbox, if this call queues the jobs  ARGV[7] the evict index, if this call
--- records a cap's victims  ARGV[8] the relay hash sess:{S}:relay, if this call clears the
--- entry; then ARGV[9] relay:{t}  ARGV[10] the lease  ARGV[11] the lease owner to release
--- ("" = none).
+-- records a cap's victims  ARGV[8] the relay hash (sess:{S}:relay, user:{U}:relay...), if
+-- this call clears the entry; then ARGV[9] relay:{t}  ARGV[10] the lease  ARGV[11] the lease
+-- owner to release ("" = none)  ARGV[12] the aggregate's member of relay:{t}.
 -- Reply: {1, the sessions a "cap" op found over the limit (the caller ends them)...}, or {0}
 -- when a writer's pass that clears the entry found it not recorded as given (its commit was
 -- refused, or the repair cleared it) or found older entries (the caller applies them all).
@@ -111,7 +112,7 @@ end
 
 if k_relay ~= '' then
   redis.call('HDEL', k_relay, field)
-  if redis.call('EXISTS', k_relay) == 0 then redis.call('ZREM', ARGV[9], sid) end
+  if redis.call('EXISTS', k_relay) == 0 then redis.call('ZREM', ARGV[9], ARGV[12]) end
   if ARGV[11] ~= '' and redis.call('GET', ARGV[10]) == ARGV[11] then
     redis.call('DEL', ARGV[10])
   end

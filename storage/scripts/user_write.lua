@@ -2,22 +2,22 @@
 -- Every write increments ``rev``; an update names the field it expects unchanged (``rev``
 -- for read-modify-write, ``pw`` for a rehash), so a writer working from an older read gets
 -- CONFLICT and retries from a fresh read. No WATCH.
--- KEYS[1] user:{U}  KEYS[2] users:loginnames  KEYS[3] sessiond:events:{P}  KEYS[4] org:{O}
+-- KEYS[1] user:{U}  KEYS[2] users:loginnames  KEYS[3] user:{U}:relay  KEYS[4] org:{O}
 -- KEYS[5] sessiond:outbox (the messages this write sends: queued in the same atomic step)
 -- KEYS[6] users:idplinks (idp id:provider user id → user id: each link is unique)
+-- KEYS[7] relay:{t} of the user's slot (its events are relayed to the partition stream)
 -- ARGV[1] "create" | "update"  ARGV[2] user id
 -- ARGV[3] guard field  ARGV[4] its expected value (update only)
--- ARGV[5] MAXLEN ~ of the partition stream
--- ARGV[6..] five counted lists (n, items...): login names to claim (lower-cased), login
+-- ARGV[5..] seven counted lists (n, items...): login names to claim (lower-cased), login
 --   names to release, field/value pairs to set, fields to delete, envelope field/value pairs,
 --   IdP links to claim, IdP links to release; then nevents and per event: type, payload JSON;
 --   then njobs and per job: npairs, field/value pairs.
--- Reply: {status, sequence}; status OK | EXISTS | NAME_TAKEN | LINK_TAKEN | NO_ORG | GONE |
+-- Reply: {status, sequence, relay entry, entries}; status OK | EXISTS | NAME_TAKEN | LINK_TAKEN | NO_ORG | GONE |
 -- CONFLICT.
 --#include _emit
-local k_user, k_names, k_stream, k_org = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_user, k_names, k_relay, k_org = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local uid = ARGV[2]
-local claim, i = read_list(6)
+local claim, i = read_list(5)
 local release, set, del, envelope
 release, i = read_list(i)
 set, i = read_list(i)
@@ -26,27 +26,27 @@ envelope, i = read_list(i)
 local link_claim, link_release
 link_claim, i = read_list(i)
 link_release, i = read_list(i)
--- A script's writes are not undone by a later error: refuse before the first write if a
--- stream key is not a stream (a corrupted or foreign key), so a write is all or nothing.
-for _, key in ipairs({k_stream, KEYS[5]}) do
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= 'stream' then return redis.error_reply('WRONGTYPE_KEY ' .. key) end
+-- A script's writes are not undone by a later error: refuse before the first write if the
+-- outbox is not a stream (a corrupted or foreign key), so a write is all or nothing.
+local outbox_kind = redis.call('TYPE', KEYS[5])['ok']
+if outbox_kind ~= 'none' and outbox_kind ~= 'stream' then
+  return redis.error_reply('WRONGTYPE_KEY ' .. KEYS[5])
 end
 local exists = redis.call('EXISTS', k_user) == 1
 if ARGV[1] == 'create' then
-  if exists then return {'EXISTS', 0} end
-  if redis.call('EXISTS', k_org) == 0 then return {'NO_ORG', 0} end
+  if exists then return done({'EXISTS', 0}) end
+  if redis.call('EXISTS', k_org) == 0 then return done({'NO_ORG', 0}) end
 else
-  if not exists then return {'GONE', 0} end
-  if redis.call('HGET', k_user, ARGV[3]) ~= ARGV[4] then return {'CONFLICT', 0} end
+  if not exists then return done({'GONE', 0}) end
+  if redis.call('HGET', k_user, ARGV[3]) ~= ARGV[4] then return done({'CONFLICT', 0}) end
 end
 for _, name in ipairs(claim) do
   local owner = redis.call('HGET', k_names, name)
-  if owner and owner ~= uid then return {'NAME_TAKEN', 0} end
+  if owner and owner ~= uid then return done({'NAME_TAKEN', 0}) end
 end
 for _, link in ipairs(link_claim) do
   local owner = redis.call('HGET', KEYS[6], link)
-  if owner and owner ~= uid then return {'LINK_TAKEN', 0} end
+  if owner and owner ~= uid then return done({'LINK_TAKEN', 0}) end
 end
 for _, link in ipairs(link_release) do
   if redis.call('HGET', KEYS[6], link) == uid then redis.call('HDEL', KEYS[6], link) end
@@ -63,7 +63,7 @@ local owner = redis.call('HGET', k_user, 'org')
 local seq = tonumber(redis.call('HGET', k_user, 'seq') or '0')
 local nevents = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nevents do
-  seq = emit(k_user, k_stream, ARGV[5], owner, envelope, ARGV[i], ARGV[i + 1])
+  seq = emit(k_user, k_relay, owner, envelope, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 local njobs = tonumber(ARGV[i] or '0'); i = i + 1
@@ -73,4 +73,4 @@ for _ = 1, njobs do
   redis.call('XADD', KEYS[5], '*', unpack(ARGV, i, last))
   i = last + 1
 end
-return {'OK', seq}
+return done({'OK', seq})

@@ -1,0 +1,140 @@
+"""Users', orgs' and intents' events go through the relay, like a session's.
+
+Their write scripts record the events beside the aggregate (``user:{U}:relay``, its own hash
+slot) and the relay appends them to the partition stream right after; a writer that dies in
+between leaves the entry to the repair (or to the aggregate's next write, which applies it
+first), and the events appear once, in sequence order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from msgspec.structs import replace
+
+from actors import idp_intents as intent_rules
+from app.process.settings import Settings
+from app.services.ids import SecretsMinter
+from storage import keys, relay
+from storage.cluster import ClusterRedis
+from storage.intents import RedisIntentStore
+from storage.relay import RelayEntry
+from storage.user_base import UserStoreBase
+from storage.users import RedisUserStore
+from tests.redis_cluster import TestRedisCluster
+from tests.test_intents_store import STARTED
+from tests.test_users_store import StepClock, add_alice
+
+PARTITIONS = 2
+LATER = relay.CLAIM_MS + 1
+
+
+def real_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def die_before_relaying(store: UserStoreBase) -> list[RelayEntry]:
+    """The store's writer passes do nothing from now on, as if each writer died right there."""
+    left: list[RelayEntry] = []
+
+    async def died(entry: RelayEntry, blob: bytes, recorded: int) -> list[str] | None:
+        left.append(entry)
+        return None
+
+    store._relay.settle = died  # type: ignore[method-assign]
+    return left
+
+
+async def history(client: Any, aggregate_id: str) -> list[tuple[str, int]]:
+    stream = keys.event_stream(keys.event_partition(aggregate_id, PARTITIONS))
+    found = []
+    for _, raw in await client.execute("XRANGE", stream, "-", "+"):
+        fields = dict(zip(raw[::2], raw[1::2], strict=True))
+        if fields[b"aggregateId"] == aggregate_id.encode():
+            found.append((fields[b"type"].decode(), int(fields[b"sequence"])))
+    return found
+
+
+@pytest.fixture(name="users")
+async def _users(fast_redis) -> RedisUserStore:
+    store = RedisUserStore(
+        fast_redis,
+        Settings(domain="example.test", event_partitions=PARTITIONS),
+        clock=StepClock(),
+        ids=SecretsMinter(),
+    )
+    await store.bootstrap()
+    return store
+
+
+async def test_a_users_events_whose_writer_died_are_relayed_by_the_repair_once(users, fast_redis):
+    left = die_before_relaying(users)
+    alice = await add_alice(users)
+    assert [entry.session_id for entry in left] == ["u1"]
+    assert await history(fast_redis, "u1") == []  # committed, not yet relayed
+    assert await fast_redis.execute("HLEN", keys.aggregate_relay(keys.user("u1"))) == 1
+
+    now = real_ms() + LATER  # the entry's time is the server's
+    assert await users._relay.repair(now) >= 1
+    expected = [("user.human.added", 1), ("user.human.email.verified", 2)]
+    assert await history(fast_redis, "u1") == expected
+    assert alice.sequence == 2
+    assert await users._relay.repair(now) == 0  # nothing left: applied once
+    assert await history(fast_redis, "u1") == expected
+    assert not await fast_redis.execute("EXISTS", keys.aggregate_relay(keys.user("u1")))
+
+
+async def test_a_users_next_write_relays_a_dead_writers_events_first(users, fast_redis):
+    real = users._relay.settle
+    die_before_relaying(users)
+    await add_alice(users)
+    users._relay.settle = real
+    start = await users.begin_password_check("u1", "attempt-1", 10**15, 0)
+    assert start.status == "OK"
+    await users.finish_password_check("u1", "attempt-1", False, 0, StepClock().now_ms())
+    assert await history(fast_redis, "u1") == [
+        ("user.human.added", 1),
+        ("user.human.email.verified", 2),
+        ("user.human.password.check.failed", 3),
+    ]
+    assert not await fast_redis.execute("EXISTS", keys.aggregate_relay(keys.user("u1")))
+
+
+# -- on a real cluster: an intent's steps touch only the intent's slot ----------------------
+@pytest.fixture(name="cluster_intents")
+async def _cluster_intents(
+    redis_cluster: TestRedisCluster,
+) -> AsyncIterator[tuple[RedisIntentStore, Any]]:
+    redis_cluster.flush()
+    client: Any = ClusterRedis(redis_cluster.url)  # the stores take either client
+    store = RedisIntentStore(
+        client,
+        Settings(event_partitions=PARTITIONS),
+        instance_id="instance",
+        clock=StepClock(),
+        ids=SecretsMinter(),
+    )
+    yield store, client
+    await client.close()
+
+
+async def test_an_intents_steps_and_events_on_a_cluster(cluster_intents):
+    store, client = cluster_intents
+    assert await store.save_intent(
+        "", STARTED, ttl_ms=60_000, event_type="idpintent.started", payload={}
+    )
+    done = replace(STARTED, state=intent_rules.SUCCEEDED, idp_user_id="ext", expires_ms=1)
+    left = die_before_relaying(store)  # the writer of the second step dies before relaying
+    assert await store.save_intent(
+        intent_rules.STARTED, done, ttl_ms=60_000, event_type="idpintent.succeeded", payload={}
+    )
+    assert len(left) == 1
+    assert await history(client, STARTED.id) == [("idpintent.started", 1)]
+    assert await store._relay.repair(real_ms() + LATER) == 1  # the per-node look
+    assert await history(client, STARTED.id) == [
+        ("idpintent.started", 1),
+        ("idpintent.succeeded", 2),
+    ]
