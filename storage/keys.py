@@ -29,7 +29,7 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``sessiond:outbox:retry``         | zset   | none; entry id → when it is due     | the delivery worker     |
 | ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
 | ``outbox:sent:{J}``               | string | 1 day; job J was delivered           | the delivery worker     |
-| ``users:loginnames``              | hash   | none; lower(login name) → user id    | user_write.lua          |
+| ``login:{name}``                  | string | pending claim 30 s, then none; user id| claim_name/relay_apply |
 | ``users:idplinks``                | hash   | none; ``idp:provider user`` → user id| user_write.lua          |
 | ``intent:{I}``                    | hash   | start 10 min; lifetime after success | intent_write.lua        |
 | ``idp:{I}``                       | hash   | none; ``doc``, ``rev``, ``seq``      | idp_write.lua           |
@@ -188,7 +188,15 @@ def outbox_sent(job_id: str) -> str:
     return f"outbox:sent:{{{job_id}}}"
 
 
+#: earlier versions' one hash of every login name (moved to ``login:{name}`` at start)
 LOGIN_NAMES = "users:loginnames"
+
+
+def login_name(name: str) -> str:
+    """One lower-cased login name's claim: the user id (``storage.name_claims``)."""
+    return f"login:{{{name}}}"
+
+
 IDP_LINKS = "users:idplinks"
 
 

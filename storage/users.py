@@ -2,9 +2,11 @@
 
 Reads are plain HGETALLs (the hash layout is in ``storage.user_codec``). Writes are
 read-modify-write with optimistic concurrency: Python applies a pure transition of
-``actors.users`` to the record it read, and ``user_write.lua`` stores the difference, the
-login-name index and the events only if ``rev`` is still the one read (bounded retry on
-conflict). Events go to the partitioned stream, in the same script as the write.
+``actors.users`` to the record it read, and ``user_write.lua`` stores the difference and
+records the events only if ``rev`` is still the one read (bounded retry on conflict); the
+relay appends the events right after. Login names are one key each, claimed before the
+write and confirmed by the relay (``storage.name_claims``); a lookup by login name checks
+that the user it finds still has that name.
 
 The store is one object for its callers; its other parts live in their own modules:
 organizations and the instance record (``storage.orgs``), PATs (``storage.pats``) and the
@@ -14,8 +16,10 @@ password-attempt protocol (``storage.password_checks``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from actors import tokens
@@ -29,8 +33,10 @@ from actors.user_links import link_taken, links_of
 from actors.user_records import Change, User, org_not_found
 from actors.views import UserView
 from storage import keys
+from storage.codec import IndexOp
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
+from storage.name_claims import NameClaims
 from storage.orgs import InstanceInfo, OrgStore
 from storage.otp_checks import OtpCheckEnd, OtpCheckStart, OtpCheckStore
 from storage.outbox import job_args
@@ -56,6 +62,7 @@ __all__ = [
 
 #: Optimistic-write attempts before giving up with Aborted (409, safe to retry).
 MAX_WRITE_ATTEMPTS = 8
+_OPS = msgspec.msgpack.Encoder()
 ADMIN_USERNAME = "admin"
 #: The machine user of the demo login page's backend-for-frontend (role IAM_LOGIN_CLIENT).
 LOGIN_CLIENT_USERNAME = "login-client"
@@ -105,13 +112,59 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
 
     async def user_id_by_login_name(self, login_name: str) -> str | None:
         """Case-insensitive: ``username`` or ``username@<org domain>``."""
-        with mapped_errors():
-            found = await self._redis.execute("HGET", keys.LOGIN_NAMES, login_name.lower())
-        return text(found) or None
+        user = await self._user_by_login_name(login_name)
+        return user.id if user is not None else None
 
     async def user_ref_by_login_name(self, login_name: str) -> UserRef | None:
-        user_id = await self.user_id_by_login_name(login_name)
-        return await self.user_ref_by_id(user_id) if user_id else None
+        user = await self._user_by_login_name(login_name)
+        return rules.to_ref(user) if user is not None else None
+
+    async def _user_by_login_name(self, login_name: str) -> User | None:
+        """The user the name's key names, if that user still has the name.
+
+        The key may be a claim whose write never happened, or a name given up whose key is
+        not dropped yet: neither resolves.
+        """
+        name = login_name.lower()
+        owner = await self._login_claims.owner_of(name)
+        user = await self.get_user(owner) if owner else None
+        return user if user is not None and await self._has_login_name(user, name) else None
+
+    async def _has_login_name(self, user: User, name: str) -> bool:
+        if name == user.username.lower():  # the common case needs no org read
+            return True
+        return name in await self._login_keys(user)
+
+    async def _holds_login_name(self, holder: str, name: str) -> bool:
+        user = await self.get_user(holder)
+        return user is not None and await self._has_login_name(user, name)
+
+    @cached_property
+    def _login_claims(self) -> NameClaims:
+        return NameClaims(self._redis, keys.login_name)
+
+    async def bootstrap(self) -> InstanceInfo:
+        info = await super().bootstrap()
+        await self._move_login_names()
+        return info
+
+    async def _move_login_names(self) -> None:
+        """Earlier versions kept every login name in one hash: one key per name now.
+
+        Idempotent (SET NX), so every worker may run it at start; the hash goes last.
+        """
+        cursor = "0"
+        with mapped_errors():
+            while True:
+                cursor_raw, flat = await self._redis.execute(
+                    "HSCAN", keys.LOGIN_NAMES, cursor, "COUNT", 1000
+                )
+                for name, owner in zip(flat[::2], flat[1::2], strict=True):
+                    await self._redis.execute("SET", keys.login_name(text(name)), owner, "NX")
+                cursor = text(cursor_raw)
+                if cursor == "0":
+                    break
+            await self._redis.execute("DEL", keys.LOGIN_NAMES)
 
     async def idp_link_owner(self, idp_id: str, idp_user_id: str) -> str | None:
         """The user linked to the provider's account, if any."""
@@ -152,18 +205,26 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         org = await self.get_org(user.org_id)
         if org is None:
             raise org_not_found()
+        names = rules.login_name_keys(user, org.domain)
+        claimed = await self._login_claims.claim_all(names, user.id, self._holds_login_name)
+        if claimed is None:
+            raise _user_exists()
         status, seq = await self._write(
             "create",
             user,
             change,
             guard=("", ""),
             creator_id=creator_id,
-            claim=rules.login_name_keys(user, org.domain),
-            release=[],
+            ops=[IndexOp("set", keys.login_name(name), 0, user.id) for name in names],
+            deadline_ms=claimed.deadline_ms,
             before={},
             jobs=jobs,
         )
-        if status in ("EXISTS", "NAME_TAKEN"):
+        if status != "OK":
+            await self._login_claims.release(claimed.names, user.id)
+        if status == "CLAIM_EXPIRED":
+            raise _conflict()
+        if status == "EXISTS":
             raise _user_exists()
         if status == "LINK_TAKEN":
             raise link_taken()
@@ -198,8 +259,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 change,
                 guard=("rev", str(rev)),
                 creator_id=creator_id,
-                claim=[],
-                release=release,
+                ops=[IndexOp("del", keys.login_name(name), 0, user.id) for name in release],
                 before=user_fields(user),
                 jobs=jobs,
             )
@@ -223,11 +283,12 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         *,
         guard: tuple[str, str],
         creator_id: str,
-        claim: list[str],
-        release: list[str],
+        ops: list[IndexOp],
         before: dict[str, str],
+        deadline_ms: int = 0,
         jobs: Sequence[DeliveryJob] = (),
     ) -> list[Any]:
+        """``ops``: what the relay applies to other slots (confirming or dropping names)."""
         after = user_fields(change.user)
         changed = {name: value for name, value in after.items() if before.get(name) != value}
         removed = [name for name in before if name not in after]
@@ -236,7 +297,6 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             "user_write",
             [
                 keys.user(user.id),
-                keys.LOGIN_NAMES,
                 keys.aggregate_relay(keys.user(user.id)),
                 keys.org(user.org_id),
                 keys.OUTBOX,
@@ -246,8 +306,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 mode,
                 user.id,
                 *guard,
-                *counted(claim),
-                *counted(release),
+                deadline_ms,
+                _OPS.encode(ops),
                 *counted(pairs(changed)),
                 *counted(removed),
                 *counted(envelope),
@@ -302,8 +362,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             change,
             guard=("pw", old_hash),
             creator_id=user_id,
-            claim=[],
-            release=[],
+            ops=[],
             before=user_fields(user),
         )
         return bool(status == "OK")

@@ -81,7 +81,7 @@ async def test_without_a_channel_send_code_is_refused_and_nothing_is_written(api
     reply = await api.call("POST", "/v2/users/human", body=body)
     assert (reply.status, reply.body["code"], reply.error_id) == (400, 9, "NOTIF-noChannel")
     assert await redis.xlen(keys.OUTBOX) == 0
-    assert await redis.hget(keys.LOGIN_NAMES, body["username"]) is None
+    assert not await redis.exists(keys.login_name(body["username"].lower()))
 
 
 @pytest.mark.settings(smtp_host="127.0.0.1")

@@ -205,8 +205,7 @@ async def test_a_write_based_on_a_stale_revision_is_refused(store, redis):
         rules.deactivate(user, NOW),
         guard=("rev", "1"),
         creator_id="",
-        claim=[],
-        release=[],
+        ops=[],
         before=before,
     )
 

@@ -22,12 +22,15 @@ local function emit(k_agg, k_relay, owner, envelope, etype, payload)
   return seq
 end
 
--- done(reply): records the events emitted as one relay entry (storage.relay.RelayEntry,
--- msgpack) and registers the aggregate in its slot's relay:{t}, the script's last key; then
--- appends the entry and the number of entries the aggregate has waiting to the reply
--- ('' and 0 when nothing was emitted). Every return of a script that emits goes through it.
-local function done(reply)
-  if #relay.events == 0 then
+-- done(reply, ops): records the events emitted and ``ops`` (index ops for other slots, as
+-- storage.codec.IndexOp lists; nil = none) as one relay entry (storage.relay.RelayEntry,
+-- msgpack) in the aggregate's relay hash, and registers the aggregate in its slot's
+-- relay:{t}, the script's last key; then appends the entry and the number of entries the
+-- aggregate has waiting to the reply ('' and 0 when there was nothing to record). Every
+-- return of a script that emits goes through it.
+local function done(reply, ops)
+  ops = ops or {}
+  if #relay.events == 0 and #ops == 0 then
     reply[#reply + 1] = ''
     reply[#reply + 1] = 0
     return reply
@@ -35,7 +38,10 @@ local function done(reply)
   local now = redis.call('TIME')
   local at_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   local field = tostring(relay.seq)
-  local entry = cmsgpack.pack({relay.aggregate, field, at_ms, relay.events, {}, {}, '',
+  if #relay.events == 0 then  -- ops only: right after the last write's entry (storage.relay)
+    field = (redis.call('HGET', KEYS[1], 'seq') or '0') .. '+' .. at_ms
+  end
+  local entry = cmsgpack.pack({relay.aggregate, field, at_ms, relay.events, ops, {}, '',
                                relay.k_relay})
   redis.call('HSET', relay.k_relay, field, entry)
   redis.call('ZADD', KEYS[#KEYS], 'NX', at_ms, relay.k_relay)

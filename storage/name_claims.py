@@ -1,0 +1,99 @@
+"""Unique names across hash slots: one key per name, claimed before the owner's write.
+
+A user's login names used to live in one hash, written in the user's own script; on a Redis
+Cluster that hash is in another slot. Now each name has its key (``login:{name}``), in its
+own slot, and a write that takes a name goes in three steps:
+
+1. **claim** the key (``claim_name.lua``): set to the owner, *pending* (it expires after
+   ``CLAIM_TTL_MS``) unless another owner holds it;
+2. the owner's **write** (its own slot), refused by the script once ``WRITE_DEADLINE_MS``
+   have passed since the claim, so it never commits on a claim that may have expired;
+3. the relay **confirms** the claim (a ``set`` op: the key without expiry) and drops the names
+   given up (a ``del`` op, only while they still name the owner), with the write's events.
+
+A writer that dies after 1 leaves a pending claim that expires by itself; one that dies after
+2 leaves the entry to the relay's repair (7.5 s, well inside the claim's 30 s). A confirmed
+key whose owner's state no longer names it (renamed or deleted, and the relay's ``del`` not
+applied yet) is taken over by the next contender after it read that state; readers check
+the owner's state too, so a stale key never resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from storage.codec import as_text
+from storage.errors import mapped_errors
+from storage.multiplex import MultiplexedRedis
+from storage.scripts import source
+
+#: How long a claim stays pending (its owner's write and relay take milliseconds).
+CLAIM_TTL_MS = 30_000
+#: The owner's write must reach Redis this soon after the claim (the rest: clock skew).
+WRITE_DEADLINE_MS = 20_000
+_TAKEOVER_ATTEMPTS = 3
+
+#: told (holder, name): whether the holder's stored state still names the name
+Holds = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(slots=True)
+class Claimed:
+    """The names a write claimed now, and when its write must have reached Redis."""
+
+    names: list[str]
+    #: 0 when no claim was made now (the owner held them all)
+    deadline_ms: int
+
+
+class NameClaims:
+    """Claims and releases of one kind of unique name (``key_of`` names its Redis key)."""
+
+    def __init__(self, redis: MultiplexedRedis, key_of: Callable[[str], str]) -> None:
+        self._redis = redis
+        self._key_of = key_of
+
+    async def claim_all(self, names: list[str], owner: str, holds: Holds) -> Claimed | None:
+        """Claim every name, or None if one is another's (those claimed meanwhile freed).
+
+        A name the owner holds already is left as it is (never freed here).
+        """
+        claimed = Claimed(names=[], deadline_ms=0)
+        for name in names:
+            at_ms = await self._claim(name, owner, holds)
+            if at_ms is None:
+                await self.release(claimed.names, owner)
+                return None
+            if at_ms:
+                claimed.names.append(name)
+                deadline = at_ms + WRITE_DEADLINE_MS
+                claimed.deadline_ms = min(claimed.deadline_ms or deadline, deadline)
+        return claimed
+
+    async def _claim(self, name: str, owner: str, holds: Holds) -> int | None:
+        """The server's time of a claim made now, 0 the owner's already, None another's."""
+        stale = ""
+        for _ in range(_TAKEOVER_ATTEMPTS):
+            with mapped_errors():
+                holder_raw, number = await self._redis.eval_script(
+                    source("claim_name"), [self._key_of(name)], [owner, CLAIM_TTL_MS, stale]
+                )
+            holder = as_text(holder_raw)
+            if holder in ("", "="):
+                return int(number)
+            if int(number) > 0 or await holds(holder, name):
+                return None  # a pending claim (a write in flight) or a live owner's
+            stale = holder
+        return None
+
+    async def owner_of(self, name: str) -> str:
+        """Who the name's key names ("": nobody); the caller checks that owner's state."""
+        with mapped_errors():
+            return as_text(await self._redis.execute("GET", self._key_of(name)))
+
+    async def release(self, names: list[str], owner: str) -> None:
+        """Free claims of a write that did not happen (only those still the owner's)."""
+        for name in names:
+            with mapped_errors():
+                await self._redis.eval_script(source("release"), [self._key_of(name)], [owner])
