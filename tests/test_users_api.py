@@ -468,6 +468,16 @@ async def test_an_unknown_org_admin_leaves_no_org_behind(api):
     assert retry.status == 201
 
 
+async def test_an_admin_listed_twice_is_a_conflict_and_leaves_no_org_behind(api):
+    robot_id, _ = await api.machine_with_pat([])
+    twice = [{"userId": robot_id}, {"userId": robot_id, "roles": ["ORG_USER_MANAGER"]}]
+    reply = await api.call("POST", "/v2/organizations", body={"name": "Twice", "admins": twice})
+    retry = await api.call("POST", "/v2/organizations", body={"name": "Twice"})
+
+    assert (reply.status, reply.body["code"], reply.error_id) == (409, 6, "COMMAND-PtXi1")
+    assert retry.status == 201
+
+
 async def test_a_user_can_be_placed_in_an_org_by_its_domain(api):
     org_id = await api.org("Difference Engines")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.errors import Unimplemented, ValidationFailed
+from actors.errors import AlreadyExists, Unimplemented
 from actors.permissions import Caller, Grant
 from actors.timefmt import rfc3339_ms
 from app.services.session_wire import Details
@@ -24,8 +24,10 @@ class OrganizationService(UserServiceBase):
                 "USERS-notYet", "Errors.User.NotSupported", extra={"unsupported": ["admins.human"]}
             )
         admin_ids = [admin.user_id or "" for admin in request.admins]
-        if len(set(admin_ids)) != len(admin_ids):  # a second grant would fail after the org
-            raise ValidationFailed("invalid AddOrganizationRequest.Admins: a user is listed twice")
+        if len(set(admin_ids)) != len(admin_ids):
+            # ZITADEL's second grant of one user on the new org fails its whole command; here
+            # it is refused before the first write, so no half-made org is left
+            raise AlreadyExists("COMMAND-PtXi1", "Errors.Member.AlreadyExists")
         for user_id in admin_ids:  # all checks before the first write: no half-made org
             await self._existing_user(user_id)
         org = await self._users.create_org(
