@@ -35,8 +35,7 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``idp:{I}``                       | hash   | none; ``doc``, ``rev``, ``seq``      | idp_write.lua           |
 | ``idps:instance``, ``idps:org:{O}``| set   | none; the owner's provider ids       | idp_write.lua           |
 | ``org:{O}``                       | hash   | none                                 | org_create.lua          |
-| ``orgs:names``                    | hash   | none; lower(name) → org id           | org_create.lua          |
-| ``orgs:domains``                  | hash   | none; generated org domain → org id  | org_create.lua          |
+| ``orgname:{n}``, ``orgdomain:{d}``| string | pending claim 30 s, then none; org id| claim_name/relay_apply  |
 | ``pat:{T}``                       | hash   | PAT expiration, else none            | pat_add.lua             |
 | ``sessiond:instance``             | hash   | none; ``id``, ``default_org``        | bootstrap (HSETNX)      |
 | ``sessiond:ready``                | string | 10 s; the readiness write probe      | /readyz                 |
@@ -222,8 +221,19 @@ def org(org_id: str) -> str:
     return f"org:{{{org_id}}}"
 
 
+#: earlier versions' hashes of every org name and domain (moved to one key each at start)
 ORG_NAMES = "orgs:names"
 ORG_DOMAINS = "orgs:domains"
+
+
+def org_name(name: str) -> str:
+    """A lower-cased organization name's claim: the org id (``storage.name_claims``)."""
+    return f"orgname:{{{name}}}"
+
+
+def org_domain(domain: str) -> str:
+    """A lower-cased generated org domain's claim: the org id."""
+    return f"orgdomain:{{{domain}}}"
 
 
 def pat(token_id: str) -> str:

@@ -47,12 +47,17 @@ class Claimed:
     deadline_ms: int
 
 
+def earliest(*deadlines_ms: int) -> int:
+    """The first of some write deadlines, 0 standing for none."""
+    return min((d for d in deadlines_ms if d), default=0)
+
+
 class NameClaims:
     """Claims and releases of one kind of unique name (``key_of`` names its Redis key)."""
 
     def __init__(self, redis: MultiplexedRedis, key_of: Callable[[str], str]) -> None:
         self._redis = redis
-        self._key_of = key_of
+        self.key_of = key_of
 
     async def claim_all(self, names: list[str], owner: str, holds: Holds) -> Claimed | None:
         """Claim every name, or None if one is another's (those claimed meanwhile freed).
@@ -67,8 +72,7 @@ class NameClaims:
                 return None
             if at_ms:
                 claimed.names.append(name)
-                deadline = at_ms + WRITE_DEADLINE_MS
-                claimed.deadline_ms = min(claimed.deadline_ms or deadline, deadline)
+                claimed.deadline_ms = earliest(claimed.deadline_ms, at_ms + WRITE_DEADLINE_MS)
         return claimed
 
     async def _claim(self, name: str, owner: str, holds: Holds) -> int | None:
@@ -77,7 +81,7 @@ class NameClaims:
         for _ in range(_TAKEOVER_ATTEMPTS):
             with mapped_errors():
                 holder_raw, number = await self._redis.eval_script(
-                    source("claim_name"), [self._key_of(name)], [owner, CLAIM_TTL_MS, stale]
+                    source("claim_name"), [self.key_of(name)], [owner, CLAIM_TTL_MS, stale]
                 )
             holder = as_text(holder_raw)
             if holder in ("", "="):
@@ -90,10 +94,28 @@ class NameClaims:
     async def owner_of(self, name: str) -> str:
         """Who the name's key names ("": nobody); the caller checks that owner's state."""
         with mapped_errors():
-            return as_text(await self._redis.execute("GET", self._key_of(name)))
+            return as_text(await self._redis.execute("GET", self.key_of(name)))
+
+    async def adopt(self, earlier_hash: str) -> None:
+        """Move earlier versions' one hash of names (name → owner) to one key per name.
+
+        Idempotent (SET NX), so every worker may run it at start; the hash goes last.
+        """
+        cursor = "0"
+        with mapped_errors():
+            while True:
+                cursor_raw, flat = await self._redis.execute(
+                    "HSCAN", earlier_hash, cursor, "COUNT", 1000
+                )
+                for name, owner in zip(flat[::2], flat[1::2], strict=True):
+                    await self._redis.execute("SET", self.key_of(as_text(name)), owner, "NX")
+                cursor = as_text(cursor_raw)
+                if cursor == "0":
+                    break
+            await self._redis.execute("DEL", earlier_hash)
 
     async def release(self, names: list[str], owner: str) -> None:
         """Free claims of a write that did not happen (only those still the owner's)."""
         for name in names:
             with mapped_errors():
-                await self._redis.eval_script(source("release"), [self._key_of(name)], [owner])
+                await self._redis.eval_script(source("release"), [self.key_of(name)], [owner])

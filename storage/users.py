@@ -144,27 +144,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         return NameClaims(self._redis, keys.login_name)
 
     async def bootstrap(self) -> InstanceInfo:
-        info = await super().bootstrap()
-        await self._move_login_names()
-        return info
-
-    async def _move_login_names(self) -> None:
-        """Earlier versions kept every login name in one hash: one key per name now.
-
-        Idempotent (SET NX), so every worker may run it at start; the hash goes last.
-        """
-        cursor = "0"
-        with mapped_errors():
-            while True:
-                cursor_raw, flat = await self._redis.execute(
-                    "HSCAN", keys.LOGIN_NAMES, cursor, "COUNT", 1000
-                )
-                for name, owner in zip(flat[::2], flat[1::2], strict=True):
-                    await self._redis.execute("SET", keys.login_name(text(name)), owner, "NX")
-                cursor = text(cursor_raw)
-                if cursor == "0":
-                    break
-            await self._redis.execute("DEL", keys.LOGIN_NAMES)
+        await self._login_claims.adopt(keys.LOGIN_NAMES)  # an earlier version's hash
+        return await super().bootstrap()
 
     async def idp_link_owner(self, idp_id: str, idp_user_id: str) -> str | None:
         """The user linked to the provider's account, if any."""

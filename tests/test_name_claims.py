@@ -137,3 +137,42 @@ async def test_earlier_versions_login_name_hash_moves_to_one_key_per_name(fast_r
     await restarted.bootstrap()
     assert await restarted.user_id_by_login_name("alice") == alice.id
     assert not await fast_redis.execute("EXISTS", keys.LOGIN_NAMES)
+
+
+# -- organization names and domains: the same claims ----------------------------------------
+async def test_racing_org_creates_of_one_name_leave_one_org(fast_redis, store):
+    stores = [new_store(fast_redis) for _ in range(4)]
+
+    async def create(n: int) -> str:
+        try:
+            return (await stores[n % 4].create_org("Acme" if n % 2 else "ACME")).id
+        except AlreadyExists:
+            return "taken"
+
+    outcomes = await asyncio.gather(*(create(n) for n in range(16)))
+    winners = [outcome for outcome in outcomes if outcome != "taken"]
+    assert len(winners) == 1
+    found = await store.org_by_name("acme")
+    assert found is not None
+    assert found.id == winners[0]
+    assert (await store.org_by_domain(found.domain.upper())) == found
+
+
+async def test_workers_starting_together_agree_on_one_default_org(fast_redis):
+    stores = [new_store(fast_redis) for _ in range(6)]
+    infos = await asyncio.gather(*(s.bootstrap() for s in stores))
+    assert len({info.default_org_id for info in infos}) == 1
+    assert len(await fast_redis.execute("KEYS", "orgname:*")) == 1
+
+
+async def test_earlier_versions_org_name_hashes_move_to_one_key_each(fast_redis, store):
+    acme = await store.create_org("Acme")
+    for key in (keys.org_name("acme"), keys.org_domain(acme.domain.lower())):
+        await fast_redis.execute("DEL", key)
+    await fast_redis.execute("HSET", keys.ORG_NAMES, "acme", acme.id)
+    await fast_redis.execute("HSET", keys.ORG_DOMAINS, acme.domain.lower(), acme.id)
+    restarted = new_store(fast_redis)
+    await restarted.bootstrap()
+    assert await restarted.org_by_name("Acme") == acme
+    assert await restarted.org_by_domain(acme.domain) == acme
+    assert not await fast_redis.execute("EXISTS", keys.ORG_NAMES, keys.ORG_DOMAINS)

@@ -1,20 +1,25 @@
--- org_create: a new organization with an instance-unique name and generated domain.
--- KEYS[1] org:{O}  KEYS[2] orgs:names  KEYS[3] orgs:domains  KEYS[4] org:{O}:relay
--- KEYS[5] its relay:{t}
--- ARGV[1] org id  ARGV[2] lower(name)  ARGV[3] domain  ARGV[4] payload JSON
+-- org_create: a new organization, in its own slot, with its event recorded for the relay.
+-- Its name and generated domain are claimed before (storage.name_claims); the write refuses
+-- once those claims may have expired, and its relay entry carries the ops confirming them.
+-- KEYS[1] org:{O}  KEYS[2] org:{O}:relay  KEYS[3] its relay:{t}
+-- ARGV[1] org id  ARGV[2] payload JSON  ARGV[3] deadline of the claims, ms (0 = none)
+-- ARGV[4] the relay ops (msgpack list of storage.codec.IndexOp)
 -- ARGV[5..] two counted lists: field/value pairs of the org hash, envelope pairs.
 -- Reply: {status, sequence, relay entry, entries}; status OK | EXISTS (id taken) |
--- NAME_TAKEN (name or domain).
+-- CLAIM_EXPIRED.
 --#include _emit
-local k_org, k_names, k_domains, k_relay = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_org, k_relay = KEYS[1], KEYS[2]
+relay.k_relay, relay.aggregate = k_relay, ARGV[1]
 local fields, i = read_list(5)
 local envelope = read_list(i)
-if redis.call('EXISTS', k_org) == 1 then return done({'EXISTS', 0}) end
-if redis.call('HEXISTS', k_names, ARGV[2]) == 1 or redis.call('HEXISTS', k_domains, ARGV[3]) == 1 then
-  return done({'NAME_TAKEN', 0})
+local deadline = tonumber(ARGV[3])
+if deadline > 0 then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
+    return done({'CLAIM_EXPIRED', 0})
+  end
 end
+if redis.call('EXISTS', k_org) == 1 then return done({'EXISTS', 0}) end
 redis.call('HSET', k_org, unpack(fields))
-redis.call('HSET', k_names, ARGV[2], ARGV[1])
-redis.call('HSET', k_domains, ARGV[3], ARGV[1])
-local seq = emit(k_org, k_relay, ARGV[1], envelope, 'org.added', ARGV[4])
-return done({'OK', seq})
+local seq = emit(k_org, k_relay, ARGV[1], envelope, 'org.added', ARGV[2])
+return done({'OK', seq}, cmsgpack.unpack(ARGV[4]))
