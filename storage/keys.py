@@ -30,7 +30,8 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
 | ``outbox:sent:{J}``               | string | 1 day; job J was delivered           | the delivery worker     |
 | ``login:{name}``                  | string | pending claim 30 s, then none; user id| claim_name/relay_apply |
-| ``users:idplinks``                | hash   | none; ``idp:provider user`` → user id| user_write.lua          |
+| ``idplink:{idp:provider user}``   | string | pending claim 30 s, then none; user id| claim_name/relay_apply |
+| ``idp:{I}:links``                 | zset   | none; JSON [user id, provider user]  | relay_apply.lua         |
 | ``intent:{I}``                    | hash   | start 10 min; lifetime after success | intent_write.lua        |
 | ``idp:{I}``                       | hash   | none; ``doc``, ``rev``, ``seq``      | idp_write.lua           |
 | ``idps:instance``, ``idps:org:{O}``| set   | none; the owner's provider ids       | idp_write.lua           |
@@ -196,12 +197,23 @@ def login_name(name: str) -> str:
     return f"login:{{{name}}}"
 
 
+#: earlier versions' one hash of every IdP link (moved to one key each at start)
 IDP_LINKS = "users:idplinks"
 
 
 def idp_link_field(idp_id: str, idp_user_id: str) -> str:
-    """A link's field in ``users:idplinks``; IdP ids hold no ``:``, so the split is unique."""
+    """A link's name: IdP ids hold no ``:``, so the split is unique."""
     return f"{idp_id}:{idp_user_id}"
+
+
+def idp_link(link: str) -> str:
+    """One IdP link's claim (``idp id:provider user id``): the user id it belongs to."""
+    return f"idplink:{{{link}}}"
+
+
+def idp_links_of(idp_id: str) -> str:
+    """The users linked to a provider's accounts, in the provider's slot (for its removal)."""
+    return f"idp:{{{idp_id}}}:links"
 
 
 def idp_intent(intent_id: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec.structs import replace
@@ -36,7 +36,7 @@ from storage import keys
 from storage.codec import IndexOp
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
-from storage.name_claims import NameClaims
+from storage.name_claims import NameClaims, earliest
 from storage.orgs import InstanceInfo, OrgStore
 from storage.otp_checks import OtpCheckEnd, OtpCheckStart, OtpCheckStore
 from storage.outbox import job_args
@@ -63,6 +63,10 @@ __all__ = [
 #: Optimistic-write attempts before giving up with Aborted (409, safe to retry).
 MAX_WRITE_ATTEMPTS = 8
 _OPS = msgspec.msgpack.Encoder()
+
+
+#: a member of ``idp:{I}:links``: ``[user id, provider user id]`` as JSON (unambiguous)
+_LINK_MEMBER = msgspec.json.Decoder(tuple[str, str])
 ADMIN_USERNAME = "admin"
 #: The machine user of the demo login page's backend-for-frontend (role IAM_LOGIN_CLIENT).
 LOGIN_CLIENT_USERNAME = "login-client"
@@ -71,13 +75,29 @@ Transition = Callable[[User | None, int], Change]
 
 
 def _link_fields(having: User | None, without: User | None) -> list[str]:
-    """The IdP links ``having`` holds and ``without`` does not, as ``users:idplinks`` fields."""
+    """The IdP links ``having`` holds and ``without`` does not (``idp id:provider user id``)."""
     if having is None:
         return []
     held = {keys.idp_link_field(link.idp_id, link.user_id) for link in links_of(having)}
     if without is not None:
         held -= {keys.idp_link_field(link.idp_id, link.user_id) for link in links_of(without)}
     return sorted(held)
+
+
+def _link_member(user_id: str, idp_user_id: str) -> bytes:
+    """A link's member of its provider's index: who, and which account (JSON, unambiguous)."""
+    return msgspec.json.encode((user_id, idp_user_id))
+
+
+def _link_ops(user_id: str, links: list[str], op: Literal["set", "del"]) -> list[IndexOp]:
+    """The relay ops that confirm (``set``) or drop (``del``) links and their index entries."""
+    ops: list[IndexOp] = []
+    for link in links:
+        idp_id, _, idp_user_id = link.partition(":")
+        member = _link_member(user_id, idp_user_id).decode()
+        ops.append(IndexOp(op, keys.idp_link(link), 0, user_id))
+        ops.append(IndexOp("zadd" if op == "set" else "zrem", keys.idp_links_of(idp_id), 0, member))
+    return ops
 
 
 def _user_exists() -> AlreadyExists:
@@ -144,31 +164,45 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         return NameClaims(self._redis, keys.login_name)
 
     async def bootstrap(self) -> InstanceInfo:
-        await self._login_claims.adopt(keys.LOGIN_NAMES)  # an earlier version's hash
+        await self._login_claims.adopt(keys.LOGIN_NAMES)  # an earlier version's hashes
+        await self._adopt_links()
         return await super().bootstrap()
 
-    async def idp_link_owner(self, idp_id: str, idp_user_id: str) -> str | None:
-        """The user linked to the provider's account, if any."""
+    async def _adopt_links(self) -> None:
+        """Earlier versions' one hash of IdP links: one claim key each, and the index."""
         with mapped_errors():
-            owner = await self._redis.execute(
-                "HGET", keys.IDP_LINKS, keys.idp_link_field(idp_id, idp_user_id)
-            )
-        return text(owner) or None
+            flat = await self._redis.execute("HGETALL", keys.IDP_LINKS)
+        for link, owner in zip(flat[::2], flat[1::2], strict=True):
+            idp_id, _, idp_user_id = text(link).partition(":")
+            with mapped_errors():
+                await self._redis.execute(
+                    "ZADD", keys.idp_links_of(idp_id), 0, _link_member(text(owner), idp_user_id)
+                )
+        await self._link_claims.adopt(keys.IDP_LINKS)
+
+    async def idp_link_owner(self, idp_id: str, idp_user_id: str) -> str | None:
+        """The user linked to the provider's account, if that user still has the link."""
+        link = keys.idp_link_field(idp_id, idp_user_id)
+        owner = await self._link_claims.owner_of(link)
+        return owner if owner and await self._holds_link(owner, link) else None
 
     async def idp_link_owners(self, idp_id: str) -> set[str]:
-        """Every user linked to an account of the provider ``idp_id`` (an HSCAN by prefix)."""
-        pattern = _glob_escape(keys.idp_link_field(idp_id, "")) + "*"
-        owners: set[str] = set()
-        cursor: str = "0"
+        """Every user linked to an account of the provider ``idp_id`` (its links index).
+
+        The index may still name a user whose link is being dropped: callers act on each
+        user's own state.
+        """
         with mapped_errors():
-            while True:
-                cursor_raw, flat = await self._redis.execute(
-                    "HSCAN", keys.IDP_LINKS, cursor, "MATCH", pattern, "COUNT", 1000
-                )
-                owners.update(text(owner) for owner in flat[1::2])
-                cursor = text(cursor_raw)
-                if cursor == "0":
-                    return owners
+            members = await self._redis.execute("ZRANGE", keys.idp_links_of(idp_id), 0, -1)
+        return {_LINK_MEMBER.decode(member)[0] for member in members}
+
+    async def _holds_link(self, holder: str, link: str) -> bool:
+        user = await self.get_user(holder)
+        return user is not None and link in _link_fields(user, None)
+
+    @cached_property
+    def _link_claims(self) -> NameClaims:
+        return NameClaims(self._redis, keys.idp_link)
 
     async def login_names(self, user: User) -> list[str]:
         org = await self.get_org(user.org_id)
@@ -180,7 +214,7 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
     ) -> User:
         """Store a new user from ``actors.users.new_human``/``new_machine``.
 
-        ``jobs``: messages to send (verification codes), queued in the same atomic write.
+        ``jobs``: messages to send (verification codes), recorded with the write, queued by its relay.
         """
         user = change.user
         org = await self.get_org(user.org_id)
@@ -209,8 +243,6 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             raise _user_exists()
         if status == "LINK_TAKEN":
             raise link_taken()
-        if status == "NO_ORG":
-            raise org_not_found()
         return replace(user, sequence=int(seq))
 
     async def mutate(
@@ -269,20 +301,51 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         deadline_ms: int = 0,
         jobs: Sequence[DeliveryJob] = (),
     ) -> list[Any]:
-        """``ops``: what the relay applies to other slots (confirming or dropping names)."""
+        """Claim the IdP links the change adds, then write; LINK_TAKEN if one is another's.
+
+        ``ops``: what the relay applies to other slots besides the links (the login names).
+        The link claims made now are freed again if the write did not happen.
+        """
+        old = user if mode == "update" else None
+        added, dropped = _link_fields(change.user, old), _link_fields(old, change.user)
+        links = await self._link_claims.claim_all(added, user.id, self._holds_link)
+        if links is None:
+            return ["LINK_TAKEN", 0]
+        reply = await self._write_user(
+            mode,
+            user,
+            change,
+            guard=guard,
+            creator_id=creator_id,
+            ops=[*ops, *_link_ops(user.id, added, "set"), *_link_ops(user.id, dropped, "del")],
+            before=before,
+            deadline_ms=earliest(deadline_ms, links.deadline_ms),
+            jobs=jobs,
+        )
+        if reply[0] != "OK":
+            await self._link_claims.release(links.names, user.id)
+        return reply
+
+    async def _write_user(
+        self,
+        mode: str,
+        user: User,
+        change: Change,
+        *,
+        guard: tuple[str, str],
+        creator_id: str,
+        ops: list[IndexOp],
+        before: dict[str, str],
+        deadline_ms: int,
+        jobs: Sequence[DeliveryJob],
+    ) -> list[Any]:
         after = user_fields(change.user)
         changed = {name: value for name, value in after.items() if before.get(name) != value}
         removed = [name for name in before if name not in after]
         envelope = self._envelope("user", user.id, creator_id, change.user.change_ms)
         return await self._run(
             "user_write",
-            [
-                keys.user(user.id),
-                keys.aggregate_relay(keys.user(user.id)),
-                keys.org(user.org_id),
-                keys.OUTBOX,
-                keys.IDP_LINKS,
-            ],
+            [keys.user(user.id), keys.aggregate_relay(keys.user(user.id))],
             [
                 mode,
                 user.id,
@@ -292,8 +355,6 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 *counted(pairs(changed)),
                 *counted(removed),
                 *counted(envelope),
-                *counted(_link_fields(change.user, user if mode == "update" else None)),
-                *counted(_link_fields(user if mode == "update" else None, change.user)),
                 *event_args(change.events),
                 *job_args(jobs),
             ],
@@ -422,8 +483,3 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
             if found is None:
                 raise
             return found
-
-
-def _glob_escape(literal: str) -> str:
-    """``literal`` as a MATCH pattern that matches only itself."""
-    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in literal)

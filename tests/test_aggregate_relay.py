@@ -16,6 +16,9 @@ import pytest
 from msgspec.structs import replace
 
 from actors import idp_intents as intent_rules
+from actors.errors import AlreadyExists
+from actors.user_links import add_link
+from actors.user_records import IdpLink
 from app.process.settings import Settings
 from app.services.ids import SecretsMinter
 from storage import keys, relay
@@ -138,3 +141,44 @@ async def test_an_intents_steps_and_events_on_a_cluster(cluster_intents):
         ("idpintent.started", 1),
         ("idpintent.succeeded", 2),
     ]
+
+
+# -- on a real cluster: a user's life, every script on the user's own slot ------------------
+async def test_a_users_life_on_a_cluster(redis_cluster: TestRedisCluster):
+    redis_cluster.flush()
+    client: Any = ClusterRedis(redis_cluster.url)
+    try:
+        users = RedisUserStore(
+            client,
+            Settings(domain="example.test", event_partitions=PARTITIONS),
+            clock=StepClock(),
+            ids=SecretsMinter(),
+        )
+        await users.bootstrap()
+        alice = await add_alice(users)
+        assert await users.user_id_by_login_name("ALICE") == alice.id
+        assert await users.user_id_by_login_name("alice@zitadel.example.test") == alice.id
+        with pytest.raises(AlreadyExists):
+            await add_alice(users, user_id="u2")
+
+        link = IdpLink(idp_id="idp1", user_id="ext-1", user_name="ada")
+        await users.mutate(alice.id, lambda user, now: add_link(user, link, now))
+        assert await users.idp_link_owner("idp1", "ext-1") == alice.id
+        assert await users.idp_link_owners("idp1") == {alice.id}
+        start = await users.begin_password_check(alice.id, "attempt-1", 10**15, 0)
+        assert start.status == "OK"
+        await users.finish_password_check(alice.id, "attempt-1", True, 0, StepClock().now_ms())
+
+        await users.delete_user(alice.id)
+        assert await users.user_id_by_login_name("alice") is None
+        assert await users.idp_link_owner("idp1", "ext-1") is None
+        assert not await client.execute("EXISTS", keys.login_name("alice"))
+        types = [event for event, _ in await history(client, alice.id)]
+        assert types[0] == "user.human.added"
+        assert "user.human.password.check.succeeded" in types
+        sequences = [seq for _, seq in await history(client, alice.id)]
+        assert sequences == list(range(1, len(sequences) + 1))
+        bob = await add_alice(users, user_id="u2")  # the name is free again
+        assert await users.user_id_by_login_name("alice") == bob.id
+    finally:
+        await client.close()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from storage import keys
 from tests.support import ADMIN_TOKEN, PASSWORD, Api, session_history
 
 
@@ -52,11 +53,11 @@ async def test_add_list_and_remove_a_link(api: Api, idp: str, redis: aioredis.Re
     assert added.status == 200, added.body
     assert int(added.body["details"]["sequence"]) > 0
     assert await links_of(api, user) == [{"idpId": idp, "userId": "ext-1", "userName": "ada"}]
-    assert await redis.hget("users:idplinks", f"{idp}:ext-1") == user.encode()
+    assert await redis.get(keys.idp_link(f"{idp}:ext-1")) == user.encode()
     removed = await api.call("DELETE", f"/v2/users/{user}/links/{idp}/ext-1")
     assert removed.status == 200, removed.body
     assert await links_of(api, user) == []
-    assert await redis.hget("users:idplinks", f"{idp}:ext-1") is None
+    assert await redis.get(keys.idp_link(f"{idp}:ext-1")) is None
     again = await api.call("DELETE", f"/v2/users/{user}/links/{idp}/ext-1")
     assert (again.status, again.error_id) == (404, "COMMAND-1M9xR")
 
@@ -83,7 +84,7 @@ async def test_users_racing_for_one_link_exactly_one_gets_it(
     winners = [u for u, reply in zip(users, replies, strict=True) if reply.status == 200]
     assert len(winners) == 1, [r.body for r in replies]
     assert all(r.status == 409 for r in replies if r.status != 200)
-    assert await redis.hget("users:idplinks", f"{idp}:contested") == winners[0].encode()
+    assert await redis.get(keys.idp_link(f"{idp}:contested")) == winners[0].encode()
     holders = [u for u in users if await links_of(api, u)]
     assert holders == winners
 
@@ -92,7 +93,7 @@ async def test_deleting_the_user_frees_its_links(api: Api, idp: str, redis: aior
     user = await api.human()
     await api.call("POST", f"/v2/users/{user}/links", body=link_body(idp, "leaves"))
     assert (await api.call("DELETE", f"/v2/users/{user}")).status == 200
-    assert await redis.hget("users:idplinks", f"{idp}:leaves") is None
+    assert await redis.get(keys.idp_link(f"{idp}:leaves")) is None
     successor = await api.human()
     reply = await api.call("POST", f"/v2/users/{successor}/links", body=link_body(idp, "leaves"))
     assert reply.status == 200, reply.body
@@ -113,7 +114,7 @@ async def test_add_human_user_with_idp_links(api: Api, idp: str, redis: aioredis
     assert await links_of(api, user) == [
         {"idpId": idp, "userId": "from-create", "userName": "ada@idp"}
     ]
-    assert await redis.hget("users:idplinks", f"{idp}:from-create") == user.encode()
+    assert await redis.get(keys.idp_link(f"{idp}:from-create")) == user.encode()
     body["username"] = username + "-2"
     body["email"] = {"email": f"{username}-2@example.com", "isVerified": True}
     taken = await api.call("POST", "/v2/users/human", body=body)
@@ -190,7 +191,8 @@ async def test_deleting_a_provider_removes_every_link_to_it(
     assert [link["idpId"] for link in await links_of(api, users[0])] == [other]
     for user in users[1:]:
         assert await links_of(api, user) == []
-    assert await redis.hkeys("users:idplinks") == [f"{other}:x".encode()]
+    assert await redis.keys("idplink:*") == [keys.idp_link(f"{other}:x").encode()]
+    assert not await redis.exists(keys.idp_links_of(idp))  # the provider's index emptied
     history = await session_history(redis, users[1])
     cascaded = [e for e in history if e[b"type"] == b"user.human.externalidp.cascade.removed"]
     assert len(cascaded) == 2

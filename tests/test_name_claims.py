@@ -15,6 +15,8 @@ import time
 import pytest
 
 from actors.errors import Aborted, AlreadyExists
+from actors.user_links import add_link
+from actors.user_records import IdpLink
 from app.process.settings import Settings
 from app.services.ids import SecretsMinter
 from storage import keys, name_claims, relay
@@ -176,3 +178,18 @@ async def test_earlier_versions_org_name_hashes_move_to_one_key_each(fast_redis,
     assert await restarted.org_by_name("Acme") == acme
     assert await restarted.org_by_domain(acme.domain) == acme
     assert not await fast_redis.execute("EXISTS", keys.ORG_NAMES, keys.ORG_DOMAINS)
+
+
+async def test_earlier_versions_idp_link_hash_moves_to_claims_and_the_providers_index(
+    fast_redis, store
+):
+    alice = await add_alice(store)
+    link = IdpLink(idp_id="idp1", user_id="ext-1")
+    await store.mutate(alice.id, lambda user, now: add_link(user, link, now))
+    await fast_redis.execute("DEL", keys.idp_link("idp1:ext-1"), keys.idp_links_of("idp1"))
+    await fast_redis.execute("HSET", keys.IDP_LINKS, "idp1:ext-1", alice.id)
+    restarted = new_store(fast_redis)
+    await restarted.bootstrap()
+    assert await restarted.idp_link_owner("idp1", "ext-1") == alice.id
+    assert await restarted.idp_link_owners("idp1") == {alice.id}
+    assert not await fast_redis.execute("EXISTS", keys.IDP_LINKS)

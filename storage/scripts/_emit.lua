@@ -22,15 +22,16 @@ local function emit(k_agg, k_relay, owner, envelope, etype, payload)
   return seq
 end
 
--- done(reply, ops): records the events emitted and ``ops`` (index ops for other slots, as
--- storage.codec.IndexOp lists; nil = none) as one relay entry (storage.relay.RelayEntry,
+-- done(reply, ops, jobs): records the events emitted, ``ops`` (index ops for other slots,
+-- as storage.codec.IndexOp lists) and ``jobs`` (delivery jobs for the outbox, field/value
+-- lists; both nil = none) as one relay entry (storage.relay.RelayEntry,
 -- msgpack) in the aggregate's relay hash, and registers the aggregate in its slot's
 -- relay:{t}, the script's last key; then appends the entry and the number of entries the
 -- aggregate has waiting to the reply ('' and 0 when there was nothing to record). Every
 -- return of a script that emits goes through it.
-local function done(reply, ops)
-  ops = ops or {}
-  if #relay.events == 0 and #ops == 0 then
+local function done(reply, ops, jobs)
+  ops, jobs = ops or {}, jobs or {}
+  if #relay.events == 0 and #ops == 0 and #jobs == 0 then
     reply[#reply + 1] = ''
     reply[#reply + 1] = 0
     return reply
@@ -41,7 +42,7 @@ local function done(reply, ops)
   if #relay.events == 0 then  -- ops only: right after the last write's entry (storage.relay)
     field = (redis.call('HGET', KEYS[1], 'seq') or '0') .. '+' .. at_ms
   end
-  local entry = cmsgpack.pack({relay.aggregate, field, at_ms, relay.events, ops, {}, '',
+  local entry = cmsgpack.pack({relay.aggregate, field, at_ms, relay.events, ops, jobs, '',
                                relay.k_relay})
   redis.call('HSET', relay.k_relay, field, entry)
   redis.call('ZADD', KEYS[#KEYS], 'NX', at_ms, relay.k_relay)
