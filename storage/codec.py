@@ -137,10 +137,12 @@ class IndexOp(msgspec.Struct, frozen=True, array_like=True):
 
     ``zadd`` / ``zrem`` an index member; ``cap``: ZADD, then move the lowest-scored other
     members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them);
-    ``set``: the member under the key, expiring at ``score`` ms (0: never); ``del``.
+    ``set``: the member under the key, expiring at ``score`` ms (0: never); ``del``: the key,
+    if it still holds the member; ``sadd`` / ``srem`` a set member; ``hset``: a hash's fields
+    (``member``: a JSON list of field/value pairs), expiring at ``score`` ms (0: never).
     """
 
-    op: Literal["zadd", "zrem", "cap", "set", "del"]
+    op: Literal["zadd", "zrem", "cap", "set", "del", "sadd", "srem", "hset"]
     key: str
     score: int
     member: str

@@ -2,12 +2,14 @@
 
 ``idp:{I}`` holds the ``actors.idp_configs.IdpConfig`` as MessagePack (``doc``; the client
 secret inside is sealed by the service), ``rev`` for compare-and-set updates and ``seq``
-for its events. ``idps:instance`` / ``idps:org:{O}`` list an owner's providers.
+for its events. ``idps:instance`` / ``idps:org:{O}`` list an owner's providers (another
+slot: the relay keeps them, with the events).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import msgspec
 
@@ -15,6 +17,7 @@ from actors import idp_configs as rules
 from actors.errors import Aborted, AlreadyExists
 from actors.idp_configs import IdpConfig
 from storage import keys
+from storage.codec import IndexOp
 from storage.errors import mapped_errors
 from storage.user_base import UserStoreBase
 from storage.user_codec import text, to_json
@@ -94,13 +97,10 @@ class RedisIdpStore(UserStoreBase):
         # the provider is the aggregate (its own sequence and partition); the owner is the
         # resource owner, as the event type (instance.idp.* / org.idp.*) says
         envelope = self._envelope("idp", config.id, creator_id, config.change_ms)
+        listed: Literal["sadd", "srem"] = "srem" if mode == "remove" else "sadd"
         reply = await self._run(
             "idp_write",
-            [
-                keys.idp(config.id),
-                keys.idps_of(config.org_id),
-                keys.aggregate_relay(keys.idp(config.id)),
-            ],
+            [keys.idp(config.id), keys.aggregate_relay(keys.idp(config.id))],
             [
                 mode,
                 config.id,
@@ -109,6 +109,7 @@ class RedisIdpStore(UserStoreBase):
                 event,
                 to_json(rules.event_payload(config)),
                 config.org_id or self.instance_id,
+                _ENCODER.encode([IndexOp(listed, keys.idps_of(config.org_id), 0, config.id)]),
                 *envelope,
             ],
             relayed=keys.idp(config.id),

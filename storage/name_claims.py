@@ -20,8 +20,10 @@ the owner's state too, so a stale key never resolves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from storage.codec import as_text
 from storage.errors import mapped_errors
@@ -34,6 +36,7 @@ CLAIM_TTL_MS = 30_000
 WRITE_DEADLINE_MS = 20_000
 _TAKEOVER_ATTEMPTS = 3
 
+T = TypeVar("T")
 #: told (holder, name): whether the holder's stored state still names the name
 Holds = Callable[[str, str], Awaitable[bool]]
 
@@ -45,6 +48,20 @@ class Claimed:
     names: list[str]
     #: 0 when no claim was made now (the owner held them all)
     deadline_ms: int
+
+
+async def settled_owner(lookup: Callable[[], Awaitable[T | None]]) -> T | None:
+    """What ``lookup`` finds once a rival's claimed write has landed (None after ~2 s).
+
+    A name another writer won may still be a pending claim, its write in flight: a caller
+    that lost the race and wants the winner (the default org, the admin user) waits for it.
+    """
+    for _ in range(40):
+        found = await lookup()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.05)
+    return None
 
 
 def earliest(*deadlines_ms: int) -> int:

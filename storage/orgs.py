@@ -8,7 +8,6 @@ the org and records ``org.added``; the relay confirms the claims with the event
 
 from __future__ import annotations
 
-import asyncio
 from functools import cached_property
 
 import msgspec
@@ -21,7 +20,7 @@ from storage import keys
 from storage.codec import IndexOp
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
-from storage.name_claims import NameClaims, earliest
+from storage.name_claims import NameClaims, earliest, settled_owner
 from storage.user_base import UserStoreBase
 from storage.user_codec import counted, org_fields, org_from_fields, pairs, text, to_json
 
@@ -73,12 +72,10 @@ class OrgStore(UserStoreBase):
         try:
             return await self.create_org(name)
         except AlreadyExists:  # another worker won the race; its write may be in flight
-            for _ in range(40):
-                org = await self.org_by_name(name)
-                if org is not None:
-                    return org
-                await asyncio.sleep(0.05)
-            raise
+            org = await settled_owner(lambda: self.org_by_name(name))
+            if org is None:
+                raise
+            return org
 
     # -- organizations -----------------------------------------------------------------------
     async def create_org(

@@ -36,7 +36,7 @@ from storage import keys
 from storage.codec import IndexOp
 from storage.errors import mapped_errors
 from storage.multiplex import as_dict
-from storage.name_claims import NameClaims, earliest
+from storage.name_claims import NameClaims, earliest, settled_owner
 from storage.orgs import InstanceInfo, OrgStore
 from storage.otp_checks import OtpCheckEnd, OtpCheckStart, OtpCheckStore
 from storage.outbox import job_args
@@ -214,7 +214,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
     ) -> User:
         """Store a new user from ``actors.users.new_human``/``new_machine``.
 
-        ``jobs``: messages to send (verification codes), recorded with the write, queued by its relay.
+        ``jobs``: messages to send (verification codes), recorded with the write and queued
+        by its relay.
         """
         user = change.user
         org = await self.get_org(user.org_id)
@@ -478,8 +479,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
         )
         try:
             return (await self.create_user(change)).id
-        except AlreadyExists:  # another worker created it first
-            found = await self.user_id_by_login_name(username)
+        except AlreadyExists:  # another worker created it first (its write may be in flight)
+            found = await settled_owner(lambda: self.user_id_by_login_name(username))
             if found is None:
                 raise
             return found

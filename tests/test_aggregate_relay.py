@@ -16,13 +16,17 @@ import pytest
 from msgspec.structs import replace
 
 from actors import idp_intents as intent_rules
+from actors import tokens
+from actors import users as user_rules
 from actors.errors import AlreadyExists
+from actors.idp_configs import IdpConfig
 from actors.user_links import add_link
 from actors.user_records import IdpLink
 from app.process.settings import Settings
 from app.services.ids import SecretsMinter
 from storage import keys, relay
 from storage.cluster import ClusterRedis
+from storage.idps import RedisIdpStore
 from storage.intents import RedisIntentStore
 from storage.relay import RelayEntry
 from storage.user_base import UserStoreBase
@@ -180,5 +184,59 @@ async def test_a_users_life_on_a_cluster(redis_cluster: TestRedisCluster):
         assert sequences == list(range(1, len(sequences) + 1))
         bob = await add_alice(users, user_id="u2")  # the name is free again
         assert await users.user_id_by_login_name("alice") == bob.id
+    finally:
+        await client.close()
+
+
+async def test_a_pat_exists_exactly_when_its_event_does(users, fast_redis):
+    robot = await users.create_user(
+        user_rules.new_machine(
+            user_id="robot", org_id=await users.default_org_id(), username="robot",
+            name="robot", description="", now_ms=StepClock().now_ms(), grants=(),
+        )
+    )  # fmt: skip
+    issued = tokens.issue(tokens.PAT_PREFIX, "pat-1", "pat-1", b"\x01" * 32)
+    left = die_before_relaying(users)
+    await users.add_pat(robot.id, issued, None)
+    assert len(left) == 1
+    assert await users.get_pat("pat-1") is None  # not before its event is published
+    assert "user.personal.access.token.added" not in [
+        t for t, _ in await history(fast_redis, "robot")
+    ]
+    assert await users._relay.repair(real_ms() + LATER) == 1
+    record = await users.get_pat("pat-1")
+    assert record is not None
+    assert (record.user_id, record.secret_hash) == ("robot", issued.token_hash)
+    added = [t for t, _ in await history(fast_redis, "robot")]
+    assert added.count("user.personal.access.token.added") == 1
+    assert await fast_redis.execute("PTTL", keys.pat("pat-1")) == -1
+
+
+async def test_pats_and_identity_providers_on_a_cluster(redis_cluster: TestRedisCluster):
+    redis_cluster.flush()
+    client: Any = ClusterRedis(redis_cluster.url)
+    settings = Settings(domain="example.test", event_partitions=PARTITIONS)
+    try:
+        users = RedisUserStore(client, settings, clock=StepClock(), ids=SecretsMinter())
+        await users.bootstrap()
+        assert await users.ensure_admin("p.admintoken.s3cr3t") is False
+        record = await users.get_pat("admintoken")
+        assert record is not None
+        assert await users.user_id_by_login_name("admin") == record.user_id
+        kinds = {t for t, _ in await history(client, record.user_id)}
+        assert "user.personal.access.token.added" in kinds
+
+        idps = RedisIdpStore(client, settings, clock=StepClock(), ids=SecretsMinter())
+        config = IdpConfig(id="idp1", kind="oidc", name="Corp", client_id="c", sealed_secret="s")
+        await idps.add(config, creator_id="")
+        assert [c.id for c in await idps.search("")] == ["idp1"]
+        stored = await idps.get("idp1")
+        assert stored is not None
+        await idps.remove(stored, creator_id="")
+        assert await idps.search("") == []
+        assert [t for t, _ in await history(client, "idp1")] == [
+            "instance.idp.oidc.added",
+            "instance.idp.removed",
+        ]
     finally:
         await client.close()

@@ -193,3 +193,16 @@ async def test_earlier_versions_idp_link_hash_moves_to_claims_and_the_providers_
     assert await restarted.idp_link_owner("idp1", "ext-1") == alice.id
     assert await restarted.idp_link_owners("idp1") == {alice.id}
     assert not await fast_redis.execute("EXISTS", keys.IDP_LINKS)
+
+
+async def test_workers_ensuring_the_admin_together_make_one_admin_user(fast_redis):
+    stores = [new_store(fast_redis) for _ in range(4)]
+    for store in stores:
+        await store.bootstrap()
+    await asyncio.gather(*(store.ensure_admin("p.admintoken.s3cr3t") for store in stores))
+    admin = await stores[0].user_id_by_login_name("admin")
+    assert admin is not None
+    assert {await store.user_id_by_login_name("admin") for store in stores} == {admin}
+    record = await stores[0].get_pat("admintoken")
+    assert record is not None
+    assert record.user_id == admin

@@ -88,6 +88,14 @@ for _, op in ipairs(ops) do
       end
     elseif kind == 'del' then
       if redis.call('GET', k) == member then redis.call('DEL', k) end
+    elseif kind == 'hset' then
+      -- a record created with its owner's event (a PAT): its fields, as a JSON list
+      redis.call('HSET', k, unpack(cjson.decode(member)))
+      if score > 0 then redis.call('PEXPIREAT', k, score) else redis.call('PERSIST', k) end
+    elseif kind == 'sadd' then
+      redis.call('SADD', k, member)
+    elseif kind == 'srem' then
+      redis.call('SREM', k, member)
     else -- cap: never more than limit members; the least recently active others are ended
       redis.call('ZADD', k, score, member)
       -- victims stay members until their own termination removes them, so a repeated pass
