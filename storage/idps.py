@@ -113,6 +113,7 @@ class RedisIdpStore(UserStoreBase):
                 *envelope,
             ],
             relayed=keys.idp(config.id),
+            touches=[keys.idps_of(config.org_id)],
         )
         return str(reply[0]), str(reply[1])
 

@@ -27,7 +27,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NoReturn, cast
 
 import hiredis
@@ -371,13 +371,16 @@ def _check_replicated(acknowledged: int, wait: tuple[str, int, int]) -> None:
         )
 
 
+@lru_cache(maxsize=64)
 def _read_only(source: str) -> bool:
     """Marked read-only: the comment mark, or Redis's own ``no-writes`` script flag."""
     first = source.split("\n", 1)[0]
     return first.startswith(READ_ONLY_MARK) or (first.startswith("#!") and "no-writes" in first)
 
 
+@lru_cache(maxsize=64)
 def _sha1(source: str) -> str:
+    """A script's digest, once per script (the few sources are the same str objects)."""
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 

@@ -111,6 +111,7 @@ class OrgStore(UserStoreBase):
                 *counted(self._envelope("org", org.id, creator_id, now)),
             ],
             relayed=keys.org(org.id),
+            touches=[op.key for op in ops],
         )
         if status != "OK":
             await _release(made, org.id)

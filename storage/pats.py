@@ -78,6 +78,7 @@ class PatStore(UserStoreBase):
                 *counted(self._envelope("user", user_id, creator_id, now)),
             ],
             relayed=keys.user(user_id),
+            touches=[token.key],
         )
         return _pat_status(status, int(seq))
 

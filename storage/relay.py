@@ -183,6 +183,24 @@ class Relay:
             return None
         return self._call(entry, blob, False, None, effects=True, ack=True)
 
+    def chained_call(
+        self, aggregate_id: str, recorded_in: str, touches: Iterable[str], *, jobs: bool
+    ) -> tuple[list[str], list[Any]] | None:
+        """The writer's pass to send with a write whose entry is made in Lua (one node only).
+
+        It applies the aggregate's only entry if that was made just now (relay_apply.lua);
+        ``touches``: the keys the entry's ops may name, ``jobs``: whether it queues messages.
+        """
+        if self._split:
+            return None
+        stream = self.partition_key(aggregate_id)
+        pending = keys.relay_pending(slot_of(recorded_in))
+        outbox = keys.OUTBOX if jobs else ""
+        touched = [stream, keys.replayed_entries(stream), recorded_in, pending, *touches]
+        args: list[Any] = ["", "w", self._maxlen, "", stream, outbox, ""]
+        args += [recorded_in, pending, "", "", recorded_in]
+        return list(dict.fromkeys([*touched, *([outbox] if outbox else [])])), args
+
     def observe(self, entry: RelayEntry) -> None:
         """Count a writer's pass sent with its commit (``writer_call``) once it applied."""
         self._lag(entry, False)

@@ -7,6 +7,7 @@ to the partitioned stream. ``_envelope`` is the part of each event that is not i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from actors.ports import Clock, IdSource
@@ -16,7 +17,7 @@ from storage.cluster import slot_of
 from storage.codec import as_bytes
 from storage.errors import mapped_errors
 from storage.multiplex import MultiplexedRedis
-from storage.relay import Relay, decode
+from storage.relay import Relay, decode, victims_of
 from storage.scripts import source
 from storage.user_codec import text
 
@@ -80,21 +81,53 @@ class UserStoreBase:
         ]
 
     async def _run(
-        self, script: str, keys_: list[str], args: list[Any], *, relayed: str = ""
+        self,
+        script: str,
+        keys_: list[str],
+        args: list[Any],
+        *,
+        relayed: str = "",
+        touches: Sequence[str] = (),
+        jobs: bool = False,
     ) -> list[Any]:
         """Run a write script; ``relayed``: the aggregate whose events it records.
 
         Such a script ends its reply with the relay entry it recorded ("" for none) and how
         many its aggregate has waiting; the relay appends the events to the partition stream
-        now (or the repair does, if this pass fails).
+        at once: on one node in the same write as the script (``touches``: the keys its ops
+        may name, ``jobs``: whether it queues messages), else right after; if that pass
+        fails, the repair does it.
         """
-        if relayed:
-            keys_ = [*keys_, keys.relay_pending(slot_of(relayed))]
+        if not relayed:
+            with mapped_errors():
+                reply = list(await self._redis.eval_script(source(script), keys_, args))
+            return _texts(reply)
+        recorded_in = keys.aggregate_relay(relayed)
+        keys_ = [*keys_, keys.relay_pending(slot_of(relayed))]
+        chained = self._relay.chained_call(_id_of(relayed), recorded_in, touches, jobs=jobs)
+        relayed_now = False
         with mapped_errors():
-            reply = list(await self._redis.eval_script(source(script), keys_, args))
-        if relayed:
-            blob, recorded = as_bytes(reply[-2]), int(reply[-1])
-            reply = reply[:-2]
-            if blob:
-                await self._relay.settle(decode(blob), blob, recorded)
-        return [text(item) if isinstance(item, bytes) else item for item in reply]
+            if chained is None:
+                reply = list(await self._redis.eval_script(source(script), keys_, args))
+            else:
+                calls = [(source(script), keys_, args), (source("relay_apply"), *chained)]
+                written, passed = await self._redis.eval_chain(calls)
+                if isinstance(written, BaseException):
+                    raise written
+                reply = list(written)
+                relayed_now = (
+                    not isinstance(passed, BaseException) and victims_of(passed) is not None
+                )
+        blob, recorded = as_bytes(reply[-2]), int(reply[-1])
+        if blob and not relayed_now:
+            await self._relay.settle(decode(blob), blob, recorded)
+        return _texts(reply[:-2])
+
+
+def _texts(reply: list[Any]) -> list[Any]:
+    return [text(item) if isinstance(item, bytes) else item for item in reply]
+
+
+def _id_of(aggregate_key: str) -> str:
+    """``user:{U}`` → ``U``: the aggregate's id (its events' partition)."""
+    return aggregate_key[aggregate_key.index("{") + 1 : aggregate_key.rindex("}")]

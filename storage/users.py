@@ -360,6 +360,8 @@ class RedisUserStore(OrgStore, PatStore, PasswordCheckStore, OtpCheckStore):
                 *job_args(jobs),
             ],
             relayed=keys.user(user.id),
+            touches=[op.key for op in ops],
+            jobs=bool(jobs),
         )
 
     async def delete_user(self, user_id: str, *, creator_id: str = "") -> User:

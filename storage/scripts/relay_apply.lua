@@ -3,7 +3,8 @@
 -- Every step is idempotent, so an entry applied twice (the repair after a crash) changes
 -- nothing more; its events are appended once (see "events").
 -- KEYS: every key this call touches (an op whose key is not among them is another call's).
--- ARGV[1] the entry (msgpack, storage.relay.RelayEntry: aggregate id, field, time ms, events
+-- ARGV[1] the entry ("": the aggregate's only one, made in the last second; msgpack,
+-- storage.relay.RelayEntry: aggregate id, field, time ms, events
 -- as field/value lists, ops as {op, key, score, member, limit}, jobs, lease owner, and where
 -- it is recorded unless it is a session's)
 -- ARGV[2] "r" = repair, else the committing writer's own pass  ARGV[3] MAXLEN ~ of the
@@ -15,17 +16,40 @@
 -- Reply: {1, the sessions a "cap" op found over the limit (the caller ends them)...}, or {0}
 -- when a writer's pass that clears the entry found it not recorded as given (its commit was
 -- refused, or the repair cleared it) or found older entries (the caller applies them all).
-local e = cmsgpack.unpack(ARGV[1])
+local k_stream, k_outbox, k_evict, k_relay = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local blob = ARGV[1]
+if blob == '' then
+  -- a writer's pass sent with a write whose entry is made in Lua (a user's, an org's...):
+  -- the aggregate's only entry, if that write just made it (an older one, left by a dead
+  -- writer, may be the repair's at this moment: the caller applies it instead)
+  local recorded = redis.call('HGETALL', k_relay)
+  if #recorded ~= 2 then return {0} end
+  blob = recorded[2]
+end
+local e = cmsgpack.unpack(blob)
 local sid, field, at_ms, events, ops, jobs = e[1], e[2], e[3], e[4], e[5], e[6]
 local repair, now = ARGV[2] == 'r', ARGV[4]
-local k_stream, k_outbox, k_evict, k_relay = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if ARGV[1] == '' then
+  local clock = redis.call('TIME')
+  if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) - at_ms > 1000 then
+    return {0}
+  end
+  now = at_ms
+  -- and only if this call was sent with every key the entry needs (else the caller's pass)
+  local declared = {}
+  for _, k in ipairs(KEYS) do declared[k] = true end
+  for _, op in ipairs(ops) do
+    if not declared[op[2]] then return {0} end
+  end
+  if #jobs > 0 and k_outbox == '' then return {0} end
+end
 
 -- the writer's pass that clears the entry in the same call (a single node; it may be sent
 -- with the commit, before its outcome is known) applies only what its commit recorded, and
 -- only when no older entry waits (those go first: the caller applies them all, in order)
 local whole = k_relay ~= '' and not repair
 if whole then
-  if redis.call('HGET', k_relay, field) ~= ARGV[1] or redis.call('HLEN', k_relay) > 1 then
+  if redis.call('HGET', k_relay, field) ~= blob or redis.call('HLEN', k_relay) > 1 then
     return {0}
   end
 end
