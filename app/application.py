@@ -66,7 +66,7 @@ from storage.idps import RedisIdpStore
 from storage.intents import RedisIntentStore
 from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
-from storage.outbox import outbox_depth
+from storage.outbox import adopt_earlier_keys, outbox_depth
 from storage.rate_limits import RedisRateLimiter
 from storage.relay import REPAIR_INTERVAL_S
 from storage.sessions import RedisSessionStore
@@ -105,6 +105,7 @@ async def open_stores(settings: Settings) -> Stores:
         wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
     try:
+        await adopt_earlier_keys(redis)  # before anything queues a message
         instance = await RedisUserStore(redis, settings, clock=CLOCK, ids=IDS).bootstrap()
     except BaseException:
         await redis.close()

@@ -25,10 +25,10 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``user:{U}:attempts``             | zset   | latest deadline; in-flight checks    | password_begin/finish   |
 | ``user:{U}:otp_attempts``         | zset   | like attempts, second-factor checks  | otp_begin/finish        |
 | ``sessiond:outbox``               | stream | none; acknowledged jobs trimmed      | relay_apply/user_write  |
-| ``sessiond:outbox:dead``          | stream | none; MAXLEN ~ N                     | the delivery worker     |
-| ``sessiond:outbox:retry``         | zset   | none; entry id → when it is due     | the delivery worker     |
-| ``sessiond:outbox:attempts``      | hash   | none; entry id → attempts so far     | the delivery worker     |
-| ``outbox:sent:{J}``               | string | 1 day; job J was delivered           | the delivery worker     |
+| ``{sessiond:outbox}:dead``        | stream | none; MAXLEN ~ N                     | the delivery worker     |
+| ``{sessiond:outbox}:retry``       | zset   | none; entry id → when it is due     | the delivery worker     |
+| ``{sessiond:outbox}:attempts``    | hash   | none; entry id → attempts so far     | the delivery worker     |
+| ``{sessiond:outbox}:sent:J``      | string | 1 day; job J was delivered           | the delivery worker     |
 | ``login:{name}``                  | string | pending claim 30 s, then none; user id| claim_name/relay_apply |
 | ``idplink:{idp:provider user}``   | string | pending claim 30 s, then none; user id| claim_name/relay_apply |
 | ``idp:{I}:links``                 | zset   | none; JSON [user id, provider user]  | relay_apply.lua         |
@@ -177,15 +177,25 @@ def used_webauthn_challenge(user_id: str, challenge: str) -> str:
     return f"user:{{{user_id}}}:webauthn:{challenge}"
 
 
+#: The outbox stream; its other keys carry its name as their hash tag (one slot for all).
 OUTBOX = "sessiond:outbox"
-OUTBOX_DEAD = "sessiond:outbox:dead"
-OUTBOX_RETRY = "sessiond:outbox:retry"
-OUTBOX_ATTEMPTS = "sessiond:outbox:attempts"
+OUTBOX_DEAD = "{sessiond:outbox}:dead"
+OUTBOX_RETRY = "{sessiond:outbox}:retry"
+OUTBOX_ATTEMPTS = "{sessiond:outbox}:attempts"
+#: earlier versions' names of the same keys (in other slots; moved at start)
+EARLIER_OUTBOX_KEYS = {
+    "sessiond:outbox:dead": OUTBOX_DEAD,
+    "sessiond:outbox:retry": OUTBOX_RETRY,
+    "sessiond:outbox:attempts": OUTBOX_ATTEMPTS,
+}
 
 
 def outbox_sent(job_id: str) -> str:
-    """Set once job ``job_id`` was sent: a redelivered job is acknowledged, not sent again."""
-    return f"outbox:sent:{{{job_id}}}"
+    """Set once job ``job_id`` was sent: a redelivered job is acknowledged, not sent again.
+
+    In the outbox's slot, so the acknowledging script records it in the same step.
+    """
+    return f"{{sessiond:outbox}}:sent:{job_id}"
 
 
 #: earlier versions' one hash of every login name (moved to ``login:{name}`` at start)

@@ -4,12 +4,14 @@ A job is written (``job_fields``) by the same script as the change that needs it
 is never issued without its message, nor a message queued for a change that did not happen.
 Workers read it with XREADGROUP; what happens next is recorded only in Redis:
 
-- **delivered**: the job is recorded as sent (``outbox:sent:{id}``, SET NX), the job's
-  ``sent_event`` is appended to the aggregate's event partition only if that SET set the
-  marker, and the entry is acknowledged and deleted (XACK + XDEL): one script
-  (``outbox_delivered.lua``), so the event is published once however often, from however many
-  entries or workers, the job was sent. Sent events carry no ``sequence``: bumping the
-  session's ``seq`` would fence out its actor's next commit.
+- **delivered**: the job is recorded as sent (``{sessiond:outbox}:sent:<id>``, SET NX) and
+  the entry is acknowledged and deleted (XACK + XDEL) in one script (``outbox_delivered.lua``);
+  the job's ``sent_event`` is appended to the aggregate's event partition afterwards, only by
+  the call whose SET set the marker, so the event is published at most once however often,
+  from however many entries or workers, the job was sent. Sent events carry no ``sequence``:
+  bumping the session's ``seq`` would fence out its actor's next commit. Every outbox key
+  shares the stream's slot (its name is their hash tag), so the scripts and MULTI blocks
+  here run on a Redis Cluster too.
 - **failed**: the entry stays pending in the group and its id goes into ``OUTBOX_RETRY``
   (a zset scored by when it is due). The worker whose ZREM removes it (one wins) claims it
   with XCLAIM and tries again. ``OUTBOX_ATTEMPTS`` counts attempts per entry id: each failed
@@ -21,7 +23,7 @@ Workers read it with XREADGROUP; what happens next is recorded only in Redis:
   a send that outlasts ``min_idle_ms`` could be taken over: workers refuse a ``min_idle_ms``
   not well above their send timeout.
 
-Idempotency: a job's ``id`` is its idempotency key. ``outbox:sent:{id}`` is set (NX, one day)
+Idempotency: a job's ``id`` is its idempotency key. Its marker is set (NX, one day)
 in the acknowledging script of a successful send, and checked (``sent_among``, one MGET per
 batch read) before every send, so an entry whose job was recorded as sent is acknowledged
 without sending it again, nor publishing its event (a replayed script, a requeue). A worker
@@ -210,7 +212,11 @@ class RedisOutbox:
         await self._client.aclose()
 
     async def ensure_group(self) -> None:
-        """Create the ``delivery`` group (and the stream) from the first entry; idempotent."""
+        """Create the ``delivery`` group (and the stream) from the first entry; idempotent.
+
+        First an earlier version's keys move under the stream's hash tag.
+        """
+        await adopt_earlier_keys(self._commands)
         try:
             await self._client.xgroup_create(keys.OUTBOX, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
@@ -353,21 +359,23 @@ class RedisOutbox:
     ) -> bool:
         """Ack the entry; with ``sent``, record the job as sent and publish its ``sent_event``.
 
-        One script (``outbox_delivered.lua``): the event is published only by the call whose
-        SET NX set the marker, so a job sent from two entries (or by two workers) publishes
-        it once. ``sent=False`` for an entry whose job was recorded as sent before: only
-        acknowledged. True if this call recorded the job as sent.
+        The acknowledging script (``outbox_delivered.lua``, in the outbox's slot) sets the
+        job's marker; only the call whose SET NX set it publishes the event, so a job sent from
+        two entries (or by two workers) publishes it once at most (a worker that dies right
+        after the script leaves it unpublished: the message went out, its event is lost).
+        ``sent=False`` for an entry whose job was recorded as sent before: only acknowledged.
+        True if this call recorded the job as sent.
         """
         job = job or job_from_fields(entry.fields)
         marker = keys.outbox_sent(job.id)
         script_keys = [keys.OUTBOX, keys.OUTBOX_ATTEMPTS, keys.OUTBOX_RETRY, marker]
-        args: list[Arg] = [GROUP, entry.entry_id, 1 if sent else 0]
-        args += [SENT_MARKER_TTL_MS, self._event_maxlen]
-        if sent and job.sent_event:
-            stream, flat = await self._sent_event(job, at_ms)
-            script_keys.append(stream)
-            args += flat
+        args: list[Arg] = [GROUP, entry.entry_id, 1 if sent else 0, SENT_MARKER_TTL_MS]
         recorded = await self._commands.eval_script(source("outbox_delivered"), script_keys, args)
+        if recorded and sent and job.sent_event:
+            stream, flat = await self._sent_event(job, at_ms)
+            await self._commands.execute(
+                "XADD", stream, "MAXLEN", "~", self._event_maxlen, "*", *flat
+            )
         return bool(recorded)
 
     async def _sent_event(self, job: DeliveryJob, at_ms: int) -> tuple[str, list[str]]:
@@ -500,6 +508,19 @@ def open_outbox(url: str, *, partitions: int, event_maxlen: int, pool_size: int 
         partitions=partitions,
         event_maxlen=event_maxlen,
     )
+
+
+async def adopt_earlier_keys(redis: MultiplexedRedis) -> None:
+    """Move an earlier version's outbox keys (other slots) under the stream's hash tag.
+
+    Run by every process at start, before it writes; a cluster has no earlier data.
+    Sent markers are not moved (they live a day): a job sent but not acknowledged at the
+    upgrade may go out once more, under the same idempotency key.
+    """
+    if getattr(redis, "splits_by_slot", False):
+        return
+    for earlier, now in keys.EARLIER_OUTBOX_KEYS.items():
+        await redis.eval_script(source("outbox_adopt"), [earlier, now], [])
 
 
 async def outbox_depth(redis: MultiplexedRedis) -> int:

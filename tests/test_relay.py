@@ -322,3 +322,24 @@ async def test_reads_over_many_sessions_on_a_cluster_gather_one_slot_at_a_time(c
     assert by_token is not None
     assert by_token.id == created.state.id
     assert await store.read_by_st_token("another") is None
+
+
+async def test_on_a_cluster_a_stalled_writer_after_the_repair_publishes_nothing_again(
+    cluster_writer,
+):
+    # on a cluster the writer's pass goes slot by slot, so the event step cannot see that
+    # the entry was cleared: the repair's mark in the partition's slot is what stops it
+    client = cluster_writer.store.relay._redis
+    cluster_writer.dead()
+    sid = await cluster_writer.create()
+    assert await cluster_writer.store.repair_relay(now_ms() + LATER) == 1
+    stream = keys.event_stream(keys.event_partition(sid, PARTITIONS))
+
+    async def published() -> list[bytes]:
+        entries = await client.execute("XRANGE", stream, "-", "+")
+        return [fields[fields.index(b"sequence") + 1] for _, fields in entries]
+
+    before = await published()
+    assert before
+    await cluster_writer.store.relay.apply(cluster_writer.left[0])  # the stalled writer, late
+    assert await published() == before
