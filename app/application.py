@@ -62,9 +62,9 @@ from app.transports.middlewares import authenticate, error_body, request_log
 from app.transports.openapi import setup_openapi_route
 from app.transports.pingone import PINGONE, setup_pingone_routes
 from app.transports.rest import setup_rest_routes
+from storage.client import RedisClient, open_client
 from storage.idps import RedisIdpStore
 from storage.intents import RedisIntentStore
-from storage.multiplex import MultiplexedRedis
 from storage.orgs import InstanceInfo
 from storage.outbox import adopt_earlier_keys, outbox_depth
 from storage.rate_limits import RedisRateLimiter
@@ -81,7 +81,7 @@ IDS = SecretsMinter()
 class Stores:
     """Storage of one process: one auto-pipelined connection shared by both stores."""
 
-    redis: MultiplexedRedis
+    redis: RedisClient
     instance: InstanceInfo
     users: RedisUserStore
     sessions: RedisSessionStore
@@ -94,7 +94,7 @@ class Stores:
 
 async def open_stores(settings: Settings) -> Stores:
     """Connect, ensure the instance and its default organization, build both stores."""
-    redis = MultiplexedRedis(
+    redis = open_client(
         settings.redis_url,
         timeout_s=settings.redis_timeout_ms / 1000,
         circuit_failures=settings.redis_circuit_failures,

@@ -163,6 +163,19 @@ class ClusterRedis:
                 raise reply
         return list(replies)
 
+    async def eval_chain(self, calls: list[tuple[str, list[str], list[Arg]]]) -> list[Any]:
+        """Several scripts in order, each on its own slot's node; errors as values.
+
+        (One node sends them in one write; here they may live on different nodes.)
+        """
+        replies: list[Any] = []
+        for source, keys, args in calls:
+            try:
+                replies.append(await self.eval_script(source, keys, args))
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+
     async def each_primary(self, *args: Arg) -> dict[NodeAddress, Any]:
         """The same keyless command on every primary (``SCRIPT LOAD``, ``FLUSHALL``, ``INFO``)."""
         await self._ensure_map()

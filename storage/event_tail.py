@@ -13,21 +13,16 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ResponseError
 
 from storage import keys
-from storage.cluster import SCHEMES, parse_cluster_url
 from storage.codec import as_text
-from storage.connection import connect
+from storage.connection import PyClient, connect_any
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 #: (stream entry id, the event's fields)
 OnEvent = Callable[[str, dict[str, str]], None]
-Client = aioredis.Redis | RedisCluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +36,9 @@ class TailOptions:
     claim_idle_ms: int = 60_000
 
 
-async def _ensure_groups(client: Client, streams: list[str], group: str, from_start: bool) -> None:
+async def _ensure_groups(
+    client: PyClient, streams: list[str], group: str, from_start: bool
+) -> None:
     for stream in streams:
         try:
             await client.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
@@ -50,21 +47,11 @@ async def _ensure_groups(client: Client, streams: list[str], group: str, from_st
                 raise
 
 
-def _connect(url: str, partitions: int) -> Client:
-    """redis-py's client for one node, or its cluster client for ``redis+cluster://``."""
-    if url.partition("://")[0] not in SCHEMES:
-        return connect(url, pool_size=partitions + 4)  # one blocking read per partition
-    scheme, seeds, credentials = parse_cluster_url(url)
-    user, _, password = credentials.rstrip("@").partition(":")
-    return RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in seeds],
-        ssl=scheme == "rediss",
-        username=unquote(user) or None,
-        password=unquote(password) or None,
-    )
+def _connect(url: str, partitions: int) -> PyClient:
+    return connect_any(url, pool_size=partitions + 4)  # one blocking read per partition
 
 
-async def _read(client: Client, stream: str, since: str, opts: TailOptions) -> list[Entry]:
+async def _read(client: PyClient, stream: str, since: str, opts: TailOptions) -> list[Entry]:
     """One partition's next entries: a crashed consumer's first, then ours, then new ones."""
     claimed: Any = await client.xautoclaim(
         stream, opts.group, opts.consumer, min_idle_time=opts.claim_idle_ms, count=100

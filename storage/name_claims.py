@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from storage.client import RedisClient
 from storage.codec import as_text
 from storage.errors import mapped_errors
-from storage.multiplex import MultiplexedRedis
 from storage.scripts import source
 
 #: How long a claim stays pending (its owner's write and relay take milliseconds).
@@ -72,7 +72,7 @@ def earliest(*deadlines_ms: int) -> int:
 class NameClaims:
     """Claims and releases of one kind of unique name (``key_of`` names its Redis key)."""
 
-    def __init__(self, redis: MultiplexedRedis, key_of: Callable[[str], str]) -> None:
+    def __init__(self, redis: RedisClient, key_of: Callable[[str], str]) -> None:
         self._redis = redis
         self.key_of = key_of
 

@@ -49,14 +49,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from actors.delivery import DeliveryJob
 from actors.timefmt import rfc3339_ms
 from storage import keys
+from storage.client import RedisClient, is_cluster_url
+from storage.cluster import ClusterRedis
 from storage.codec import as_text
-from storage.connection import connect
+from storage.connection import PyClient, connect_any
 from storage.multiplex import Arg, MultiplexedRedis, as_dict
 from storage.scripts import source
 
@@ -189,9 +190,9 @@ class RedisOutbox:
 
     def __init__(
         self,
-        client: aioredis.Redis,
-        commands: MultiplexedRedis,
-        reads: MultiplexedRedis,
+        client: PyClient,
+        commands: RedisClient,
+        reads: RedisClient,
         *,
         partitions: int,
         event_maxlen: int,
@@ -501,16 +502,17 @@ class RedisOutbox:
 
 def open_outbox(url: str, *, partitions: int, event_maxlen: int, pool_size: int = 8) -> RedisOutbox:
     """An outbox on its own clients: blocking reads must not hold up other commands."""
+    plain = ClusterRedis if is_cluster_url(url) else MultiplexedRedis
     return RedisOutbox(
-        connect(url, pool_size=pool_size),
-        MultiplexedRedis(url),
-        MultiplexedRedis(url, timeout_s=READ_TIMEOUT_S),
+        connect_any(url, pool_size=pool_size),
+        plain(url),
+        plain(url, timeout_s=READ_TIMEOUT_S),
         partitions=partitions,
         event_maxlen=event_maxlen,
     )
 
 
-async def adopt_earlier_keys(redis: MultiplexedRedis) -> None:
+async def adopt_earlier_keys(redis: RedisClient) -> None:
     """Move an earlier version's outbox keys (other slots) under the stream's hash tag.
 
     Run by every process at start, before it writes; a cluster has no earlier data.
@@ -523,7 +525,7 @@ async def adopt_earlier_keys(redis: MultiplexedRedis) -> None:
         await redis.eval_script(source("outbox_adopt"), [earlier, now], [])
 
 
-async def outbox_depth(redis: MultiplexedRedis) -> int:
+async def outbox_depth(redis: RedisClient) -> int:
     """Jobs not delivered yet: unread by the delivery group plus read and not acknowledged.
 
     Before any worker created the group, every entry of the stream is waiting.

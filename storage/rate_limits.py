@@ -14,8 +14,9 @@ from functools import lru_cache
 
 from actors.limits import Rate
 from storage import keys
+from storage.client import RedisClient
 from storage.errors import mapped_errors
-from storage.multiplex import Arg, MultiplexedRedis
+from storage.multiplex import Arg
 from storage.scripts import source
 
 
@@ -26,7 +27,7 @@ def _gcra_args(rate: Rate) -> tuple[Arg, Arg]:
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: MultiplexedRedis, *, per_key: bool = False) -> None:
+    def __init__(self, redis: RedisClient, *, per_key: bool = False) -> None:
         self._redis = redis
         #: a cluster client splits by slot: then always one call per key
         self._per_key = per_key or bool(getattr(redis, "splits_by_slot", False))

@@ -23,10 +23,10 @@ from actors.ports import Acquired, Lease
 from actors.queries import Page, SessionFilter
 from actors.queries import SessionSummary as SessionMeta
 from storage import codec, index_plan, keys, session_search
+from storage.client import RedisClient
 from storage.cluster import slot_of
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
-from storage.multiplex import MultiplexedRedis
 from storage.outbox import job_fields
 from storage.relay import Relay, RelayEntry, encode, victims_of
 from storage.scripts import source
@@ -40,7 +40,7 @@ FETCH_CHUNK = 500
 class RedisSessionStore:
     def __init__(
         self,
-        redis: MultiplexedRedis,
+        redis: RedisClient,
         *,
         instance_id: str,
         retention_ms: int,

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 from actors.ports import Clock, IdSource
 from actors.timefmt import rfc3339_ms
 from storage import keys
+from storage.client import RedisClient
 from storage.cluster import slot_of
 from storage.codec import as_bytes
 from storage.errors import mapped_errors
-from storage.multiplex import MultiplexedRedis
 from storage.relay import Relay, decode, victims_of
 from storage.scripts import source
 from storage.user_codec import text
@@ -43,7 +43,7 @@ class UserStoreBase:
 
     def __init__(
         self,
-        redis: MultiplexedRedis,
+        redis: RedisClient,
         settings: StoreSettings,
         *,
         instance_id: str = "",

@@ -53,10 +53,10 @@ def test_an_invalid_value_is_refused_too():
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "Redis Cluster mode is not available"),
-        ("rediss+cluster://h:7000", "Redis Cluster mode is not available"),
-        ("http://127.0.0.1:6379", "must be a redis://, rediss:// or unix:// URL"),
-        ("127.0.0.1:6379", "must be a redis://, rediss:// or unix:// URL"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1", "names host:port seed nodes"),
+        ("rediss+cluster://", "names host:port seed nodes"),
+        ("http://127.0.0.1:6379", "must be a redis://, rediss://, unix:// or"),
+        ("127.0.0.1:6379", "must be a redis://, rediss://, unix:// or"),
     ],
 )
 def test_a_redis_url_the_service_cannot_use_is_refused_at_start(url: str, said: str):
@@ -65,6 +65,15 @@ def test_a_redis_url_the_service_cannot_use_is_refused_at_start(url: str, said: 
     assert said in str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/2", "rediss://h:6380", "unix:///r.sock"])
-def test_single_node_urls_are_accepted(url: str):
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/2",
+        "rediss://h:6380",
+        "unix:///r.sock",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        "rediss+cluster://user:pw@h:7000",
+    ],
+)
+def test_single_node_and_cluster_urls_are_accepted(url: str):
     assert Settings.from_env({"SESSIOND_REDIS_URL": url}).redis_url == url

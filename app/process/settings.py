@@ -209,14 +209,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 "[1, redis_timeout_ms)"
             )
         scheme = self.redis_url.partition("://")[0] if "://" in self.redis_url else ""
-        if scheme in ("redis+cluster", "rediss+cluster"):
-            # refused, not ignored: the client exists (storage/cluster.py), but the stores'
-            # scripts still write keys of several slots at once
+        cluster = ("redis+cluster", "rediss+cluster")
+        if self.redis_url and scheme not in ("redis", "rediss", "unix", *cluster):
             raise ValueError(
-                "redis_url: Redis Cluster mode is not available yet; use one Redis node"
+                "redis_url must be a redis://, rediss://, unix:// or (a Redis Cluster's seed "
+                "nodes) redis+cluster:// / rediss+cluster:// URL"
             )
-        if self.redis_url and scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
+        seeds = self.redis_url.partition("://")[2].rpartition("@")[2].split("/", 1)[0]
+        if scheme in cluster and not all(
+            host and port.isdigit()
+            for host, _, port in (seed.strip().rpartition(":") for seed in seeds.split(","))
+        ):
+            raise ValueError("redis_url: a cluster URL names host:port seed nodes, comma separated")
 
     def _validate_activity(self) -> None:
         spans = (self.default_idle_timeout_ms, self.activity_granularity_ms)
