@@ -144,11 +144,9 @@ class RedisSessionStore:
         ]
         lease_args: list[Any] = [lease.owner, lease.fence, self._lease_ttl_ms]
         try:
-            with mapped_errors():
-                reply = await self._redis.eval_script(source("commit"), keys_, [*lease_args, *args])
+            return await self._write("commit", keys_, [*lease_args, *args], entry, blob)
         except ScriptRefused as exc:
             raise LeaseLost(sid) from exc
-        return await self._relay_now(entry, blob, int(reply[1]))
 
     async def _write(
         self, script: str, keys_: list[str], args: list[Any], entry: RelayEntry, blob: bytes
