@@ -1,6 +1,9 @@
-"""A worker SIGKILLed between its commits and their relay, under write load.
+"""A worker SIGKILLed between its commits and their relay, under write load, on a cluster.
 
-Two workers serve a stream of creates (with a user check) and metadata updates; the test
+On one node a commit and its relay pass leave in the same write, so a kill cannot land
+between them (the repair of an entry left anyway is shown in ``test_relay.py``); on a Redis
+Cluster the pass is one call per slot, after the commit. Two workers on the real 3-primary
+cluster serve a stream of creates (with a user check) and metadata updates; the test
 SIGKILLs the workers mid-load until a kill left commits unrelayed (their entries still
 recorded). A fresh server's repair pass then applies them: within
 ``CLAIM_MS + REPAIR_INTERVAL_S`` (plus slack for the start) every entry is gone, every live
@@ -20,7 +23,9 @@ import aiohttp
 import pytest
 
 from storage import keys, relay
+from storage.connection import connect_any
 from tests.processes import Server, server
+from tests.redis_cluster import TestRedisCluster
 from tests.support import ADMIN_TOKEN, b64, session_history
 from tests.test_workers import _human, _serving_workers, _workers
 
@@ -121,8 +126,19 @@ async def _check_consistent(redis: Any, user: str, acknowledged: dict[str, int])
             assert f"k{n}".encode() in doc, (sid, n)  # no acknowledged update lost
 
 
-async def test_a_kill_between_commit_and_relay_is_repaired_within_the_bound(redis, redis_url):
-    await redis.flushdb()
+async def test_a_kill_between_commit_and_relay_is_repaired_within_the_bound(
+    redis_cluster: TestRedisCluster,
+):
+    redis_cluster.flush()
+    redis_url = redis_cluster.url
+    redis = connect_any(redis_url)  # redis-py's cluster client: scans every primary
+    try:
+        await _killed_and_repaired(redis, redis_url)
+    finally:
+        await redis.aclose()
+
+
+async def _killed_and_repaired(redis: Any, redis_url: str) -> None:
     user_of: list[str] = []
     acknowledged = await _kill_mid_load(redis, redis_url, user_of)
     left = len(await _unrelayed(redis))
