@@ -104,4 +104,7 @@ async def tail(url: str, partitions: int, opts: TailOptions, on_event: OnEvent) 
             task.cancel()
         await asyncio.gather(*reads, return_exceptions=True)
         await client.aclose()
+        # a cancelled blocking read's connection is closed without waiting: let its
+        # transport finish closing while the loop still runs
+        await asyncio.sleep(0)
     return seen
