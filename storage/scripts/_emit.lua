@@ -22,6 +22,18 @@ local function emit(k_agg, k_relay, owner, envelope, etype, payload)
   return seq
 end
 
+-- now_ms(): this server's clock, in ms.
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- claims_expired(deadline): whether a write comes too late for the name claims it relies on
+-- (``deadline`` ms by this server's clock; 0 = the write claims nothing).
+local function claims_expired(deadline)
+  return tonumber(deadline) > 0 and now_ms() > tonumber(deadline)
+end
+
 -- done(reply, ops, jobs): records the events emitted, ``ops`` (index ops for other slots,
 -- as storage.codec.IndexOp lists) and ``jobs`` (delivery jobs for the outbox, field/value
 -- lists; both nil = none) as one relay entry (storage.relay.RelayEntry,
@@ -36,8 +48,7 @@ local function done(reply, ops, jobs)
     reply[#reply + 1] = 0
     return reply
   end
-  local now = redis.call('TIME')
-  local at_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local at_ms = now_ms()
   local field = tostring(relay.seq)
   if #relay.events == 0 then  -- ops only: right after the last write's entry (storage.relay)
     field = (redis.call('HGET', KEYS[1], 'seq') or '0') .. '+' .. at_ms

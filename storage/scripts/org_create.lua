@@ -12,13 +12,7 @@ local k_org, k_relay = KEYS[1], KEYS[2]
 relay.k_relay, relay.aggregate = k_relay, ARGV[1]
 local fields, i = read_list(5)
 local envelope = read_list(i)
-local deadline = tonumber(ARGV[3])
-if deadline > 0 then
-  local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
-    return done({'CLAIM_EXPIRED', 0})
-  end
-end
+if claims_expired(ARGV[3]) then return done({'CLAIM_EXPIRED', 0}) end
 if redis.call('EXISTS', k_org) == 1 then return done({'EXISTS', 0}) end
 redis.call('HSET', k_org, unpack(fields))
 local seq = emit(k_org, k_relay, ARGV[1], envelope, 'org.added', ARGV[2])

@@ -24,13 +24,7 @@ local set, i = read_list(7)
 local del, envelope
 del, i = read_list(i)
 envelope, i = read_list(i)
-local deadline = tonumber(ARGV[5])
-if deadline > 0 then
-  local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
-    return done({'CLAIM_EXPIRED', 0})
-  end
-end
+if claims_expired(ARGV[5]) then return done({'CLAIM_EXPIRED', 0}) end
 local exists = redis.call('EXISTS', k_user) == 1
 if ARGV[1] == 'create' then
   if exists then return done({'EXISTS', 0}) end
