@@ -764,7 +764,12 @@ async def test_a_wrong_password_is_a_503_and_every_failed_handshake_closes_its_c
             # the first may still meet the dropped connection
             assert {a.error_id for a in answers[:1]} <= {"STORAGE-auth", "STORAGE-down"}
             for answer in answers[1:]:
+                if answer.error_id == "STORAGE-down":  # a busy host: the AUTH reply came late
+                    assert answer.seconds >= TIMEOUT_S * 0.8, str(answer)  # a timeout, no error
+                    continue
                 assert_unavailable(answer, "STORAGE-auth")
+            refused = [a for a in answers[1:] if a.error_id == "STORAGE-auth"]
+            assert len(refused) >= 15, [str(a) for a in answers]
             clients = int((await info(control, "clients"))["connected_clients"])
             # this control connection, and at most the service's one (re)connection
             assert clients <= 2, (
