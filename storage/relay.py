@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -35,6 +35,8 @@ from storage.cluster import slot_of
 from storage.codec import IndexOp, as_bytes, as_text
 from storage.errors import mapped_errors
 from storage.scripts import source
+
+T = TypeVar("T")
 
 #: An entry older than this is taken as left by a crashed writer, and applied by the repair.
 CLAIM_MS = 5_000
@@ -116,6 +118,11 @@ class Relay:
 
     def partition_key(self, session_id: str) -> str:
         return keys.event_stream(keys.event_partition(session_id, self._partitions))
+
+    @property
+    def split(self) -> bool:
+        """Whether a write's pass is a call of its own (a cluster), not part of its write."""
+        return self._split
 
     async def apply(
         self, entry: RelayEntry, *, repair: bool = False, raw: bytes | None = None
@@ -322,6 +329,28 @@ class Relay:
                 await self.apply_recorded(recorded)
                 repaired += 1
         return repaired
+
+
+#: Writes finishing after their caller was cancelled (held so the loop does not drop them).
+_FINISHING: set[asyncio.Future[Any]] = set()
+
+
+async def to_the_end(write: Coroutine[Any, Any, T]) -> T:
+    """Run a write and its relay pass to the end, even if the caller is cancelled.
+
+    A request cancelled between its script and the pass (its client went away) would leave
+    the entry to the repair, seconds late, although the write itself stands.
+    """
+    task = asyncio.ensure_future(write)
+    _FINISHING.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Future[Any]) -> None:
+    _FINISHING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a caller that left has nobody to raise it to
 
 
 @lru_cache(maxsize=8)

@@ -28,7 +28,7 @@ from storage.cluster import slot_of
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
 from storage.outbox import job_fields
-from storage.relay import Relay, RelayEntry, encode, victims_of
+from storage.relay import Relay, RelayEntry, encode, to_the_end, victims_of
 from storage.scripts import source
 
 #: Keys outlive ``expiration + retention`` by this much; the sweeper purges them at that
@@ -157,10 +157,8 @@ class RedisSessionStore:
         (relay_apply.lua checks), so a refused write changes nothing there either.
         """
         relay_call = self.relay.writer_call(entry, blob)
-        if relay_call is None:
-            with mapped_errors():
-                reply = await self._redis.eval_script(source(script), keys_, args)
-            return await self._relay_now(entry, blob, int(reply[1]))
+        if relay_call is None:  # a cluster: the pass is a second call, never cut off
+            return await to_the_end(self._script_then_relay(script, keys_, args, entry, blob))
         calls = [(source(script), keys_, args), (source("relay_apply"), *relay_call)]
         with mapped_errors():
             written, relayed = await self._redis.eval_chain(calls)
@@ -171,7 +169,14 @@ class RedisSessionStore:
             if victims is not None:
                 self.relay.observe(entry)
                 return victims
-        return await self._relay_now(entry, blob, int(written[1]))
+        return await to_the_end(self._relay_now(entry, blob, int(written[1])))
+
+    async def _script_then_relay(
+        self, script: str, keys_: list[str], args: list[Any], entry: RelayEntry, blob: bytes
+    ) -> list[str]:
+        with mapped_errors():
+            reply = await self._redis.eval_script(source(script), keys_, args)
+        return await self._relay_now(entry, blob, int(reply[1]))
 
     async def _relay_now(self, entry: RelayEntry, blob: bytes, recorded: int) -> list[str]:
         """The writer's own relay pass; a failure leaves the entry to the repair."""

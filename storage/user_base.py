@@ -17,7 +17,7 @@ from storage.client import RedisClient
 from storage.cluster import slot_of
 from storage.codec import as_bytes
 from storage.errors import mapped_errors
-from storage.relay import Relay, decode, victims_of
+from storage.relay import Relay, decode, to_the_end, victims_of
 from storage.scripts import source
 from storage.user_codec import text
 
@@ -102,6 +102,21 @@ class UserStoreBase:
             with mapped_errors():
                 reply = list(await self._redis.eval_script(source(script), keys_, args))
             return _texts(reply)
+        run = self._run_relayed(script, keys_, args, relayed, touches, jobs)
+        # on one node the pass goes in the script's write; a cluster's second call must not
+        # be cut off by a cancelled caller
+        return await (to_the_end(run) if self._relay.split else run)
+
+    async def _run_relayed(
+        self,
+        script: str,
+        keys_: list[str],
+        args: list[Any],
+        relayed: str,
+        touches: Sequence[str],
+        jobs: bool,
+    ) -> list[Any]:
+        """``_run``'s write and its pass, which a cancelled caller does not cut off."""
         recorded_in = keys.aggregate_relay(relayed)
         keys_ = [*keys_, keys.relay_pending(slot_of(relayed))]
         chained = self._relay.chained_call(_id_of(relayed), recorded_in, touches, jobs=jobs)
@@ -120,7 +135,8 @@ class UserStoreBase:
                 )
         blob, recorded = as_bytes(reply[-2]), int(reply[-1])
         if blob and not relayed_now:
-            await self._relay.settle(decode(blob), blob, recorded)
+            settling = self._relay.settle(decode(blob), blob, recorded)
+            await (settling if self._relay.split else to_the_end(settling))  # see _run
         return _texts(reply[:-2])
 
 

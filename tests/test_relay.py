@@ -343,3 +343,36 @@ async def test_on_a_cluster_a_stalled_writer_after_the_repair_publishes_nothing_
     assert before
     await cluster_writer.store.relay.apply(cluster_writer.left[0])  # the stalled writer, late
     assert await published() == before
+
+
+async def test_on_a_cluster_a_create_cancelled_after_its_script_still_makes_its_pass(
+    cluster_writer,
+):
+    """A caller that goes away (its client hung up) does not leave its pass to the repair."""
+    client = cluster_writer.store.relay._redis
+    real = cluster_writer.store.relay.settle
+    entered, release, settled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def slow_settle(entry: RelayEntry, blob: bytes, recorded: int) -> list[str] | None:
+        seen.append(entry.session_id)
+        entered.set()
+        await release.wait()
+        try:
+            victims: list[str] | None = await real(entry, blob, recorded)
+            return victims
+        finally:
+            settled.set()
+
+    cluster_writer.store.relay.settle = slow_settle
+    creating = asyncio.create_task(cluster_writer.create())
+    await entered.wait()  # the create script ran; its pass is next
+    creating.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await creating
+    release.set()
+    await asyncio.wait_for(settled.wait(), 5)
+    sid = seen[0]
+    assert await client.execute("ZSCORE", keys.sessions_of_user("alice"), sid) is not None
+    assert not await client.execute("EXISTS", keys.session_relay(sid))  # nothing left
+    assert await cluster_writer.store.repair_relay(now_ms() + LATER) == 0
