@@ -173,6 +173,31 @@ async def test_during_a_migration_the_client_follows_ask(
     ]
 
 
+async def test_a_batched_script_over_many_slots_follows_moved_and_ask(
+    client: ClusterRedis, cluster: TestRedisCluster
+):
+    """eval_many sends one write per node; a call whose slot moved is sent again alone."""
+    names = [f"batch:{{{i}}}" for i in range(60)]
+    await client.execute_many(*(("SET", name, name) for name in names))
+    read = "return redis.call('GET', KEYS[1])"
+    calls: list[tuple[list[str], list[str | bytes | int | float]]] = [([n], []) for n in names]
+    assert await client.eval_many(read, calls) == [n.encode() for n in names]
+    gone, asked = names[0], names[1]
+    moved_slot, asked_slot = slot_of(gone), slot_of(asked)
+    migrate_slot(cluster, moved_slot, other_primary(cluster, slot_owner(cluster, moved_slot)))
+    source = slot_owner(cluster, asked_slot)
+    target = other_primary(cluster, source)
+    begin_migration(cluster, asked_slot, source, target)
+    try:
+        with cluster.client(source) as node:
+            node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", asked)
+        # the client's map is stale for one slot (MOVED) and the other is half-way (ASK)
+        assert await client.eval_many(read, calls) == [n.encode() for n in names]
+    finally:
+        move_keys(cluster, asked_slot, source, target)
+        end_migration(cluster, asked_slot, target)
+
+
 async def test_writers_lose_nothing_while_slots_migrate(
     client: ClusterRedis, cluster: TestRedisCluster
 ):
