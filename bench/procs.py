@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -338,25 +338,120 @@ class CpuWatch:
 
 
 def stored_bytes(url: str) -> tuple[int, int]:
-    """``used_memory_dataset`` (``INFO memory``) and the number of stored sessions."""
-    client = redis.Redis.from_url(url, socket_timeout=10)
-    try:
-        dataset = int(client.info("memory")["used_memory_dataset"])
-        sessions = int(client.zcard(keys.SESSIONS_BY_CREATION))
-    finally:
-        client.close()
+    """``used_memory_dataset`` (``INFO memory``) and the number of stored sessions.
+
+    On a cluster: the sum over the primaries, and the index from the node that holds it.
+    """
+    dataset, sessions = 0, 0
+    for node_url in node_urls(url):
+        client = redis.Redis.from_url(node_url, socket_timeout=10)
+        try:
+            dataset += int(client.info("memory")["used_memory_dataset"])
+            with contextlib.suppress(redis.ResponseError):  # MOVED: another node holds it
+                sessions += int(client.zcard(keys.SESSIONS_BY_CREATION))
+        finally:
+            client.close()
     return dataset, sessions
 
 
 def redis_calls(url: str) -> dict[str, int]:
-    """Calls per command so far (``INFO commandstats``): read-only, works on any Redis."""
-    client = redis.Redis.from_url(url, socket_timeout=10)
+    """Calls per command so far (``INFO commandstats``, summed over a cluster's nodes)."""
+    calls: dict[str, int] = {}
+    for node_url in node_urls(url):
+        client = redis.Redis.from_url(node_url, socket_timeout=10)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        for name, value in stats.items():
+            if isinstance(value, dict):
+                command = name.removeprefix("cmdstat_")
+                calls[command] = calls.get(command, 0) + int(value["calls"])
+    return calls
+
+
+#: Primaries of the benchmark's loopback cluster (no replicas: the rows measure routing).
+CLUSTER_PRIMARIES = 3
+_SLOTS = 16384
+_BUS_OFFSET = 10000
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_cluster(children: Children, workdir: Path, *, timeout_s: float = 30.0) -> str:
+    """Three redis-server primaries on loopback TCP in one cluster; a ``redis+cluster://`` URL.
+
+    The same binary and memory settings as :func:`start_redis`, so a cluster row and its
+    single-node row differ only by the cluster (and TCP instead of a unix socket).
+    """
+    ports: list[int] = []
+    while len(ports) < CLUSTER_PRIMARIES:  # each node also listens on port + 10000 (its bus)
+        port = free_port()
+        if port + _BUS_OFFSET < 65536 and port not in ports and _free(port + _BUS_OFFSET):
+            ports.append(port)
+    for port in ports:
+        directory = workdir / f"cluster-{port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "redis-server",
+            *("--port", str(port), "--bind", "127.0.0.1"),
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--save", "", "--appendonly", "no", "--dir", str(directory)),
+            *("--daemonize", "no", "--loglevel", "warning"),
+            *server_config.command_line(),
+        ]
+        children.start(f"cluster-{port}", argv, directory / "redis.log")
+    nodes = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) for port in ports]
     try:
-        stats = client.info("commandstats")
+        deadline = time.monotonic() + timeout_s
+        _until(deadline, "the cluster nodes answer", lambda: all(_pings(n) for n in nodes))
+        share = _SLOTS // CLUSTER_PRIMARIES
+        for index, node in enumerate(nodes):
+            last = _SLOTS - 1 if index == CLUSTER_PRIMARIES - 1 else (index + 1) * share - 1
+            node.cluster("ADDSLOTSRANGE", index * share, last)
+        for node in nodes[1:]:
+            node.cluster("MEET", "127.0.0.1", ports[0])
+        _until(
+            deadline,
+            "every node serves the whole slot map",
+            lambda: all(
+                n.cluster("info")["cluster_state"] == "ok"
+                and len(n.cluster("slots")) == CLUSTER_PRIMARIES
+                for n in nodes
+            ),
+        )
     finally:
-        client.close()
-    return {
-        name.removeprefix("cmdstat_"): int(value["calls"])
-        for name, value in stats.items()
-        if isinstance(value, dict)
-    }
+        for node in nodes:
+            node.close()
+    return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
+def _pings(node: redis.Redis) -> bool:
+    try:
+        return bool(node.ping())
+    except redis.RedisError:
+        return False
+
+
+def _until(deadline: float, what: str, ready: Callable[[], bool]) -> None:
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.05)
+    raise ChildError(f"not ready in time: {what}")
+
+
+def node_urls(url: str) -> list[str]:
+    """Every server behind ``url``: one for a single node, each seed of a cluster URL."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.endswith("+cluster"):
+        return [url]
+    plain = scheme.removesuffix("+cluster")
+    return [f"{plain}://{seed}" for seed in rest.split("/")[0].split(",")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import math
 import os
 import shlex
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -39,6 +40,7 @@ import argon2rate
 import msgspec
 import pyotp
 import redis
+import relaylag
 import report
 import webauthn_seed
 from onetime import TotpPairs
@@ -49,6 +51,7 @@ from procs import (
     free_port,
     http_status,
     redis_calls,
+    start_cluster,
     start_redis,
     stored_bytes,
     tree_cpu_s,
@@ -85,6 +88,11 @@ SCENARIOS = [
     "webauthn_set",
     "otp_email",
     "outbox_delivery",
+    "cluster_create",
+    "cluster_get",
+    "cluster_set",
+    "cluster_search",
+    "growth",
 ]
 BASELINES = {"bare", "redis", "redis_pipelined"}
 TITLES = {
@@ -108,6 +116,16 @@ TITLES = {
     "otp_email": "OTP e-mail challenge + check (iterations/s, 2 requests each)",
     "smtp_raw": "baseline: raw aiosmtplib sends (messages/s)",
     "outbox_delivery": "outbox worker -> SMTP sink (messages/s)",
+    "cluster_create": "create (user check), 3-primary cluster",
+    "cluster_get": "get, 3-primary cluster",
+    "cluster_set": "set (metadata), 3-primary cluster",
+    "cluster_search": "search (100 sessions), 3-primary cluster",
+    **{
+        f"grown_{kind}_{label}": f"{title}, {size} sessions stored"
+        for kind, title in (("get", "get"), ("search", "search (100 sessions)"))
+        for label, size in (("10k", "10k"), ("100k", "100k"), ("1m", "1M"))
+    },
+    "grown_get_1m_same_ids": "get, 1M sessions stored, the 10k row's ids",
 }
 TARGETS = {
     "get": report.Target(base="redis", ratio=0.80),
@@ -123,13 +141,36 @@ TARGETS = {
     "webauthn_set": report.Target(base="redis", ratio=0.30),
     # otp_email, idp_intent_start: no target set; their rates are recorded only
     "outbox_delivery": report.Target(base="smtp_raw", ratio=0.70),
+    # a cluster row against its single-node row of the same run (set, search: recorded only)
+    "cluster_create": report.Target(base="create_user", ratio=0.80),
+    "cluster_get": report.Target(base="get", ratio=0.80),
+    # the 1M-session store against the same service at 10k (within 20%)
+    "grown_get_1m": report.Target(base="grown_get_10k", ratio=0.80),
+    "grown_search_1m": report.Target(base="grown_search_10k", ratio=0.80),
 }
+#: Rows measured against the service on the loopback cluster (its own processes and data).
+CLUSTER_ROWS = {"cluster_create", "cluster_get", "cluster_set", "cluster_search"}
+#: Rows measured on a store that grows from 10k to 1M sessions (its own server and service).
+GROWTH_STAGES = (("10k", 10_000), ("100k", 100_000), ("1m", 1_000_000))
+GROWTH_ROWS = [
+    *(f"grown_{kind}_{label}" for label, _ in GROWTH_STAGES for kind in ("get", "search")),
+    "grown_get_1m_same_ids",
+]
+#: Users the growth store's sessions belong to (each with about 1,000 at 1M).
+GROWTH_USERS = 1000
+#: What ``Bench.on_stack`` swaps: the target a scenario's code reads.
+STACK_FIELDS = ("redis_url", "service", "service_url", "service_env", "user1", "user2", "pool")
 #: Pairs measured in alternating rounds (REST twin, Connect twin) so both see the same moments.
 TWINS = {"create_user": "connect_create", "get": "connect_get"}
 #: The code of an ``{"challenges":{"otpEmail":{"returnCode":{}}}}`` answer.
 OTP_EMAIL_CODE = r'"otpEmail"\s*:\s*"([^"]+)"'
 
-EXPECTED_STATUS = {"create_user": 201, "create_password": 201, "pingone_create": 201}
+EXPECTED_STATUS = {
+    "create_user": 201,
+    "cluster_create": 201,
+    "create_password": 201,
+    "pingone_create": 201,
+}
 SEARCH_SESSIONS = 100
 #: Passkey users of webauthn_set (their sessions share the load).
 WEBAUTHN_USERS = 64
@@ -309,6 +350,8 @@ class Bench:
         self.pingone_tag = os.urandom(4).hex()
         self.pingone_at = _iso_ms(datetime.now(UTC) - timedelta(seconds=1))
         self.pingone_tokens: list[str] = []
+        #: Other stacks ("cluster", "growth": their STACK_FIELDS), swapped in by ``on_stack``.
+        self.stacks: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ processes
     def _pick_generator(self) -> Callable[[Load, Path, Children], LoadResult]:
@@ -354,7 +397,7 @@ class Bench:
         self.baseline_url = f"http://127.0.0.1:{port}"
         log(f"baseline app at {self.baseline_url} ({self.args.workers} process(es))")
 
-    def start_service(self) -> None:
+    def start_service(self, name: str = "service") -> None:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIOND_")}
         env.update(
@@ -394,13 +437,47 @@ class Bench:
         if argv and argv[0] == "python":
             argv[0] = sys.executable
         self.service = self.children.start(
-            "service", argv, self.workdir / "service.log", env=env, cwd=REPO
+            name, argv, self.workdir / f"{name}.log", env=env, cwd=REPO
         )
         self.service_url = f"http://127.0.0.1:{port}"
         wait_http_ok(
             self.service, f"{self.service_url}/healthz", timeout_s=self.args.service_timeout
         )
-        log(f"service at {self.service_url} (SESSIOND_WORKERS={self.args.workers})")
+        log(f"{name} at {self.service_url} (SESSIOND_WORKERS={self.args.workers})")
+
+    def start_cluster_service(self) -> None:
+        """The same service on a 3-primary loopback cluster, with its own users and pool."""
+        self.stacks["cluster"] = {"pool": [], "service": None, "service_env": {}}
+        with self.on_stack("cluster"):
+            self.redis_url = start_cluster(self.children, self.workdir)
+            log(f"cluster at {self.redis_url}")
+            self.start_service("service-cluster")
+            self.seed_users()
+
+    def start_growth_service(self) -> None:
+        """A second single node and service whose store only the growth rows fill."""
+        self.stacks["growth"] = {"pool": [], "service": None, "service_env": {}}
+        with self.on_stack("growth"):
+            directory = self.workdir / "growth"
+            directory.mkdir()
+            self.redis_url = start_redis(self.children, directory)
+            self.start_service("service-growth")
+            self.seed_users()
+
+    @contextlib.contextmanager
+    def on_stack(self, stack: str) -> Iterator[None]:
+        """Run the enclosed code against another stack's service (every STACK_FIELDS name)."""
+        if stack not in self.stacks:
+            raise RuntimeError(f"the {stack} service was not started")
+        main = {name: getattr(self, name) for name in STACK_FIELDS}
+        for name in STACK_FIELDS:
+            setattr(self, name, self.stacks[stack].get(name, main[name]))
+        try:
+            yield
+        finally:
+            self.stacks[stack] = {name: getattr(self, name) for name in STACK_FIELDS}
+            for name, value in main.items():
+                setattr(self, name, value)
 
     def start_sink(self) -> None:
         """The SMTP sink of outbox_delivery (its own process), before the service starts."""
@@ -755,14 +832,30 @@ class Bench:
         twin = TWINS.get(name) or next((a for a, b in TWINS.items() if b == name), "")
         return name in self.rows and twin in self.rows
 
-    def run_create_user(self) -> None:
+    def _create_load(self, name: str) -> Load:
         body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
-        rest = self.load("create_user", "POST", "/v2/sessions", body, capture=True)
+        return self.load(name, "POST", "/v2/sessions", body, capture=True)
+
+    def run_create_user(self) -> None:
+        rest = self._create_load("create_user")
+        before = relaylag.scrape(self.service_url)
         if self._twins_selected("create_user"):
             self.measure_twins(("create_user", "connect_create"), (rest, self._connect_create()))
         else:
             self.measure("create_user", rest)
+        self._note_relay_lag("create_user", before)
         self.collect_captured("create_user")
+
+    def run_cluster_create(self) -> None:
+        before = relaylag.scrape(self.service_url)
+        self.measure("cluster_create", self._create_load("cluster_create"))
+        self._note_relay_lag("cluster_create", before)
+        self.collect_captured("cluster_create")
+
+    def _note_relay_lag(self, name: str, before: relaylag.Buckets) -> None:
+        lag = relaylag.summary(before, relaylag.scrape(self.service_url))
+        self.rows[name].notes.append(f"relay lag (commit to events and indexes): {lag}")
+        log(f"{name}: relay lag {lag}")
 
     def _connect_create(self) -> Load:
         body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
@@ -825,24 +918,81 @@ class Bench:
             self.grow_pool(self.args.pool)
             self.measure("connect_get", self._connect_get())
 
-    def run_set(self) -> None:
+    def run_cluster_get(self) -> None:
+        self.grow_pool(self.args.pool)
+        self.measure(
+            "cluster_get", self.load("cluster_get", "GET", "/v2/sessions/{id}", ids=self.pool)
+        )
+
+    def run_set(self, name: str = "set") -> None:
         self.grow_pool(self.args.pool)
         body = f'{{"metadata":{{"k{{n}}":"{METADATA_VALUE_B64}"}}}}'
-        self.measure("set", self.load("set", "PATCH", "/v2/sessions/{id}", body, ids=self.pool))
+        self.measure(name, self.load(name, "PATCH", "/v2/sessions/{id}", body, ids=self.pool))
 
-    def run_search(self) -> None:
-        async def go() -> int:
-            async with self.api() as api:
-                await api.create_sessions(self.user2, SEARCH_SESSIONS, concurrency=16)
-                return len(await api.search_user_sessions(self.user2))
+    def run_cluster_set(self) -> None:
+        self.run_set("cluster_set")
 
-        found = run_async(go(), 120)
-        row = self.rows["search"]
+    def run_growth(self) -> None:
+        """get and search at 10k, 100k and 1M stored sessions of 1,000 users, one store."""
+        users = run_async(self._growth_users(), 300)
+        run_async(self._search_sessions(), 120)  # user 2's 100, searched at every size
+        search_body = f'{{"queries":[{{"userIdQuery":{{"id":"{self.user2}"}}}}]}}'
+        first_ids: list[str] = []
+        for label, size in GROWTH_STAGES:
+            self._grow_to(size, users)
+            dataset, stored = stored_bytes(self.redis_url)
+            where = f"store: {stored:,} sessions, {dataset / 2**20:,.0f} MiB of data"
+            get, search = f"grown_get_{label}", f"grown_search_{label}"
+            self.rows[get].notes.append(f"{where}; ids drawn from all {len(self.pool):,}")
+            self.rows[search].notes.append(where)
+            self.measure(get, self.load(get, "GET", "/v2/sessions/{id}", ids=self.pool))
+            self.measure(search, self.load(search, "POST", "/v2/sessions/search", search_body))
+            if label == "10k":
+                first_ids = list(self.pool)
+        # the 1M store read over the first stage's ids: a bigger store, the same working set
+        same = "grown_get_1m_same_ids"
+        self.rows[same].notes.append(f"{len(first_ids):,} ids, those of the 10k row")
+        self.measure(same, self.load(same, "GET", "/v2/sessions/{id}", ids=first_ids))
+
+    async def _growth_users(self) -> list[str]:
+        async with self.api() as api:
+            return await bounded_map(
+                GROWTH_USERS,
+                lambda i: api.create_user(f"grow{i}-{self.run_tag}", password=None),
+                concurrency=32,
+            )
+
+    async def _search_sessions(self) -> int:
+        async with self.api() as api:
+            await api.create_sessions(self.user2, SEARCH_SESSIONS, concurrency=16)
+            return len(await api.search_user_sessions(self.user2))
+
+    def _grow_to(self, size: int, users: list[str]) -> None:
+        """Create sessions (round robin over ``users``, by wrk) until the store holds ``size``."""
+        body = '{"checks":{"user":{"userId":"{id}"}}}'
+        rate = 2000.0  # a first guess; then the rate the last round reached
+        while (missing := size - stored_bytes(self.redis_url)[1]) > 0:
+            seconds = max(2, min(60, math.ceil(missing / rate)))
+            load = _replace(
+                self.load("growth-seed", "POST", "/v2/sessions", body, ids=users, capture=True),
+                duration_s=seconds,
+            )
+            result = self.generator(load, self.workdir, self.children)
+            rate = max(100.0, result.ok_rps)
+            self.collect_captured("growth-seed")
+            log(f"growth: {len(self.pool):,} sessions ({rate:,.0f}/s)")
+
+    def run_cluster_search(self) -> None:
+        self.run_search("cluster_search")
+
+    def run_search(self, name: str = "search") -> None:
+        found = run_async(self._search_sessions(), 120)
+        row = self.rows[name]
         row.notes.append(f"one search answered {found} sessions (expected {SEARCH_SESSIONS})")
         if found != SEARCH_SESSIONS:
             row.verdict = f"BAD DATA ({found} sessions)"
         body = f'{{"queries":[{{"userIdQuery":{{"id":"{self.user2}"}}}}]}}'
-        self.measure("search", self.load("search", "POST", "/v2/sessions/search", body))
+        self.measure(name, self.load(name, "POST", "/v2/sessions/search", body))
 
     def run_delete(self) -> None:
         # A delete is a write like create and set: size the pool from their rates.
@@ -1289,7 +1439,8 @@ class Bench:
                 self.rows["argon2"] = report.Row(name="argon2", title=TITLES["argon2"])
             if name == "outbox_delivery":
                 self.rows["smtp_raw"] = report.Row(name="smtp_raw", title=TITLES["smtp_raw"])
-            self.rows[name] = report.Row(name=name, title=TITLES[name], target=TARGETS.get(name))
+            for row in GROWTH_ROWS if name == "growth" else [name]:
+                self.rows[row] = report.Row(name=row, title=TITLES[row], target=TARGETS.get(row))
         self.start_redis()
         self.start_baseline()
         if "outbox_delivery" in selected:
@@ -1299,6 +1450,10 @@ class Bench:
             try:
                 self.start_service()
                 self.seed_users()
+                if CLUSTER_ROWS.intersection(selected):
+                    self.start_cluster_service()
+                if "growth" in selected:
+                    self.start_growth_service()
                 service_ok = True
             except Exception as exc:
                 self.failed = True
@@ -1310,12 +1465,16 @@ class Bench:
             ("redis_pipelined", self.run_redis_pipelined),
             ("argon2", self.run_argon2),
             ("create_user", self.run_create_user),
+            ("cluster_create", self.run_cluster_create),
             ("connect_create", self.run_connect_create),
             ("create_password", self.run_create_password),
             ("get", self.run_get),
+            ("cluster_get", self.run_cluster_get),
             ("connect_get", self.run_connect_get),
             ("set", self.run_set),
+            ("cluster_set", self.run_cluster_set),
             ("search", self.run_search),
+            ("cluster_search", self.run_cluster_search),
             ("delete", self.run_delete),
             ("pingone_create", self.run_pingone_create),
             ("pingone_me", self.run_pingone_me),
@@ -1324,6 +1483,7 @@ class Bench:
             ("webauthn_set", self.run_webauthn_set),
             ("otp_email", self.run_otp_email),
             ("outbox_delivery", self.run_outbox_delivery),
+            (GROWTH_ROWS[0], self.run_growth),  # fills every growth row
         ]
         for name, step in steps:
             if name not in self.rows:
@@ -1353,6 +1513,11 @@ class Bench:
         )
 
     def _step(self, name: str, step: Callable[[], None]) -> None:
+        stack = "cluster" if name in CLUSTER_ROWS else "growth" if name in GROWTH_ROWS else ""
+        with self.on_stack(stack) if stack else contextlib.nullcontext():
+            self._step_on(name, step)
+
+    def _step_on(self, name: str, step: Callable[[], None]) -> None:
         if self.service is not None and name not in BASELINES and not self.service.alive:
             self.rows[name].verdict = "NOT RUN (service died)"
             self.failed = True
@@ -1374,9 +1539,15 @@ class Bench:
             traceback.print_exc()
 
     def service_log_findings(self, limit: int = 8) -> list[str]:
-        if self.service is None:
+        findings = self._log_findings(self.service, limit)
+        for stack, fields in self.stacks.items():
+            findings += self._log_findings(fields["service"], limit, label=f" ({stack})")
+        return findings
+
+    def _log_findings(self, service: Child | None, limit: int, label: str = "") -> list[str]:
+        if service is None:
             return []
-        text = self.service.log_tail(max_chars=2_000_000)
+        text = service.log_tail(max_chars=2_000_000)
         flagged = [
             line
             for line in text.splitlines()
@@ -1396,7 +1567,7 @@ class Bench:
         if not flagged:
             return []
         distinct = list(dict.fromkeys(line[:300] for line in flagged))
-        head = [f"{len(flagged)} warning/error lines in the service log"]
+        head = [f"{len(flagged)} warning/error lines in the service log{label}"]
         return head + distinct[:limit]
 
 
