@@ -252,6 +252,13 @@ def redis_cluster() -> Iterator[TestRedisCluster]:
         cluster.stop()
 
 
+@pytest.fixture
+def cluster_url(redis_cluster: TestRedisCluster) -> str:
+    """The shared cluster, emptied, as a ``redis+cluster://`` URL for a service."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
 def measure_failover(kind: str) -> float:
     """Seconds from SIGKILL of a primary until a survivor sees its replica own its slots."""
     cluster = start_test_cluster(kind, replicas=True)

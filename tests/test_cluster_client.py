@@ -9,7 +9,8 @@ writers that keep writing through a migration without losing an acknowledged wri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 from redis.exceptions import ResponseError
@@ -38,6 +39,22 @@ async def _client(cluster: TestRedisCluster) -> AsyncIterator[ClusterRedis]:
     client = ClusterRedis(cluster.url)
     yield client
     await client.close()
+
+
+@contextmanager
+def half_migrated(cluster: TestRedisCluster, key: str) -> Iterator[int]:
+    """``key``'s slot migrating to another primary, ``key`` moved, its slot-mates not yet."""
+    slot = slot_of(key)
+    source = slot_owner(cluster, slot)
+    target = other_primary(cluster, source)
+    begin_migration(cluster, slot, source, target)
+    try:
+        with cluster.client(source) as node:
+            node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", key)
+        yield target
+    finally:
+        move_keys(cluster, slot, source, target)
+        end_migration(cluster, slot, target)
 
 
 def other_primary(cluster: TestRedisCluster, port: int) -> int:
@@ -148,13 +165,7 @@ async def test_during_a_migration_the_client_follows_ask(
 ):
     moved, stays = "mig:{two}:moved", "mig:{two}:stays"
     await client.execute_many(("SET", moved, "m"), ("SET", stays, "s"))
-    slot = slot_of(moved)
-    source = slot_owner(cluster, slot)
-    target = other_primary(cluster, source)
-    begin_migration(cluster, slot, source, target)
-    try:
-        with cluster.client(source) as node:
-            node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", moved)
+    with half_migrated(cluster, moved) as target:
         assert await client.execute("GET", moved) == b"m"  # ASK: the key is on the target
         assert await client.execute("GET", stays) == b"s"  # still on the source
         await client.execute("SET", "mig:{two}:new", "n")  # a new key goes to the target
@@ -163,9 +174,6 @@ async def test_during_a_migration_the_client_follows_ask(
             pipe.execute_command("ASKING")
             pipe.get("mig:{two}:new")
             assert pipe.execute()[1] == b"n"
-    finally:
-        move_keys(cluster, slot, source, target)
-        end_migration(cluster, slot, target)
     assert await client.execute_many(("GET", moved), ("GET", stays), ("GET", "mig:{two}:new")) == [
         b"m",
         b"s",
@@ -182,20 +190,11 @@ async def test_a_batched_script_over_many_slots_follows_moved_and_ask(
     read = "return redis.call('GET', KEYS[1])"
     calls: list[tuple[list[str], list[str | bytes | int | float]]] = [([n], []) for n in names]
     assert await client.eval_many(read, calls) == [n.encode() for n in names]
-    gone, asked = names[0], names[1]
-    moved_slot, asked_slot = slot_of(gone), slot_of(asked)
+    moved_slot = slot_of(names[0])
     migrate_slot(cluster, moved_slot, other_primary(cluster, slot_owner(cluster, moved_slot)))
-    source = slot_owner(cluster, asked_slot)
-    target = other_primary(cluster, source)
-    begin_migration(cluster, asked_slot, source, target)
-    try:
-        with cluster.client(source) as node:
-            node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", asked)
+    with half_migrated(cluster, names[1]):
         # the client's map is stale for one slot (MOVED) and the other is half-way (ASK)
         assert await client.eval_many(read, calls) == [n.encode() for n in names]
-    finally:
-        move_keys(cluster, asked_slot, source, target)
-        end_migration(cluster, asked_slot, target)
 
 
 async def test_writers_lose_nothing_while_slots_migrate(

@@ -49,12 +49,6 @@ class Ledger:
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
-@pytest.fixture(name="cluster_url")
-def _cluster_url(redis_cluster: TestRedisCluster) -> str:
-    redis_cluster.flush()
-    return redis_cluster.url
-
-
 @pytest.fixture(name="api")
 async def _api(cluster_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     with logged_server(cluster_url, tmp_path / "log", workers=2) as running:

@@ -22,16 +22,9 @@ from storage import keys
 from storage.cluster import ClusterRedis
 from storage.event_tail import TailOptions, tail
 from tests.processes import logged_server
-from tests.redis_cluster import TestRedisCluster
 from tests.support import Api
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(name="cluster_url")
-def _cluster_url(redis_cluster: TestRedisCluster) -> str:
-    redis_cluster.flush()
-    return redis_cluster.url
 
 
 @pytest.fixture(name="api")
