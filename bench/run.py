@@ -447,8 +447,7 @@ class Bench:
 
     def start_cluster_service(self) -> None:
         """The same service on a 3-primary loopback cluster, with its own users and pool."""
-        self.stacks["cluster"] = {"pool": [], "service": None, "service_env": {}}
-        with self.on_stack("cluster"):
+        with self.on_stack("cluster", new=True):
             self.redis_url = start_cluster(self.children, self.workdir)
             log(f"cluster at {self.redis_url}")
             self.start_service("service-cluster")
@@ -456,8 +455,7 @@ class Bench:
 
     def start_growth_service(self) -> None:
         """A second single node and service whose store only the growth rows fill."""
-        self.stacks["growth"] = {"pool": [], "service": None, "service_env": {}}
-        with self.on_stack("growth"):
+        with self.on_stack("growth", new=True):
             directory = self.workdir / "growth"
             directory.mkdir()
             self.redis_url = start_redis(self.children, directory)
@@ -465,8 +463,13 @@ class Bench:
             self.seed_users()
 
     @contextlib.contextmanager
-    def on_stack(self, stack: str) -> Iterator[None]:
-        """Run the enclosed code against another stack's service (every STACK_FIELDS name)."""
+    def on_stack(self, stack: str, *, new: bool = False) -> Iterator[None]:
+        """Run the enclosed code against another stack's service (every STACK_FIELDS name).
+
+        ``new``: a stack being started, with no service, data or settings of its own yet.
+        """
+        if new:
+            self.stacks[stack] = {"pool": [], "service": None, "service_env": {}}
         if stack not in self.stacks:
             raise RuntimeError(f"the {stack} service was not started")
         main = {name: getattr(self, name) for name in STACK_FIELDS}
@@ -832,9 +835,11 @@ class Bench:
         twin = TWINS.get(name) or next((a for a, b in TWINS.items() if b == name), "")
         return name in self.rows and twin in self.rows
 
+    def _create_body(self) -> str:
+        return f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
+
     def _create_load(self, name: str) -> Load:
-        body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
-        return self.load(name, "POST", "/v2/sessions", body, capture=True)
+        return self.load(name, "POST", "/v2/sessions", self._create_body(), capture=True)
 
     def run_create_user(self) -> None:
         rest = self._create_load("create_user")
@@ -858,9 +863,8 @@ class Bench:
         log(f"{name}: relay lag {lag}")
 
     def _connect_create(self) -> Load:
-        body = f'{{"checks":{{"user":{{"userId":"{self.user1}"}}}}}}'
         path = "/zitadel.session.v2.SessionService/CreateSession"
-        return self.load("connect_create", "POST", path, body)
+        return self.load("connect_create", "POST", path, self._create_body())
 
     def run_connect_create(self) -> None:
         if not self._twins_selected("connect_create"):  # else measured with create_user

@@ -201,6 +201,18 @@ def slot_owner(cluster: TestRedisCluster, slot: int) -> int:
     raise AssertionError(f"no primary serves slot {slot}")
 
 
+def slots_served_by(cluster: TestRedisCluster, port: int) -> list[int]:
+    """Every slot the primary on ``port`` serves now (one ``CLUSTER SLOTS``)."""
+    with cluster.client(cluster.ports[0]) as node:
+        ranges = node.execute_command("CLUSTER", "SLOTS")
+    return [
+        slot
+        for first, last, primary, *_ in ranges
+        if int(primary[1]) == port
+        for slot in range(int(first), int(last) + 1)
+    ]
+
+
 def node_id(cluster: TestRedisCluster, port: int) -> str:
     with cluster.client(port) as node:
         raw = node.execute_command("CLUSTER", "MYID")

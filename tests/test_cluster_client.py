@@ -16,6 +16,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from storage.cluster import ClusterRedis, command_key, parse_cluster_url, slot_of
+from tests.processes import free_port
 from tests.redis_cluster import (
     TestRedisCluster,
     begin_migration,
@@ -195,6 +196,21 @@ async def test_a_batched_script_over_many_slots_follows_moved_and_ask(
     with half_migrated(cluster, names[1]):
         # the client's map is stale for one slot (MOVED) and the other is half-way (ASK)
         assert await client.eval_many(read, calls) == [n.encode() for n in names]
+
+
+async def test_a_batched_script_sent_to_a_node_that_is_gone_is_routed_afresh(
+    client: ClusterRedis,
+):
+    """A stale map naming a node nobody listens on: each call finds the live owner."""
+    names = [f"away:{{{i}}}" for i in range(30)]
+    await client.execute_many(*(("SET", name, name) for name in names))
+    gone = ("127.0.0.1", free_port())  # refused at once: nothing was sent
+    for name in names[:10]:
+        client._slots[slot_of(name)] = gone  # what a map read before a failover may say
+    read = "return redis.call('GET', KEYS[1])"
+    calls: list[tuple[list[str], list[str | bytes | int | float]]] = [([n], []) for n in names]
+    assert await client.eval_many(read, calls) == [n.encode() for n in names]
+    assert gone not in client._slots  # the map was read again
 
 
 async def test_writers_lose_nothing_while_slots_migrate(

@@ -25,7 +25,6 @@ import pytest
 from storage import keys, relay
 from storage.connection import connect_any
 from tests.processes import Server, server
-from tests.redis_cluster import TestRedisCluster
 from tests.support import ADMIN_TOKEN, b64, session_history
 from tests.test_workers import _human, _serving_workers, _workers
 
@@ -126,14 +125,10 @@ async def _check_consistent(redis: Any, user: str, acknowledged: dict[str, int])
             assert f"k{n}".encode() in doc, (sid, n)  # no acknowledged update lost
 
 
-async def test_a_kill_between_commit_and_relay_is_repaired_within_the_bound(
-    redis_cluster: TestRedisCluster,
-):
-    redis_cluster.flush()
-    redis_url = redis_cluster.url
-    redis = connect_any(redis_url)  # redis-py's cluster client: scans every primary
+async def test_a_kill_between_commit_and_relay_is_repaired_within_the_bound(cluster_url: str):
+    redis = connect_any(cluster_url)  # redis-py's cluster client: scans every primary
     try:
-        await _killed_and_repaired(redis, redis_url)
+        await _killed_and_repaired(redis, cluster_url)
     finally:
         await redis.aclose()
 
