@@ -11,8 +11,9 @@ Every way Redis can fail a command becomes a clear, retryable error, never a 500
 - ``OOM``: ``maxmemory`` reached with ``noeviction`` → ``RESOURCE_EXHAUSTED`` ``STORAGE-full``.
 
 All of them carry ``Retry-After`` on the wire (see ``Unavailable.retry_after_s``). Error
-replies a script documents (``LEASE_LOST``, ``STALE_FENCE``, ``STALE``, ``EXISTS``) keep
-their meaning; any other error reply is a bug of ours and stays an internal error.
+replies a script documents (``LEASE_LOST``, ``STALE_FENCE``, ``STALE``, ``EXISTS``,
+``CLAIM_EXPIRED``) keep their meaning; any other error reply is a bug of ours and stays an
+internal error.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 
 import redis.exceptions as redis_errors
 
-from actors.errors import AlreadyExists, ResourceExhausted, Unavailable
+from actors.errors import Aborted, AlreadyExists, ResourceExhausted, Unavailable
 from storage.multiplex import CircuitOpenError
 
 
@@ -62,6 +63,8 @@ def _reply_error(reason: str) -> Exception | None:
         return ResourceExhausted("STORAGE-full", "Errors.Storage.Full")
     if reason == "EXISTS":
         return AlreadyExists("SESSION-exists", "Errors.Session.Exists")
+    if reason == "CLAIM_EXPIRED":  # a session write later than its token claim's deadline
+        return Aborted("SESSION-claimExpired", "Errors.Session.ConcurrentUpdate")
     if reason in ("LEASE_LOST", "STALE_FENCE", "STALE"):
         return ScriptRefused(reason)
     # Inside a script an ACL refusal carries no NOPERM word (Redis 7.0 and Valkey 9 texts)

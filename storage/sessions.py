@@ -9,13 +9,13 @@ call for many sessions, and check each session's own state, never trusting an in
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from actors.delivery import DeliveryJob
-from actors.errors import AlreadyExists, LeaseLost, ServiceError
+from actors.errors import Aborted, AlreadyExists, LeaseLost, ServiceError
 from actors.events import Event
 from actors.model import SessionState
 from actors.permissions import Caller
@@ -27,6 +27,7 @@ from storage.client import RedisClient
 from storage.cluster import slot_of
 from storage.codec import IndexOp, StreamContext, as_bytes, as_text
 from storage.errors import ScriptRefused, mapped_errors
+from storage.name_claims import CLAIM_TTL_MS, WRITE_DEADLINE_MS
 from storage.outbox import job_fields
 from storage.relay import Relay, RelayEntry, encode, to_the_end, victims_of
 from storage.scripts import source
@@ -108,15 +109,17 @@ class RedisSessionStore:
     ) -> list[str]:
         """Write a new session; returns the sessions it pushed over the per-user cap."""
         sid = state.id
-        args, entry, blob = self._write_args(None, state, events, at_ms, creator_id, jobs, "")
-        await self._claim_token(None, state, entry)
-        keys_ = [
-            keys.session(sid),
-            keys.session_fence(sid),
-            keys.session_relay(sid),
-            keys.relay_pending(slot_of(keys.session(sid))),
-        ]
-        return await self._write("create", keys_, args, entry, blob)
+        async with self._token_claim(None, state) as deadline:
+            args, entry, blob = self._write_args(
+                None, state, events, at_ms, creator_id, jobs, "", deadline
+            )
+            keys_ = [
+                keys.session(sid),
+                keys.session_fence(sid),
+                keys.session_relay(sid),
+                keys.relay_pending(slot_of(keys.session(sid))),
+            ]
+            return await self._write("create", keys_, args, entry, blob)
 
     async def commit(
         self,
@@ -133,20 +136,22 @@ class RedisSessionStore:
         """Write a change under the lease; returns the sessions pushed over the cap."""
         sid = lease.session_id
         owner = lease.owner if release else ""
-        args, entry, blob = self._write_args(before, after, events, at_ms, creator_id, jobs, owner)
-        await self._claim_token(before, after, entry)
-        keys_ = [
-            keys.session_lease(sid),
-            keys.session(sid),
-            keys.session_fence(sid),
-            keys.session_relay(sid),
-            keys.relay_pending(slot_of(keys.session(sid))),
-        ]
-        lease_args: list[Any] = [lease.owner, lease.fence, self._lease_ttl_ms]
-        try:
-            return await self._write("commit", keys_, [*lease_args, *args], entry, blob)
-        except ScriptRefused as exc:
-            raise LeaseLost(sid) from exc
+        async with self._token_claim(before, after) as deadline:
+            args, entry, blob = self._write_args(
+                before, after, events, at_ms, creator_id, jobs, owner, deadline
+            )
+            keys_ = [
+                keys.session_lease(sid),
+                keys.session(sid),
+                keys.session_fence(sid),
+                keys.session_relay(sid),
+                keys.relay_pending(slot_of(keys.session(sid))),
+            ]
+            lease_args: list[Any] = [lease.owner, lease.fence, self._lease_ttl_ms]
+            try:
+                return await self._write("commit", keys_, [*lease_args, *args], entry, blob)
+            except ScriptRefused as exc:
+                raise LeaseLost(sid) from exc
 
     async def _write(
         self, script: str, keys_: list[str], args: list[Any], entry: RelayEntry, blob: bytes
@@ -190,37 +195,56 @@ class RedisSessionStore:
                 )
         return []
 
-    async def _claim_token(
-        self, before: SessionState | None, after: SessionState, entry: RelayEntry
-    ) -> None:
-        """Claim a new PingOne token's key before the commit: one token, one session.
+    @contextlib.asynccontextmanager
+    async def _token_claim(
+        self, before: SessionState | None, after: SessionState
+    ) -> AsyncIterator[int]:
+        """The token claim a write needs (its deadline); freed if the script refuses the write.
 
-        The key lives in its own slot, so it is claimed first (and refreshed by the relay).
-        A claim whose owner does not hold the token (a writer died before its commit, or the
-        owner ended) is taken over; a live owner's is refused.
+        Only a refusal frees it: after a lost reply the write may have landed.
+        """
+        deadline = await self._claim_token(before, after)
+        try:
+            yield deadline
+        except (ScriptRefused, AlreadyExists, Aborted):
+            if deadline:
+                key = keys.session_by_st_token(after.st_token_hash)
+                with contextlib.suppress(ServiceError, RedisError), mapped_errors():
+                    await self._redis.eval_script(source("release"), [key], ["~" + after.id])
+            raise
+
+    async def _claim_token(self, before: SessionState | None, after: SessionState) -> int:
+        """Claim a new PingOne token's key before the write: one token, one session.
+
+        The key lives in its own slot, so it is claimed first, *pending* (``claim.lua``), and
+        the relay confirms it after the write. The write must land by the returned deadline
+        (server ms; 0: nothing claimed now), so it never commits on a claim that may have
+        expired. A pending claim of another session is a write in flight (or a dead writer's,
+        which expires): refused, like a live owner's. A confirmed claim whose owner no longer
+        holds the token (ended, or its writer died after the claim was confirmed elsewhere) is
+        taken over.
         """
         token = after.st_token_hash
         if not token or after.terminated or (before is not None and before.st_token_hash == token):
-            return
+            return 0
         key = keys.session_by_st_token(token)
-        expire_at = next((op.score for op in entry.ops if op.key == key), 0)
         stale = ""
         for _ in range(3):
             with mapped_errors():
-                holder = as_text(
-                    await self._redis.eval_script(
-                        source("claim"), [key], [after.id, expire_at, stale]
-                    )
+                reply = await self._redis.eval_script(
+                    source("claim"), [key], [after.id, CLAIM_TTL_MS, stale]
                 )
+            holder = as_text(reply[0])
             if not holder:
-                return
-            owner = await self.read_state(holder)
-            if owner is not None and not owner.terminated and owner.st_token_hash == token:
-                raise AlreadyExists(
-                    "SESSION-stTaken", "the session token is in use by another session"
-                )
+                return int(reply[1]) + WRITE_DEADLINE_MS
+            if holder.startswith("~") or await self._holds_token(holder, token):
+                break
             stale = holder
         raise AlreadyExists("SESSION-stTaken", "the session token is in use by another session")
+
+    async def _holds_token(self, session_id: str, token: str) -> bool:
+        owner = await self.read_state(session_id)
+        return owner is not None and not owner.terminated and owner.st_token_hash == token
 
     def _expire_at(self, state: SessionState, at_ms: int) -> int:
         if state.terminated:
@@ -237,6 +261,7 @@ class RedisSessionStore:
         creator_id: str,
         jobs: Sequence[DeliveryJob],
         release_owner: str,
+        claim_deadline_ms: int = 0,
     ) -> tuple[list[Any], RelayEntry, bytes]:
         """The write script's arguments, the relay entry they record, and its encoding."""
         fields = codec.tombstone_fields(after) if after.terminated else codec.state_fields(after)
@@ -272,7 +297,7 @@ class RedisSessionStore:
         for name, value in fields.items():
             args += [name, value]
         blob = encode(entry)
-        args += [entry.field, blob, at_ms, after.id]
+        args += [entry.field, blob, at_ms, after.id, claim_deadline_ms]
         return args, entry, blob
 
     # -- reads -------------------------------------------------------------------------
@@ -299,8 +324,9 @@ class RedisSessionStore:
         with mapped_errors():
             if not self._split:
                 found = await self._redis.eval_script(source("st_read"), [token_key], [])
-            elif sid := as_text(await self._redis.execute("GET", token_key)):
+            elif sid := as_text(await self._redis.execute("GET", token_key)).removeprefix("~"):
                 # the token's key and the session's are in different slots: two reads
+                # (a pending claim names its owner too: its state decides)
                 doc_tok = await self._redis.execute("HMGET", keys.session(sid), "doc", "tok")
                 found = [sid, *doc_tok]
         if not found or not found[1]:

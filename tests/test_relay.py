@@ -18,7 +18,7 @@ import pytest
 
 from actors.actor import ActorConfig
 from actors.commands import Checks, CreateSession, DeleteSession, SetSession, UserCheck
-from actors.errors import AlreadyExists
+from actors.errors import Aborted, AlreadyExists
 from actors.execute import Deps
 from actors.queries import Page, SessionFilter
 from actors.registry import SessionRegistry
@@ -228,6 +228,39 @@ async def test_racing_creates_for_one_pingone_token_leave_exactly_one_owner(writ
     found = await writer.store.read_by_st_token("shared")
     assert found is not None
     assert found.id == won[0]
+
+
+async def test_a_pending_token_claim_is_refused_until_it_expires(writer, redis):
+    """A writer that claimed a token and died before its write blocks it only while the
+    claim is pending (a live writer in flight looks the same, so it is never taken over)."""
+    key = keys.session_by_st_token("inflight")
+    await redis.set(key, "~a-writer-in-flight", px=30_000)
+    with pytest.raises(AlreadyExists) as refused:
+        await writer.registry.create(pingone_create("inflight"), user=ALICE, caller=OWNER)
+    assert refused.value.error_id == "SESSION-stTaken"
+    assert await redis.get(key) == b"~a-writer-in-flight"
+    await redis.pexpire(key, 1)  # the pending claim runs out
+    await asyncio.sleep(0.01)
+    created = await writer.registry.create(pingone_create("inflight"), user=ALICE, caller=OWNER)
+    assert created.state is not None
+    assert await redis.get(key) == created.state.id.encode()  # confirmed by the relay
+    found = await writer.store.read_by_st_token("inflight")
+    assert found is not None
+    assert found.id == created.state.id
+
+
+async def test_a_write_later_than_its_token_claims_deadline_is_refused_and_frees_it(
+    writer, redis, monkeypatch
+):
+    monkeypatch.setattr("storage.sessions.WRITE_DEADLINE_MS", -1)  # already too late
+    with pytest.raises(Aborted) as late:
+        await writer.registry.create(pingone_create("late"), user=ALICE, caller=OWNER)
+    assert late.value.error_id == "SESSION-claimExpired"
+    assert await redis.get(keys.session_by_st_token("late")) is None  # the claim freed
+    assert [k async for k in redis.scan_iter(match="sess:*")] == []  # nothing written
+    monkeypatch.undo()
+    created = await writer.registry.create(pingone_create("late"), user=ALICE, caller=OWNER)
+    assert created.state is not None
 
 
 async def test_a_token_claim_whose_owner_never_committed_is_taken_over(writer, redis):

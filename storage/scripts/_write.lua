@@ -5,12 +5,20 @@
 --   ARGV[a+1] "1" = replace the hash (termination leaves a tombstone), else merge fields
 --   ARGV[a+2] absolute expiry in ms for the session's keys (0 = no expiry)
 --   ARGV[a+3] nfields, then field/value pairs
---   then: the relay entry's field in k_relay, the encoded entry, its time (ms), session id.
+--   then: the relay entry's field in k_relay, the encoded entry, its time (ms), session id,
+--   the deadline (ms, this server's clock; 0 = none) of the token claim the write relies on.
 -- Returns {previous sequence ("" for a new session), the session's unrelayed entries now
 -- (more than 1: an earlier commit's relay failed, apply that first)}, or an error reply:
--- EXISTS, STALE.
+-- EXISTS, STALE, CLAIM_EXPIRED (too late: the pending claim may have expired).
 local function apply_write(k_state, k_fence, k_relay, k_pending, a)
   local expected = ARGV[a]
+  local deadline = tonumber(ARGV[a + 3 + tonumber(ARGV[a + 3]) * 2 + 5])
+  if deadline > 0 then
+    local now = redis.call('TIME')
+    if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
+      return redis.error_reply('CLAIM_EXPIRED')
+    end
+  end
   local current = redis.call('HGET', k_state, 'seq')
   if expected == '' then
     if redis.call('EXISTS', k_state) == 1 then return redis.error_reply('EXISTS') end

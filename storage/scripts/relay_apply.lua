@@ -101,9 +101,10 @@ for _, op in ipairs(ops) do
     elseif kind == 'zrem' then
       redis.call('ZREM', k, member)
     elseif kind == 'set' then
-      -- a token key names one session: never taken over from another (reads check the owner)
+      -- a token key names one session: never taken over from another (reads check the
+      -- owner); the owner's pending claim ("~" .. owner) is confirmed
       local holder = redis.call('GET', k)
-      if not holder or holder == member then
+      if not holder or holder == member or holder == '~' .. member then
         if score > 0 then
           redis.call('SET', k, member, 'PXAT', score)
         else
@@ -111,7 +112,8 @@ for _, op in ipairs(ops) do
         end
       end
     elseif kind == 'del' then
-      if redis.call('GET', k) == member then redis.call('DEL', k) end
+      local holder = redis.call('GET', k)
+      if holder == member or holder == '~' .. member then redis.call('DEL', k) end
     elseif kind == 'hset' then
       -- a record created with its owner's event (a PAT): its fields, as a JSON list
       redis.call('HSET', k, unpack(cjson.decode(member)))
