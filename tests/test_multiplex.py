@@ -14,6 +14,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.multiplex import MultiplexedRedis
 
+pytestmark = pytest.mark.node_only(
+    "one node's client (the cluster's has tests/test_cluster_client.py)"
+)
+
 
 async def test_concurrent_callers_each_get_their_own_reply(fast_redis: MultiplexedRedis):
     await fast_redis.execute("SET", "k", "v")

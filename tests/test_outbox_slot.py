@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from storage import keys
@@ -26,6 +27,7 @@ def test_every_outbox_key_is_in_the_streams_slot():
     assert {slot_of(key) for key in outbox_keys} == {slot_of(keys.OUTBOX)}
 
 
+@pytest.mark.node_only("earlier versions ran on one node only: a cluster never holds their keys")
 async def test_earlier_outbox_keys_move_and_merge_at_start(fast_redis, redis: aioredis.Redis):
     earlier = {now: old for old, now in keys.EARLIER_OUTBOX_KEYS.items()}
     old_attempts, old_retry = earlier[keys.OUTBOX_ATTEMPTS], earlier[keys.OUTBOX_RETRY]

@@ -152,6 +152,9 @@ async def test_on_a_cluster_each_subject_is_its_own_call(redis_cluster: TestRedi
         await client.close()
 
 
+@pytest.mark.node_only(
+    "one node's single-script check; the cluster's per-subject calls are tested beside it"
+)
 async def test_on_one_redis_a_refused_check_uses_up_no_other_subjects_budget(
     fast_redis: MultiplexedRedis,
 ):

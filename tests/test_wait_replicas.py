@@ -27,7 +27,7 @@ from storage.embedded import parent_death_preexec
 from storage.multiplex import MultiplexedRedis, NotReplicatedError
 from storage.scripts import source
 from tests.processes import free_port, server
-from tests.redis_server import find_binary, requested_kind
+from tests.redis_server import binary_kind, find_binary
 from tests.support import ADMIN_TOKEN
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,8 +49,7 @@ def _spawn(binary: Path, directory: Path, port: int, *extra: str) -> subprocess.
 
 @contextmanager
 def primary_and_replica() -> Iterator[tuple[int, int, subprocess.Popen[bytes]]]:
-    kind = requested_kind()
-    binary = find_binary(kind if kind in ("valkey", "debian") else "valkey")
+    binary = find_binary(binary_kind())
     workdir = Path(tempfile.mkdtemp(prefix="sessiond-replica-"))
     primary_port, replica_port = free_port(), free_port()
     # no 5 s wait before the first full sync (the default for diskless replication)
