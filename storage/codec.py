@@ -170,7 +170,7 @@ def index_ops(
     sid = after.id
     if after.terminated:
         gone = index_plan.of_state(before) if before is not None else []
-        ops = [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.SESSIONS_BY_PURGE]]
+        ops = [IndexOp("zrem", key, 0, sid) for key in [*gone, keys.sessions_by_purge(sid)]]
         if before is not None and before.user_id:
             ops.append(IndexOp("zrem", keys.active_sessions_of_user(before.user_id), 0, sid))
         if before is not None and before.st_token_hash:
@@ -184,7 +184,7 @@ def index_ops(
     ]
     purge_at = purge_at_ms(after, retention_ms)
     if purge_at is not None and purge_at != (purge_at_ms(before, retention_ms) if before else None):
-        ops.append(IndexOp("zadd", keys.SESSIONS_BY_PURGE, purge_at, sid))
+        ops.append(IndexOp("zadd", keys.sessions_by_purge(sid), purge_at, sid))
     ops += _activity_ops(before, after, cap)
     ops += _st_token_ops(before, after, expire_at_ms)
     return ops

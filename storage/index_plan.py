@@ -43,7 +43,7 @@ def of_summary(meta: SessionSummary) -> list[str]:
 
 def all_of_summary(meta: SessionSummary) -> list[str]:
     """Every index a stored session can be in, the purge schedule included."""
-    found = [*of_summary(meta), keys.SESSIONS_BY_PURGE]
+    found = [*of_summary(meta), keys.sessions_by_purge(meta.session_id)]
     if meta.user_id:
         found.append(keys.active_sessions_of_user(meta.user_id))
     return found

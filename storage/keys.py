@@ -15,7 +15,7 @@ in ``sess:{S}:relay`` and registers the session in its slot's ``relay:{t}``; the
 | ``user:{U}:relay`` (org, idp, intent alike) | hash | none; field per unrelayed write | _emit.lua |
 | ``sessiond:events:{P}:replayed``  | zset   | none; trimmed after a day            | relay_apply.lua (repair)|
 | ``idx:sessions:created``          | zset   | none (members removed by purge)      | relay_apply.lua         |
-| ``idx:sessions:purge``            | zset   | none; score = expiration + retention | relay_apply.lua, sweeper|
+| ``idx:sessions:purge:{P}``        | zset   | none; score = expiration + retention | relay_apply.lua, sweeper|
 | ``idx:user:{U}:sessions``         | zset   | none; score = creation ms            | relay_apply.lua         |
 | ``idx:org:{O}:sessions``          | zset   | none; score = creation ms            | relay_apply.lua         |
 | ``idx:creator:{U}:sessions``      | zset   | none; score = creation ms            | relay_apply.lua         |
@@ -116,7 +116,27 @@ def slot_tag(slot: int) -> str:
 SLOTS = 16384
 
 SESSIONS_BY_CREATION = "idx:sessions:created"
-SESSIONS_BY_PURGE = "idx:sessions:purge"
+#: The purge schedule is split into this many sorted sets: their hash tags (those of the
+#: event partitions) fall in different slots, so on a cluster every primary serves its share
+#: of the sweep, and a session's schedule shares a slot with its events at the default
+#: SESSIOND_EVENT_PARTITIONS (16).
+PURGE_PARTITIONS = 16
+#: Earlier versions' one schedule: nothing adds to it; the sweeper drains it.
+EARLIER_SESSIONS_BY_PURGE = "idx:sessions:purge"
+
+
+def sessions_by_purge(session_id: str) -> str:
+    """The purge schedule that holds ``session_id``."""
+    return purge_schedule(zlib.crc32(session_id.encode()) % PURGE_PARTITIONS)
+
+
+def purge_schedule(partition: int) -> str:
+    return f"idx:sessions:purge:{{{partition}}}"
+
+
+def purge_schedules() -> list[str]:
+    """Every purge schedule, the earlier versions' one last."""
+    return [*(purge_schedule(p) for p in range(PURGE_PARTITIONS)), EARLIER_SESSIONS_BY_PURGE]
 
 
 def sessions_of_user(user_id: str) -> str:

@@ -8,6 +8,7 @@ call for many sessions, and check each session's own state, never trusting an in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -426,22 +427,33 @@ class RedisSessionStore:
 
     # -- expiry ------------------------------------------------------------------------
     async def purge_due(self, now_ms: int, limit: int = 200) -> int:
-        """Purge sessions whose expiration + retention has passed; returns how many."""
+        """Purge sessions whose expiration + retention has passed; returns how many.
+
+        Reads every purge schedule at once (on a cluster each primary serves its share),
+        at most ``limit`` sessions from each.
+        """
+        schedules = keys.purge_schedules()
         with mapped_errors():
-            due = await self._redis.execute(
-                "ZRANGEBYSCORE", keys.SESSIONS_BY_PURGE, "-inf", now_ms, "LIMIT", 0, limit
+            found = await asyncio.gather(
+                *(
+                    self._redis.execute("ZRANGEBYSCORE", key, "-inf", now_ms, "LIMIT", 0, limit)
+                    for key in schedules
+                )
             )
         purged = 0
-        for sid in (as_text(member) for member in due):
-            purged += await self._purge_one(sid, now_ms)
+        for schedule, due in zip(schedules, found, strict=True):
+            for sid in (as_text(member) for member in due):
+                purged += await self._purge_one(sid, schedule, now_ms)
         return purged
 
-    async def _purge_one(self, session_id: str, now_ms: int) -> int:
+    async def _purge_one(self, session_id: str, schedule: str, now_ms: int) -> int:
+        """Purge one session found due in ``schedule`` (its own, or the earlier versions')."""
         metas = await self.fetch_metas([session_id])
         meta = metas[0]
-        index_keys = index_plan.all_of_summary(meta) if meta else [keys.SESSIONS_BY_CREATION]
-        if keys.SESSIONS_BY_PURGE not in index_keys:
-            index_keys.append(keys.SESSIONS_BY_PURGE)
+        own = keys.sessions_by_purge(session_id)
+        index_keys = index_plan.all_of_summary(meta) if meta else [keys.SESSIONS_BY_CREATION, own]
+        if schedule not in index_keys:
+            index_keys.append(schedule)
         entry = RelayEntry(
             session_id=session_id,
             field="purge",
@@ -465,9 +477,9 @@ class RedisSessionStore:
             return 1
         with mapped_errors():  # not due: the schedule follows the session's own expiry
             if isinstance(done, list):
-                await self._redis.execute("ZADD", keys.SESSIONS_BY_PURGE, done[0], session_id)
-            else:
-                await self._redis.execute("ZREM", keys.SESSIONS_BY_PURGE, session_id)
+                await self._redis.execute("ZADD", own, done[0], session_id)
+            if schedule != own or not isinstance(done, list):
+                await self._redis.execute("ZREM", schedule, session_id)
         return 0
 
     async def repair_relay(self, now_ms: int) -> int:

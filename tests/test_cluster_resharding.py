@@ -60,7 +60,7 @@ def busy_slots(user_id: str) -> list[int]:
     """The slots every create writes to (through the relay) besides its session's own."""
     shared = [
         keys.SESSIONS_BY_CREATION,
-        keys.SESSIONS_BY_PURGE,
+        *keys.purge_schedules()[:-1],
         keys.sessions_of_user(user_id),
         keys.active_sessions_of_user(user_id),
         *(keys.event_stream(p) for p in range(PARTITIONS)),

@@ -209,7 +209,7 @@ async def test_a_purge_whose_writer_died_leaves_indexes_the_repair_cleans(writer
     assert await redis.zscore(keys.SESSIONS_BY_CREATION, sid) is not None
     assert await writer.store.repair_relay(now_ms() + 86_400_000 + LATER) == 1
     assert await redis.zscore(keys.SESSIONS_BY_CREATION, sid) is None
-    assert await redis.zscore(keys.SESSIONS_BY_PURGE, sid) is None
+    assert await redis.zscore(keys.sessions_by_purge(sid), sid) is None
     assert not await in_user_index(redis, sid)
     assert await nothing_pending(redis, sid)
 

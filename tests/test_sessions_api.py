@@ -572,7 +572,7 @@ class TestRetention:
             keys.sessions_of_org(org),
             keys.sessions_of_creator(metas[0].creator_id),
             keys.sessions_of_fingerprint("fp-sweep"),
-            keys.SESSIONS_BY_PURGE,
+            keys.sessions_by_purge(sid),
             keys.active_sessions_of_user(user),
         ]
         assert metas[0].creator_id

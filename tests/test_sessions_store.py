@@ -14,7 +14,9 @@ from actors.errors import AlreadyExists, LeaseLost
 from actors.model import SessionState, UserAgent, UserRef
 from actors.permissions import Caller, Grant
 from storage import index_plan, keys
+from storage.cluster import slot_of
 from storage.sessions import PURGE_GRACE_MS, RedisSessionStore
+from tests.redis_cluster import slot_owner
 from tests.support import session_history
 
 CREATOR = Caller(user_id="creator", grants=(Grant(roles=("IAM_LOGIN_CLIENT",)),))
@@ -65,7 +67,7 @@ async def _create(store, now_ms: int, sid: str = "s1", **fields):
 
 def _every_index(state: SessionState) -> list[str]:
     """Every index the session is in, from the one list commits and the purge use too."""
-    found = [*index_plan.of_state(state), keys.SESSIONS_BY_PURGE]
+    found = [*index_plan.of_state(state), keys.sessions_by_purge(state.id)]
     # the list must name all five attributes' indexes, or checking it would prove little
     assert found == [
         keys.SESSIONS_BY_CREATION,
@@ -73,7 +75,7 @@ def _every_index(state: SessionState) -> list[str]:
         keys.sessions_of_org("org1"),
         keys.sessions_of_creator("creator"),
         keys.sessions_of_fingerprint("fp1"),
-        keys.SESSIONS_BY_PURGE,
+        keys.sessions_by_purge(state.id),
     ]
     return found
 
@@ -88,7 +90,7 @@ async def test_create_writes_state_indexes_and_the_partition_stream(store, redis
     creation_indexes = _every_index(state)[:-1]  # no lifetime: not scheduled for a purge
     for index in creation_indexes:
         assert await redis.zscore(index, "s1") == now
-    assert await redis.zscore(keys.SESSIONS_BY_PURGE, "s1") is None
+    assert await redis.zscore(keys.sessions_by_purge("s1"), "s1") is None
     partition = keys.event_stream(keys.event_partition("s1", 4))
     entries = await redis.xrange(partition)
     assert [e[1][b"type"] for e in entries] == [
@@ -187,7 +189,7 @@ async def test_lifetime_sets_key_expiry_to_expiration_plus_retention(store, redi
     await _create(store, now, lifetime_ms=10_000)
     expected = now + 10_000 + 60_000 + PURGE_GRACE_MS
     assert await redis.pexpiretime(keys.session("s1")) == expected
-    assert await redis.zscore(keys.SESSIONS_BY_PURGE, "s1") == now + 70_000
+    assert await redis.zscore(keys.sessions_by_purge("s1"), "s1") == now + 70_000
 
 
 async def test_termination_leaves_a_tombstone_and_clears_every_index(store, redis, now):
@@ -224,10 +226,35 @@ async def test_purge_removes_sessions_past_retention_and_reschedules_extended_on
     assert await _indexes_holding(redis, "live", _every_index(live)) == _every_index(live)
     assert await redis.zscore(keys.sessions_of_user("alice"), "live") == now
     # a due entry whose session got a new lifetime meanwhile is rescheduled, not purged
-    await redis.zadd(keys.SESSIONS_BY_PURGE, {"live": 0})
+    await redis.zadd(keys.sessions_by_purge("live"), {"live": 0})
     assert await store.purge_due(now + 61_001) == 0
-    assert await redis.zscore(keys.SESSIONS_BY_PURGE, "live") == now + 10_000_000 + 60_000
+    assert await redis.zscore(keys.sessions_by_purge("live"), "live") == now + 10_000_000 + 60_000
     assert await _indexes_holding(redis, "live", _every_index(live)) == _every_index(live)
+
+
+async def test_the_sweep_drains_the_earlier_versions_one_purge_schedule(store, redis, now):
+    """Earlier versions kept one schedule; its due sessions are purged and it empties, the
+    not-due ones moving to their own schedule."""
+    old = await _create(store, now, "old", lifetime_ms=1000)
+    live = await _create(store, now, "live", lifetime_ms=10_000_000)
+    for sid in ("old", "live"):  # as an earlier version scheduled them
+        score = await redis.zscore(keys.sessions_by_purge(sid), sid)
+        await redis.zrem(keys.sessions_by_purge(sid), sid)
+        await redis.zadd(keys.EARLIER_SESSIONS_BY_PURGE, {sid: 0 if sid == "live" else score})
+    assert await store.purge_due(now + 1000 + 60_001) == 1
+    assert await redis.exists(keys.session("old")) == 0
+    assert await _indexes_holding(redis, "old", _every_index(old)) == []
+    assert not await redis.exists(keys.EARLIER_SESSIONS_BY_PURGE)
+    assert await redis.zscore(keys.sessions_by_purge("live"), "live") == now + 10_000_000 + 60_000
+    assert await _indexes_holding(redis, "live", _every_index(live)) == _every_index(live)
+
+
+def test_the_purge_schedules_spread_over_a_clusters_primaries(redis_cluster):
+    """Sixteen schedules on three primaries: none serves more than about half of them."""
+    owners = [slot_owner(redis_cluster, slot_of(key)) for key in keys.purge_schedules()[:-1]]
+    shares = sorted(owners.count(port) for port in redis_cluster.ports)
+    assert shares[0] >= 3, shares
+    assert shares[-1] <= 8, shares
 
 
 async def test_fetch_returns_summaries_in_order_and_none_for_missing(store, now):
