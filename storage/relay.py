@@ -94,6 +94,10 @@ class ScriptClient(Protocol):
 
     async def eval_script(self, source: str, keys: list[str], args: list[Any]) -> Any: ...
 
+    async def eval_many(
+        self, source: str, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]: ...
+
     async def execute(self, *args: Any) -> Any: ...
 
 
@@ -139,9 +143,12 @@ class Relay:
             return whole
         slots = {slot_of(key) for key in self._effect_keys(entry)}
         victims: list[str] = []
-        calls = (self._run(entry, blob, repair, s, effects=True, ack=False) for s in slots)
-        for found in await asyncio.gather(*calls):
-            victims += found
+        each_slot = (self._call(entry, blob, repair, s, effects=True, ack=False) for s in slots)
+        calls = [call for call in each_slot if call is not None]
+        with mapped_errors():  # one write per node, not one routed call per slot
+            replies = await self._redis.eval_many(source("relay_apply"), calls)
+        for reply in replies:
+            victims += victims_of(reply) or []
         if victims:  # recorded before the entry is cleared, so a crash cannot lose them
             pairs = (part for sid in victims for part in (entry.at_ms, sid))
             with mapped_errors():
