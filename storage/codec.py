@@ -28,6 +28,7 @@ _STATE_DECODER = msgspec.msgpack.Decoder(SessionState)
 #: which MessagePack spends on a positive integer, never on a whole document.
 _LEGACY_STATE_DECODER = msgspec.json.Decoder(SessionState)
 _PAYLOAD_ENCODER = msgspec.json.Encoder()
+_SHA256_BYTES = 32
 
 #: Hash fields read for a single session (GetSession, bearer checks): its summary row and
 #: the tombstone flag. Listing reads only ``row`` (a tombstone has none).
@@ -113,7 +114,23 @@ def decode_state(raw: bytes, token_hash: object) -> SessionState:
     """The document of ``encode_state`` with the ``tok`` field it was stored beside."""
     decoder = _LEGACY_STATE_DECODER if raw[:1] == b"{" else _STATE_DECODER
     state = decoder.decode(raw)
-    return msgspec.structs.replace(state, token_hash=as_text(token_hash))
+    return msgspec.structs.replace(state, token_hash=token_from_field(token_hash))
+
+
+def token_field(token_hash: str) -> bytes:
+    """The token's SHA-256 as its 32 bytes: half the 64 hex characters it is everywhere else."""
+    if len(token_hash) == 2 * _SHA256_BYTES:
+        try:
+            return bytes.fromhex(token_hash)
+        except ValueError:  # not a SHA-256 in hex: kept as it is
+            pass
+    return token_hash.encode()
+
+
+def token_from_field(value: object) -> str:
+    """The ``tok`` field as hex; a hash written before ``token_field`` is hex already."""
+    raw = as_bytes(value) or b""
+    return raw.hex() if len(raw) == _SHA256_BYTES else raw.decode()
 
 
 def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
@@ -123,20 +140,26 @@ def state_fields(state: SessionState) -> dict[str, bytes | str | int]:
         "row": summary_row(state),
         "seq": state.sequence,
         "exp": state.expires_ms if state.expires_ms is not None else "",  # purge.lua
-        "tok": state.token_hash,
+        "tok": token_field(state.token_hash),
     }
 
 
 def tombstone_fields(state: SessionState) -> dict[str, bytes | str | int]:
     """What stays of a terminated session: enough to answer "terminated" and be idempotent."""
-    return {"term": 1, "seq": state.sequence, "tok": state.token_hash, "doc": encode_state(state)}
+    return {
+        "term": 1,
+        "seq": state.sequence,
+        "tok": token_field(state.token_hash),
+        "doc": encode_state(state),
+    }
 
 
 class IndexOp(msgspec.Struct, frozen=True, array_like=True):
     """One idempotent step of a commit on a key outside the session's own.
 
     ``zadd`` / ``zrem`` an index member; ``cap``: ZADD, then move the lowest-scored other
-    members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them);
+    members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them); a
+    ``cap`` on a key that does not exist first copies ``source`` (same slot) into it;
     ``set``: the member under the key, expiring at ``score`` ms (0: never); ``del``: the key,
     if it still holds the member; ``sadd`` / ``srem`` a set member; ``hset``: a hash's fields
     (``member``: a JSON list of field/value pairs), expiring at ``score`` ms (0: never).
@@ -147,6 +170,7 @@ class IndexOp(msgspec.Struct, frozen=True, array_like=True):
     score: int
     member: str
     limit: int = 0
+    source: str = ""
 
 
 def purge_at_ms(state: SessionState, retention_ms: int) -> int | None:
@@ -191,13 +215,18 @@ def index_ops(
 
 
 def _activity_ops(before: SessionState | None, after: SessionState, cap: int) -> list[IndexOp]:
+    """The per-user activity index, kept only while a cap reads it (130 B per session).
+
+    A cap switched on later seeds a user's index from their sessions index on the user's
+    first capped session (scored by creation until each is active again).
+    """
     user_id = after.user_id
-    if not user_id:
+    if not user_id or cap <= 0:
         return []
     key = keys.active_sessions_of_user(user_id)
     active = after.last_active_ms
     if before is None or before.user_id != user_id:
-        return [IndexOp("cap" if cap > 0 else "zadd", key, active, after.id, cap)]
+        return [IndexOp("cap", key, active, after.id, cap, keys.sessions_of_user(user_id))]
     if before.last_active_ms != active:
         return [IndexOp("zadd", key, active, after.id)]
     return []

@@ -234,7 +234,7 @@ class Relay:
             return effects and (slot is None or slot_of(key) == slot)
 
         sid = entry.session_id
-        touched = [op.key for op in entry.ops if here(op.key)]
+        touched = [key for op in entry.ops if here(op.key) for key in _op_keys(op)]
         stream = self.partition_key(sid) if entry.events else ""
         if stream and here(stream):
             touched += [stream, keys.replayed_entries(stream)]
@@ -361,6 +361,11 @@ def _finished(task: asyncio.Future[Any]) -> None:
 
 
 @lru_cache(maxsize=8)
+def _op_keys(op: IndexOp) -> tuple[str, ...]:
+    """The keys one op touches: its own, and a cap's seed (in the same slot)."""
+    return (op.key, op.source) if op.source else (op.key,)
+
+
 def _pending_keys(slots: tuple[int, ...]) -> list[str]:
     return [keys.relay_pending(slot) for slot in slots]
 

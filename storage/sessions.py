@@ -309,7 +309,7 @@ class RedisSessionStore:
                 "HMGET", keys.session(session_id), *codec.META_FIELDS, "tok"
             )
         meta = codec.meta_from_fields(session_id, [as_bytes(v) for v in values[:-1]])
-        token_hash = as_text(values[-1])
+        token_hash = codec.token_from_field(values[-1])
         return meta, token_hash
 
     async def read_state(self, session_id: str) -> SessionState | None:

@@ -94,6 +94,30 @@ async def test_a_crash_before_the_eviction_is_repaired_by_the_sweep(fast_redis, 
     assert await redis.zcard(keys.SESSIONS_TO_EVICT) == 0
 
 
+async def test_without_a_cap_no_activity_index_and_a_cap_switched_on_counts_every_session(
+    fast_redis, redis
+):
+    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
+    uncapped, store = capped_registry(fast_redis, cap=0)
+    try:
+        earlier = [await uncapped.create(command, user=ALICE, caller=OWNER) for _ in range(3)]
+    finally:
+        await uncapped.close()
+    assert await redis.exists(keys.active_sessions_of_user("alice")) == 0  # nobody reads it
+    capped, _ = capped_registry(fast_redis, cap=2)
+    try:
+        newest = await capped.create(command, user=ALICE, caller=OWNER)
+    finally:
+        await capped.close()
+    assert newest.state is not None
+    ids = [outcome.state.id for outcome in earlier if outcome.state is not None]
+    states = await store.read_states([*ids, newest.state.id])
+    live = {state.id for state in states if state is not None}
+    assert live == {ids[2], newest.state.id}  # the two oldest of four, created uncapped, ended
+    active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
+    assert active == live
+
+
 @pytest.mark.settings(max_sessions_per_user=2)
 async def test_over_the_http_api_a_third_session_ends_the_least_recently_active(api: Api):
     user = await api.human()

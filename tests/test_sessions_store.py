@@ -106,6 +106,7 @@ async def test_streams_never_carry_the_token_or_its_hash(store, redis, now):
         v for fields in await session_history(redis, "s1", partitions=4) for v in fields.values()
     )
     assert state.token_hash.encode() not in raw
+    assert bytes.fromhex(state.token_hash) not in raw
     assert b"s.s1." not in raw
 
 
@@ -160,8 +161,9 @@ async def test_a_document_stored_as_json_by_an_earlier_version_reads_and_commits
     assert stored[:1] != b"{"
     assert msgspec.msgpack.decode(stored)["id"] == "s1"
     assert before.token_hash.encode() not in stored  # kept once, in the ``tok`` field
-    assert await redis.hget(keys.session("s1"), "tok") == before.token_hash.encode()
+    assert await redis.hget(keys.session("s1"), "tok") == bytes.fromhex(before.token_hash)
     await redis.hset(keys.session("s1"), "doc", msgspec.json.encode(before))  # the old format
+    await redis.hset(keys.session("s1"), "tok", before.token_hash)  # and its hex token hash
     assert await store.read_state("s1") == before
     acquired = await store.acquire("s1", "owner-a", 5000)
     assert acquired is not None

@@ -123,6 +123,11 @@ for _, op in ipairs(ops) do
     elseif kind == 'srem' then
       redis.call('SREM', k, member)
     else -- cap: never more than limit members; the least recently active others are ended
+      -- an index kept only while a cap is set starts from the user's sessions (op[6])
+      local source = op[6]
+      if source and source ~= '' and redis.call('EXISTS', k) == 0 then
+        redis.call('ZUNIONSTORE', k, 1, source)
+      end
       redis.call('ZADD', k, score, member)
       -- victims stay members until their own termination removes them, so a repeated pass
       -- (the repair) finds the same ones again
