@@ -158,8 +158,8 @@ class IndexOp(msgspec.Struct, frozen=True, array_like=True):
     """One idempotent step of a commit on a key outside the session's own.
 
     ``zadd`` / ``zrem`` an index member; ``cap``: ZADD, then move the lowest-scored other
-    members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them); a
-    ``cap`` on a key that does not exist first copies ``source`` (same slot) into it;
+    members beyond ``limit`` to ``idx:sessions:evict`` (the script replies with them); an
+    op with a ``source`` on a key that does not exist first copies ``source`` (same slot) in;
     ``set``: the member under the key, expiring at ``score`` ms (0: never); ``del``: the key,
     if it still holds the member; ``sadd`` / ``srem`` a set member; ``hset``: a hash's fields
     (``member``: a JSON list of field/value pairs), expiring at ``score`` ms (0: never).
@@ -217,18 +217,20 @@ def index_ops(
 def _activity_ops(before: SessionState | None, after: SessionState, cap: int) -> list[IndexOp]:
     """The per-user activity index, kept only while a cap reads it (130 B per session).
 
-    A cap switched on later seeds a user's index from their sessions index on the user's
-    first capped session (scored by creation until each is active again).
+    A cap switched on later seeds a user's index from their sessions index on the first op
+    that reaches it, a create or an activity update (scored by creation until each is
+    active again).
     """
     user_id = after.user_id
     if not user_id or cap <= 0:
         return []
     key = keys.active_sessions_of_user(user_id)
+    seed = keys.sessions_of_user(user_id)
     active = after.last_active_ms
     if before is None or before.user_id != user_id:
-        return [IndexOp("cap", key, active, after.id, cap, keys.sessions_of_user(user_id))]
+        return [IndexOp("cap", key, active, after.id, cap, seed)]
     if before.last_active_ms != active:
-        return [IndexOp("zadd", key, active, after.id)]
+        return [IndexOp("zadd", key, active, after.id, source=seed)]
     return []
 
 

@@ -360,12 +360,12 @@ def _finished(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: a caller that left has nobody to raise it to
 
 
-@lru_cache(maxsize=8)
 def _op_keys(op: IndexOp) -> tuple[str, ...]:
-    """The keys one op touches: its own, and a cap's seed (in the same slot)."""
+    """The keys one op touches: its own, and the index it is seeded from (same slot)."""
     return (op.key, op.source) if op.source else (op.key,)
 
 
+@lru_cache(maxsize=8)
 def _pending_keys(slots: tuple[int, ...]) -> list[str]:
     return [keys.relay_pending(slot) for slot in slots]
 

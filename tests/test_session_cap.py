@@ -94,15 +94,30 @@ async def test_a_crash_before_the_eviction_is_repaired_by_the_sweep(fast_redis, 
     assert await redis.zcard(keys.SESSIONS_TO_EVICT) == 0
 
 
+async def _indexed(redis, count: int) -> None:
+    """Wait for the relay to index ``count`` of alice's sessions (uncapped: after the answer)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while await redis.zcard(keys.sessions_of_user("alice")) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the relay never indexed them"
+        await asyncio.sleep(0.01)
+
+
+async def _create_a_millisecond_apart(registry: SessionRegistry, command: CreateSession):
+    """A create whose activity score (ms) differs from the last write's, so order is known."""
+    await asyncio.sleep(0.003)
+    return await registry.create(command, user=ALICE, caller=OWNER)
+
+
 async def test_without_a_cap_no_activity_index_and_a_cap_switched_on_counts_every_session(
     fast_redis, redis
 ):
     command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
     uncapped, store = capped_registry(fast_redis, cap=0)
     try:
-        earlier = [await uncapped.create(command, user=ALICE, caller=OWNER) for _ in range(3)]
+        earlier = [await _create_a_millisecond_apart(uncapped, command) for _ in range(3)]
     finally:
         await uncapped.close()
+    await _indexed(redis, 3)
     assert await redis.exists(keys.active_sessions_of_user("alice")) == 0  # nobody reads it
     capped, _ = capped_registry(fast_redis, cap=2)
     try:
@@ -114,6 +129,33 @@ async def test_without_a_cap_no_activity_index_and_a_cap_switched_on_counts_ever
     states = await store.read_states([*ids, newest.state.id])
     live = {state.id for state in states if state is not None}
     assert live == {ids[2], newest.state.id}  # the two oldest of four, created uncapped, ended
+    active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
+    assert active == live
+
+
+async def test_a_cap_switched_on_counts_every_session_when_activity_reaches_the_index_first(
+    fast_redis, redis
+):
+    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
+    uncapped, store = capped_registry(fast_redis, cap=0)
+    try:
+        earlier = [await _create_a_millisecond_apart(uncapped, command) for _ in range(3)]
+    finally:
+        await uncapped.close()
+    await _indexed(redis, 3)
+    ids = [outcome.state.id for outcome in earlier if outcome.state is not None]
+    capped, _ = capped_registry(fast_redis, cap=2)
+    try:  # a write on the oldest is activity: its update is the first op on the index
+        touch = SetSession(metadata={"k": b"v"})
+        await asyncio.sleep(0.003)  # its activity score differs from the newest earlier one
+        await capped.ask(ids[0], touch, user=None, caller=OWNER)
+        newest = await _create_a_millisecond_apart(capped, command)
+    finally:
+        await capped.close()
+    assert newest.state is not None
+    states = await store.read_states([*ids, newest.state.id])
+    live = {state.id for state in states if state is not None}
+    assert live == {ids[0], newest.state.id}  # the two least recently active of four ended
     active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
     assert active == live
 

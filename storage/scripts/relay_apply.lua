@@ -96,6 +96,12 @@ local victims = {1}
 for _, op in ipairs(ops) do
   local kind, k, score, member = op[1], op[2], op[3], op[4]
   if here[k] then
+    -- an index kept only while a cap is set starts from the user's sessions (op[6]), on
+    -- whichever op reaches it first: a later cap then counts every session
+    local source = op[6]
+    if source and source ~= '' and redis.call('EXISTS', k) == 0 then
+      redis.call('ZUNIONSTORE', k, 1, source)
+    end
     if kind == 'zadd' then
       redis.call('ZADD', k, score, member)
     elseif kind == 'zrem' then
@@ -123,11 +129,6 @@ for _, op in ipairs(ops) do
     elseif kind == 'srem' then
       redis.call('SREM', k, member)
     else -- cap: never more than limit members; the least recently active others are ended
-      -- an index kept only while a cap is set starts from the user's sessions (op[6])
-      local source = op[6]
-      if source and source ~= '' and redis.call('EXISTS', k) == 0 then
-        redis.call('ZUNIONSTORE', k, 1, source)
-      end
       redis.call('ZADD', k, score, member)
       -- victims stay members until their own termination removes them, so a repeated pass
       -- (the repair) finds the same ones again
