@@ -15,13 +15,19 @@ from scenarios import LoadResult
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
-    """``ratio`` of this row's 2xx rate to the ``base`` row's rate (same run) must be met."""
+    """``ratio`` of this row's 2xx rate to the ``base`` row's rate (same run) must be met.
+
+    ``host_relative``: both rows were measured minutes apart, each interleaved with a baseline
+    of its own; their shares of those baselines are compared, so the host's drift cancels.
+    """
 
     base: str
     ratio: float
+    host_relative: bool = False
 
     def describe(self) -> str:
-        return f">= {self.ratio:.0%} of {self.base}"
+        relative = " (each as a share of its own baseline)" if self.host_relative else ""
+        return f">= {self.ratio:.0%} of {self.base}{relative}"
 
 
 class Row(msgspec.Struct, kw_only=True):
@@ -98,7 +104,13 @@ def judge(rows: list[Row]) -> None:
         if not base_rps:
             row.verdict = "NO BASE"
             continue
-        row.ratio_target = row.paired_ratio if row.paired_ratio is not None else rps / base_rps
+        if row.target.host_relative:
+            if row.paired_ratio is None or base is None or not base.paired_ratio:
+                row.verdict = "NO BASE"
+                continue
+            row.ratio_target = row.paired_ratio / base.paired_ratio
+        else:
+            row.ratio_target = row.paired_ratio if row.paired_ratio is not None else rps / base_rps
         reasons = []
         if row.ratio_target < row.target.ratio:
             reasons.append("rate")
