@@ -36,6 +36,8 @@ from tests.test_sessions_api import _at, _clock, _session_store, _ts
 
 __all__ = ["_clock"]  # the driven-clock fixture, shared
 
+#: A create of one of alice's sessions, checked by user id.
+ALICE_CHECK = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
 OWNER = Caller(user_id="admin", grants=(Grant(roles=("IAM_OWNER",)),))
 ALICE = UserRef(
     id="alice", org_id="org1", state="USER_STATE_ACTIVE", login_name="a", display_name="A"
@@ -108,56 +110,56 @@ async def _create_a_millisecond_apart(registry: SessionRegistry, command: Create
     return await registry.create(command, user=ALICE, caller=OWNER)
 
 
-async def test_without_a_cap_no_activity_index_and_a_cap_switched_on_counts_every_session(
-    fast_redis, redis
-):
-    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
+async def _three_uncapped(fast_redis, redis) -> tuple[list[str], RedisSessionStore]:
+    """Three of alice's sessions created (and indexed) a millisecond apart, without a cap."""
     uncapped, store = capped_registry(fast_redis, cap=0)
     try:
-        earlier = [await _create_a_millisecond_apart(uncapped, command) for _ in range(3)]
+        earlier = [await _create_a_millisecond_apart(uncapped, ALICE_CHECK) for _ in range(3)]
     finally:
         await uncapped.close()
     await _indexed(redis, 3)
+    return [outcome.state.id for outcome in earlier if outcome.state is not None], store
+
+
+async def _live_and_indexed_as_active(store: RedisSessionStore, redis, ids: list[str]) -> set[str]:
+    """The sessions among ``ids`` still live, checked to be exactly the activity index."""
+    states = await store.read_states(ids)
+    live = {state.id for state in states if state is not None}
+    active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
+    assert active == live
+    return live
+
+
+async def test_without_a_cap_no_activity_index_and_a_cap_switched_on_counts_every_session(
+    fast_redis, redis
+):
+    ids, store = await _three_uncapped(fast_redis, redis)
     assert await redis.exists(keys.active_sessions_of_user("alice")) == 0  # nobody reads it
     capped, _ = capped_registry(fast_redis, cap=2)
     try:
-        newest = await capped.create(command, user=ALICE, caller=OWNER)
+        newest = await capped.create(ALICE_CHECK, user=ALICE, caller=OWNER)
     finally:
         await capped.close()
     assert newest.state is not None
-    ids = [outcome.state.id for outcome in earlier if outcome.state is not None]
-    states = await store.read_states([*ids, newest.state.id])
-    live = {state.id for state in states if state is not None}
+    live = await _live_and_indexed_as_active(store, redis, [*ids, newest.state.id])
     assert live == {ids[2], newest.state.id}  # the two oldest of four, created uncapped, ended
-    active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
-    assert active == live
 
 
 async def test_a_cap_switched_on_counts_every_session_when_activity_reaches_the_index_first(
     fast_redis, redis
 ):
-    command = CreateSession(checks=Checks(user=UserCheck(user_id="alice")))
-    uncapped, store = capped_registry(fast_redis, cap=0)
-    try:
-        earlier = [await _create_a_millisecond_apart(uncapped, command) for _ in range(3)]
-    finally:
-        await uncapped.close()
-    await _indexed(redis, 3)
-    ids = [outcome.state.id for outcome in earlier if outcome.state is not None]
+    ids, store = await _three_uncapped(fast_redis, redis)
     capped, _ = capped_registry(fast_redis, cap=2)
     try:  # a write on the oldest is activity: its update is the first op on the index
         touch = SetSession(metadata={"k": b"v"})
         await asyncio.sleep(0.003)  # its activity score differs from the newest earlier one
         await capped.ask(ids[0], touch, user=None, caller=OWNER)
-        newest = await _create_a_millisecond_apart(capped, command)
+        newest = await _create_a_millisecond_apart(capped, ALICE_CHECK)
     finally:
         await capped.close()
     assert newest.state is not None
-    states = await store.read_states([*ids, newest.state.id])
-    live = {state.id for state in states if state is not None}
+    live = await _live_and_indexed_as_active(store, redis, [*ids, newest.state.id])
     assert live == {ids[0], newest.state.id}  # the two least recently active of four ended
-    active = {m.decode() for m in await redis.zrange(keys.active_sessions_of_user("alice"), 0, -1)}
-    assert active == live
 
 
 @pytest.mark.settings(max_sessions_per_user=2)
