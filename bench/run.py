@@ -1218,7 +1218,7 @@ class Bench:
         for attempt in (1, 2):
             log(f"seeding {count:,} sessions with a WebAuthn challenge and their assertions")
             started = time.monotonic()
-            pairs = run_async(self._webauthn_pairs(count), 120 + count / 100)
+            pairs = run_async(self._webauthn_pairs(count, attempt), 120 + count / 100)
             log(f"seeded in {time.monotonic() - started:.1f}s")
             load = self.load(
                 "webauthn_set", "PATCH", "/v2/sessions/{id}", body, ids=pairs, consume=True
@@ -1238,10 +1238,11 @@ class Bench:
             "its own session's REQUIRED challenge, prepared outside the timed loop; no warm-up"
         )
 
-    async def _webauthn_pairs(self, count: int) -> list[str]:
+    async def _webauthn_pairs(self, count: int, attempt: int) -> list[str]:
+        """A second attempt seeds new users: login names are unique in a run's store."""
         async with self.api() as api:
             return await webauthn_seed.seed_pairs(
-                api, users=WEBAUTHN_USERS, sessions=count, run_tag=self.run_tag
+                api, users=WEBAUTHN_USERS, sessions=count, run_tag=f"{self.run_tag}a{attempt}"
             )
 
     def seed_otp_users(self) -> list[str]:
