@@ -63,6 +63,38 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(
     assert await redis.llen("nothing") == 0  # the BLPOP really ran and popped it
 
 
+async def test_a_cancelled_batch_does_not_shift_the_replies(
+    fast_redis: MultiplexedRedis, redis: aioredis.Redis
+):
+    """A batch's caller that gives up leaves every one of its replies to be absorbed."""
+    batch = asyncio.ensure_future(
+        fast_redis.execute_many(("BLPOP", "nothing", "1.5"), ("ECHO", "in-batch"))
+    )
+    await _wait_until_blocked(redis, "blpop")
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    after = asyncio.ensure_future(fast_redis.execute("ECHO", "next"))
+    await asyncio.sleep(0.01)
+    await redis.rpush("nothing", "popped")
+    assert await after == b"next"  # neither of the batch's two replies slipped into it
+
+
+async def test_a_batch_hands_back_an_error_reply_in_its_place(fast_redis: MultiplexedRedis):
+    """eval_chain's callers read each reply, errors as values, in order (the last too)."""
+    replies = await fast_redis.eval_chain(
+        [
+            ("return 'first'", [], []),
+            ("return redis.error_reply('ERR second')", [], []),
+            ("return 'third'", [], []),
+            ("return redis.error_reply('ERR last')", [], []),
+        ]
+    )
+    assert (replies[0], replies[2]) == (b"first", b"third")
+    assert [str(replies[1]), str(replies[3])] == ["ERR second", "ERR last"]
+    assert await fast_redis.execute("ECHO", "after") == b"after"
+
+
 async def test_scripts_load_themselves_after_a_script_flush(fast_redis: MultiplexedRedis):
     source = "return ARGV[1]"
     assert await fast_redis.eval_script(source, [], ["x"]) == b"x"
