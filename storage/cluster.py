@@ -189,7 +189,7 @@ class ClusterRedis:
         if len(groups) == 1:  # one node: no task per group
             await send(*next(iter(groups.items())))
         else:
-            await asyncio.gather(*(send(address, at) for address, at in groups.items()))
+            await asyncio.gather(*(send(address, indexes) for address, indexes in groups.items()))
         return replies
 
     async def eval_chain(self, calls: list[tuple[str, list[str], list[Arg]]]) -> list[Any]:

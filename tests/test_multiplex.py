@@ -63,6 +63,28 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(
     assert await redis.llen("nothing") == 0  # the BLPOP really ran and popped it
 
 
+async def test_a_command_sent_later_times_out_at_its_own_deadline(
+    redis_url: str, redis: aioredis.Redis
+):
+    """The watchdog armed by an answered command looks again, from the next command's send."""
+    timeout_s = 0.4
+    connection = MultiplexedRedis(redis_url, timeout_s=timeout_s, circuit_failures=1000)
+    try:
+        loop = asyncio.get_running_loop()
+        assert await connection.execute("PING") == b"PONG"  # arms the watchdog, then answered
+        await asyncio.sleep(timeout_s / 2)
+        sent = loop.time()
+        blocked = asyncio.ensure_future(connection.execute("BLPOP", "never", 5))
+        await _wait_until_blocked(redis, "blpop")
+        with pytest.raises(RedisTimeoutError):
+            await blocked
+        waited = loop.time() - sent
+        assert timeout_s * 0.95 <= waited < timeout_s + 0.25, waited  # its own, not the PING's
+        assert await connection.execute("PING") == b"PONG"  # a fresh connection
+    finally:
+        await connection.close()
+
+
 async def test_a_cancelled_batch_does_not_shift_the_replies(
     fast_redis: MultiplexedRedis, redis: aioredis.Redis
 ):
