@@ -341,6 +341,33 @@ async def test_jobs_that_cannot_be_opened_or_parsed_are_dead_lettered_at_once(
     assert reasons == ["not a delivery job", "sealed message does not open"]
 
 
+async def test_the_dev_sink_shows_only_complete_files_and_a_redelivery_keeps_the_first(
+    tmp_path: Path,
+):
+    sink = FileSink(str(tmp_path))
+    job = make_job("1")
+    seen: list[str] = []
+    done = False
+
+    def watch() -> None:
+        while not done:
+            for path in list(sink.directory.glob("*")):
+                seen.append(path.read_text())
+
+    watcher = asyncio.create_task(asyncio.to_thread(watch))
+    messages = [Message(recipient=RECIPIENT, code=f"{n:06d}" * 200) for n in range(8)]
+    await asyncio.gather(*(sink.send(job, m) for m in messages))
+    done = True
+    await watcher
+    (written,) = sink.directory.iterdir()
+    content = written.read_text()
+    assert any(m.code in content for m in messages)
+    assert all(text == content for text in seen)
+    assert not list(sink.staging.iterdir())
+    await sink.send(job, Message(recipient=RECIPIENT, code="999999"))
+    assert written.read_text() == content
+
+
 class FakeChannel:
     """Records sends (by job id), at most how many ran at once; fails the recipients in
     ``failing`` (each once, or always), takes ``delay_s`` per send."""

@@ -2,13 +2,16 @@
 
 With no SMTP server or SMS webhook configured in the embedded dev setup, codes must still
 reach the developer. Files are created with mode 0600 (no moment where others could read
-them), the log names the file and never its content. A job written already (a redelivery)
+them), the log names the file and never its content. A file appears under its name only
+once complete (written in a staging directory beside it, then hard-linked into place), so
+whoever watches the outbox never reads half a message. A job written already (a redelivery)
 keeps its first file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -19,6 +22,7 @@ from actors.delivery import DeliveryJob, Message
 from app.delivery.templates import render
 
 OUTBOX_DIR = "outbox"
+STAGING_DIR = "outbox-staging"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 log = structlog.get_logger(__name__)
@@ -27,6 +31,7 @@ log = structlog.get_logger(__name__)
 class FileSink:
     def __init__(self, data_dir: str) -> None:
         self.directory = Path(data_dir) / OUTBOX_DIR
+        self.staging = Path(data_dir) / STAGING_DIR
 
     def path_of(self, job: DeliveryJob) -> Path:
         return self.directory / f"{job.created_ms}-{_UNSAFE.sub('_', job.id)}-{job.channel}.txt"
@@ -42,13 +47,19 @@ class FileSink:
             f"Template: {job.template}\nChannel: {job.channel}\n\n{body}"
         )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.staging.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.path_of(job)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if path.exists():
             return path
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+        staged = self.staging / f"{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            with contextlib.suppress(FileExistsError):  # a redelivery raced us: first wins
+                os.link(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
         return path
 
     async def close(self) -> None:
